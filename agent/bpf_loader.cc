@@ -1,0 +1,141 @@
+#include "bpf_loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "corral.skel.h"
+
+namespace corral {
+namespace {
+
+std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
+
+int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
+  char buf[2048];
+  int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  std::string_view line(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+  while (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  switch (level) {
+    case LIBBPF_WARN: spdlog::warn("libbpf: {}", line); break;
+    case LIBBPF_INFO: spdlog::debug("libbpf: {}", line); break;
+    case LIBBPF_DEBUG: spdlog::trace("libbpf: {}", line); break;
+  }
+  return n;
+}
+
+bool has_tracefs(const char* dir) {
+  std::string events = std::string(dir) + "/events";
+  struct stat st;
+  return ::stat(events.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+void route_libbpf_log() { libbpf_set_print(libbpf_log); }
+
+void ensure_tracefs() {
+  if (has_tracefs("/sys/kernel/tracing") || has_tracefs("/sys/kernel/debug/tracing")) return;
+  if (::mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) != 0)
+    throw std::runtime_error("failed to mount tracefs at /sys/kernel/tracing: " + errstr(errno));
+  spdlog::info("mounted tracefs at /sys/kernel/tracing (needed to attach syscall tracepoints)");
+}
+
+void BpfLoader::SkelDeleter::operator()(corral_bpf* s) const { corral_bpf__destroy(s); }
+void BpfLoader::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
+
+BpfLoader::BpfLoader(EventHandler handler, uint32_t ringbuf_bytes) : handler_(std::move(handler)) {
+  route_libbpf_log();
+  ensure_tracefs();
+
+  skel_.reset(corral_bpf__open());
+  if (!skel_) throw std::runtime_error("failed to open BPF skeleton: " + errstr(errno));
+
+  if (int err = bpf_map__set_max_entries(skel_->maps.events, ringbuf_bytes))
+    throw std::runtime_error("failed to size ring buffer to " + std::to_string(ringbuf_bytes) +
+                             " bytes: " + errstr(err));
+
+  if (int err = corral_bpf__load(skel_.get()))
+    throw std::runtime_error("failed to load BPF programs (the verifier log is above): " +
+                             errstr(err));
+
+  // libbpf's own warning (routed above) names the program that failed.
+  if (int err = corral_bpf__attach(skel_.get()))
+    throw std::runtime_error("failed to attach BPF programs: " + errstr(err));
+
+  ring_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &BpfLoader::on_event, this, nullptr));
+  if (!ring_) throw std::runtime_error("failed to create ring buffer reader: " + errstr(errno));
+}
+
+BpfLoader::~BpfLoader() = default;
+
+int BpfLoader::on_event(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<BpfLoader*>(ctx);
+  self->handler_({static_cast<const uint8_t*>(data), size});
+  return 0;
+}
+
+void BpfLoader::add_session(uint64_t session_id, uint64_t cgroup_id) {
+  if (bpf_map__update_elem(skel_->maps.session_cgroups, &cgroup_id, sizeof(cgroup_id), &session_id,
+                           sizeof(session_id), BPF_ANY))
+    throw std::runtime_error("failed to register cgroup " + std::to_string(cgroup_id) +
+                             " in session_cgroups: " + errstr(errno));
+}
+
+void BpfLoader::add_session_pid(uint64_t session_id, uint32_t pid) {
+  if (bpf_map__update_elem(skel_->maps.session_pids, &pid, sizeof(pid), &session_id,
+                           sizeof(session_id), BPF_ANY))
+    throw std::runtime_error("failed to register pid " + std::to_string(pid) +
+                             " in session_pids: " + errstr(errno));
+}
+
+void BpfLoader::remove_session(uint64_t session_id, uint64_t cgroup_id) {
+  bpf_map__delete_elem(skel_->maps.session_cgroups, &cgroup_id, sizeof(cgroup_id), 0);
+  // Collect first: deleting while iterating restarts the walk.
+  std::vector<uint32_t> stale;
+  uint32_t key, next;
+  uint32_t* prev = nullptr;
+  while (bpf_map__get_next_key(skel_->maps.session_pids, prev, &next, sizeof(next)) == 0) {
+    uint64_t sid;
+    if (bpf_map__lookup_elem(skel_->maps.session_pids, &next, sizeof(next), &sid, sizeof(sid), 0) ==
+            0 &&
+        sid == session_id)
+      stale.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (uint32_t pid : stale)
+    bpf_map__delete_elem(skel_->maps.session_pids, &pid, sizeof(pid), 0);
+}
+
+int BpfLoader::ring_fd() const { return ring_buffer__epoll_fd(ring_.get()); }
+
+int BpfLoader::consume() {
+  int n = ring_buffer__consume(ring_.get());
+  if (n < 0) throw std::runtime_error("failed to read the ring buffer: " + errstr(n));
+  return n;
+}
+
+BpfStats BpfLoader::read_stats() const {
+  BpfStats out;
+  int ncpu = libbpf_num_possible_cpus();
+  std::vector<uint64_t> values(ncpu > 0 ? ncpu : 1);
+  for (uint32_t i = 0; i < CORRAL_STAT__MAX; i++) {
+    if (bpf_map__lookup_elem(skel_->maps.stats, &i, sizeof(i), values.data(),
+                             values.size() * sizeof(uint64_t), 0))
+      continue;
+    for (uint64_t v : values) out.counters[i] += v;
+  }
+  return out;
+}
+
+}  // namespace corral

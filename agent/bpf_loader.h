@@ -1,0 +1,70 @@
+// The kernel programs (bpf/*.bpf.c) as one RAII object: skeleton, links and
+// ring buffer live and die together. Open -> configure -> load -> attach.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "event_layout.h"
+
+struct corral_bpf;
+struct ring_buffer;
+
+namespace corral {
+
+struct BpfStats {
+  std::array<uint64_t, CORRAL_STAT__MAX> counters{};
+  uint64_t operator[](corral_stat s) const { return counters[s]; }
+};
+
+class BpfLoader {
+ public:
+  using EventHandler = std::function<void(std::span<const uint8_t>)>;
+
+  // Mounts tracefs if missing, loads and attaches every program. Throws
+  // std::runtime_error naming the step, the object and errno.
+  BpfLoader(EventHandler handler, uint32_t ringbuf_bytes = 16u << 20);
+  ~BpfLoader();
+  BpfLoader(const BpfLoader&) = delete;
+  BpfLoader& operator=(const BpfLoader&) = delete;
+
+  // Session membership, as the kernel programs see it.
+  void add_session(uint64_t session_id, uint64_t cgroup_id);
+  void add_session_pid(uint64_t session_id, uint32_t pid);
+  // Forgets the session's cgroup and every pid still mapped to it.
+  void remove_session(uint64_t session_id, uint64_t cgroup_id);
+
+  // The ring buffer's epoll fd: readable when events wait.
+  int ring_fd() const;
+  // Hands every waiting event to the handler; returns how many.
+  int consume();
+
+  // Counters summed over CPUs.
+  BpfStats read_stats() const;
+
+ private:
+  struct SkelDeleter {
+    void operator()(corral_bpf* s) const;
+  };
+  struct RingDeleter {
+    void operator()(ring_buffer* r) const;
+  };
+  static int on_event(void* ctx, void* data, size_t size);
+
+  EventHandler handler_;
+  std::unique_ptr<corral_bpf, SkelDeleter> skel_;
+  std::unique_ptr<ring_buffer, RingDeleter> ring_;
+};
+
+// Routes libbpf's log into spdlog (debug lines at trace level).
+void route_libbpf_log();
+
+// Mounts tracefs at /sys/kernel/tracing when neither it nor debugfs's copy is
+// there: libbpf needs it to attach tp/syscalls programs. Logs what it did.
+void ensure_tracefs();
+
+}  // namespace corral

@@ -1,0 +1,27 @@
+// Ring-buffer events -> audit records. Pure: no kernel, no clock, no I/O;
+// the caller fills in what only it knows (time, host, sequence number).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "audit.pb.h"
+
+namespace corral {
+
+// Fills `out` from one event. Returns false and sets `error` when the bytes
+// are not a well-formed event (short, unknown type, size mismatch).
+bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::string& error);
+
+// The session id as records carry it: 16 lowercase hex digits.
+std::string session_id_string(uint64_t id);
+
+// "ENOENT" for 2; the number as text when glibc has no name.
+std::string errno_name(int err);
+
+// O_RDONLY/O_WRONLY/O_RDWR first, then each set flag by name.
+std::vector<std::string> open_flag_names(uint32_t flags);
+
+}  // namespace corral

@@ -1,0 +1,181 @@
+#include "session.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "decode.h"
+#include "supervisor.h"
+
+namespace corral {
+namespace {
+
+constexpr auto kSignalGrace = std::chrono::seconds(5);
+constexpr auto kEmptyPoll = std::chrono::milliseconds(5);
+constexpr auto kEmptyDeadline = std::chrono::seconds(10);
+
+}  // namespace
+
+Session::Session(Supervisor& supervisor, uint64_t id, SessionSpec spec, EndHandler on_end)
+    : sup_(supervisor),
+      id_(id),
+      id_string_(session_id_string(id)),
+      spec_(std::move(spec)),
+      on_end_(std::move(on_end)),
+      pidfd_watch_(supervisor.io()),
+      timer_(supervisor.io()),
+      grace_timer_(supervisor.io()) {}
+
+Session::~Session() {
+  pidfd_watch_.close();
+  uint64_t cgroup_id = cgroup_ ? cgroup_->id() : 0;
+  child_.reset();   // kills a child never released
+  cgroup_.reset();  // kills what is left, removes the directory
+  if (registered_) {
+    try {
+      sup_.bpf().remove_session(id_, cgroup_id);
+    } catch (const std::exception& e) {
+      spdlog::warn("session {}: {}", id_string_, e.what());
+    }
+  }
+}
+
+void Session::start() {
+  started_ = std::chrono::steady_clock::now();
+  cgroup_ = std::make_unique<Cgroup>(sup_.cgroup_root(),
+                                     std::to_string(::getpid()) + "-" + id_string_);
+  sup_.bpf().add_session(id_, cgroup_->id());
+  registered_ = true;
+
+  child_ = std::make_unique<HeldChild>(spec_.exe, spec_.argv, spec_.env, spec_.creds);
+  // Both before release: the kernel sees the agent as a member from its
+  // first instruction, through the pid map and through the cgroup.
+  cgroup_->add_pid(child_->pid());
+  sup_.bpf().add_session_pid(id_, child_->pid());
+
+  audit::Record rec;
+  rec.set_session(id_string_);
+  auto* s = rec.mutable_session_start();
+  for (const auto& a : spec_.argv) s->add_command(a);
+  s->set_cwd(spec_.cwd);
+  s->set_uid(spec_.creds.uid);
+  s->set_gid(spec_.creds.gid);
+  s->set_user(spec_.creds.name);
+  s->set_cgroup(cgroup_->path());
+  s->set_pid(child_->pid());
+  count_record();
+  sup_.emit(rec);
+
+  child_->release();
+  pidfd_watch_.assign(::dup(child_->pidfd()));
+  watch_main();
+}
+
+void Session::watch_main() {
+  pidfd_watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                          [this](const boost::system::error_code& ec) {
+                            if (ec == boost::asio::error::operation_aborted) return;
+                            on_main_exit();
+                          });
+}
+
+void Session::on_main_exit() {
+  int status = 0;
+  pid_t r;
+  do r = ::waitpid(child_->pid(), &status, 0);
+  while (r < 0 && errno == EINTR);
+  exit_code_ = shell_exit_code(status);
+  exit_signal_ = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  grace_timer_.cancel();
+
+  // Background work the agent started may finish within the linger time;
+  // after it, nothing of the session may run on unwatched.
+  await_empty(std::chrono::steady_clock::now() + spec_.linger, true);
+}
+
+void Session::await_empty(std::chrono::steady_clock::time_point deadline, bool kill_at_deadline) {
+  bool populated = true;
+  try {
+    populated = cgroup_->populated();
+  } catch (const std::exception& e) {
+    spdlog::warn("session {}: {}", id_string_, e.what());
+    populated = false;
+  }
+  if (!populated) {
+    finish();
+    return;
+  }
+  if (std::chrono::steady_clock::now() >= deadline) {
+    if (!kill_at_deadline) {
+      spdlog::error("session {}: cgroup {} still populated after kill", id_string_,
+                    cgroup_->path());
+      finish();
+      return;
+    }
+    auto left = cgroup_->pids();
+    leftovers_killed_ = left.size();
+    spdlog::info("session {}: killing {} process(es) left after the agent exited", id_string_,
+                 left.size());
+    cgroup_->kill();
+    await_empty(std::chrono::steady_clock::now() + kEmptyDeadline, false);
+    return;
+  }
+  timer_.expires_after(kEmptyPoll);
+  timer_.async_wait([this, deadline, kill_at_deadline](const boost::system::error_code& ec) {
+    if (!ec) await_empty(deadline, kill_at_deadline);
+  });
+}
+
+void Session::finish() {
+  if (ended_) return;
+  ended_ = true;
+  // Every member has exited, so every event of the session is in the ring.
+  sup_.drain();
+
+  audit::Record rec;
+  rec.set_session(id_string_);
+  auto* e = rec.mutable_session_end();
+  e->set_exit_code(exit_code_);
+  e->set_signal(exit_signal_);
+  e->set_leftover_processes_killed(leftovers_killed_);
+  e->set_duration_seconds(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+  e->set_records(records_ + 1);
+  sup_.emit(rec);
+
+  sup_.bpf().remove_session(id_, cgroup_->id());
+  registered_ = false;
+  cgroup_.reset();
+
+  auto on_end = std::move(on_end_);
+  int code = exit_code_;
+  boost::asio::post(sup_.io(), [sup = &sup_, id = id_] { sup->forget_session(id); });
+  if (on_end) on_end(code);
+}
+
+void Session::on_signal(int signo, bool from_kernel) {
+  if (ended_ || !child_) return;
+  if (!from_kernel) {
+    spdlog::info("session {}: passing signal {} to the agent (pid {})", id_string_, signo,
+                 child_->pid());
+    ::kill(child_->pid(), signo);
+  }
+  // Only when someone asked corral itself to stop: the terminal's Ctrl-C is
+  // the agent's to interpret (many agents cancel a step and go on).
+  if (!from_kernel) {
+    grace_timer_.expires_after(kSignalGrace);
+    grace_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || ended_) return;
+      spdlog::warn("session {}: agent still running {}s after a signal; killing the session",
+                   id_string_, kSignalGrace.count());
+      cgroup_->kill();
+    });
+  }
+}
+
+}  // namespace corral

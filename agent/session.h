@@ -1,0 +1,83 @@
+// One guarded agent: its cgroup, its kernel registration, its main process,
+// and the records that carry its id. A supervisor hosts any number of them.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cgroup2.h"
+#include "process.h"
+
+namespace corral {
+
+class Supervisor;
+
+struct SessionSpec {
+  std::string exe;                // resolved binary
+  std::vector<std::string> argv;  // as the user typed it
+  std::vector<std::string> env;
+  Credentials creds;
+  std::string cwd;
+  // How long processes the agent left behind may run on after it exits.
+  std::chrono::milliseconds linger{2000};
+};
+
+class Session {
+ public:
+  using EndHandler = std::function<void(int exit_code)>;
+
+  Session(Supervisor& supervisor, uint64_t id, SessionSpec spec, EndHandler on_end);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Creates the cgroup, registers it with the kernel programs, starts the
+  // agent in it and records the start. Throws on any failure, leaving
+  // nothing behind.
+  void start();
+
+  uint64_t id() const { return id_; }
+  const std::string& id_string() const { return id_string_; }
+  void count_record() { records_++; }
+
+  // A signal the supervisor received. One the kernel sent (the terminal's
+  // Ctrl-C, Ctrl-\, hangup) already reached the agent, which shares our
+  // process group; one sent to us alone is passed on, and the session is
+  // killed if the agent is still there after a grace period.
+  void on_signal(int signo, bool from_kernel);
+
+ private:
+  void watch_main();
+  void on_main_exit();
+  // Polls until the cgroup is empty; at the deadline, kills what is left
+  // (once) or gives up.
+  void await_empty(std::chrono::steady_clock::time_point deadline, bool kill_at_deadline);
+  void finish();
+
+  Supervisor& sup_;
+  uint64_t id_;
+  std::string id_string_;
+  SessionSpec spec_;
+  EndHandler on_end_;
+  std::unique_ptr<Cgroup> cgroup_;
+  std::unique_ptr<HeldChild> child_;
+  boost::asio::posix::stream_descriptor pidfd_watch_;
+  boost::asio::steady_timer timer_;
+  boost::asio::steady_timer grace_timer_;
+  std::chrono::steady_clock::time_point started_;
+  int exit_code_ = 0;
+  int exit_signal_ = 0;
+  uint32_t leftovers_killed_ = 0;
+  uint64_t records_ = 0;
+  bool registered_ = false;
+  bool ended_ = false;
+};
+
+}  // namespace corral

@@ -1,0 +1,205 @@
+#include "supervisor.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+#include "console.h"
+#include "decode.h"
+
+namespace corral {
+namespace {
+
+int64_t clock_ns(clockid_t clock) {
+  timespec ts;
+  clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+uint64_t new_session_id() {
+  uint64_t id = 0;
+  while (id == 0) {
+    if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+      throw std::runtime_error(std::string("failed to draw a session id: ") + std::strerror(errno));
+  }
+  return id;
+}
+
+constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+}  // namespace
+
+Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
+    : io_(io),
+      options_(std::move(options)),
+      host_(host_name()),
+      boot_to_wall_ns_(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)),
+      cgroup_root_(find_cgroup2_mount()),
+      log_(options_.audit_path),
+      ring_watch_(io),
+      signal_watch_(io),
+      stats_timer_(io) {
+  if (cgroup_root_.empty())
+    throw std::runtime_error("cgroup2 is not mounted (no cgroup2 entry in /proc/self/mountinfo)");
+  Cgroup::sweep_stale(cgroup_root_);
+
+  bpf_ = std::make_unique<BpfLoader>([this](std::span<const uint8_t> b) { on_event(b); },
+                                     options_.ringbuf_bytes);
+  last_stats_ = bpf_->read_stats();
+
+  ring_watch_.assign(bpf_->ring_fd());
+  watch_ring();
+  watch_signals();
+  schedule_stats();
+}
+
+Supervisor::~Supervisor() {
+  sessions_.clear();
+  ring_watch_.release();  // the ring buffer owns that fd
+  try {
+    log_.flush();
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+  }
+}
+
+Session& Supervisor::start_session(SessionSpec spec, Session::EndHandler on_end) {
+  uint64_t id = new_session_id();
+  auto session = std::make_unique<Session>(*this, id, std::move(spec), std::move(on_end));
+  Session& ref = *session;
+  sessions_.emplace(id, std::move(session));
+  try {
+    ref.start();
+  } catch (...) {
+    sessions_.erase(id);
+    throw;
+  }
+  log_.flush();
+  return ref;
+}
+
+void Supervisor::forget_session(uint64_t id) { sessions_.erase(id); }
+
+void Supervisor::emit(audit::Record& record) {
+  if (record.boot_ns() == 0) record.set_boot_ns(clock_ns(CLOCK_BOOTTIME));
+  int64_t wall = static_cast<int64_t>(record.boot_ns()) + boot_to_wall_ns_;
+  record.mutable_time()->set_seconds(wall / 1'000'000'000);
+  record.mutable_time()->set_nanos(static_cast<int32_t>(wall % 1'000'000'000));
+  record.set_host(host_);
+  log_.append(record);
+  if (!options_.quiet) std::cerr << format_record(record) << '\n';
+}
+
+void Supervisor::on_event(std::span<const uint8_t> bytes) {
+  audit::Record record;
+  std::string error;
+  if (!decode_event(bytes, record, error)) {
+    undecodable_++;
+    spdlog::warn("undecodable event: {}", error);
+    return;
+  }
+  uint64_t sid = bytes.size() >= sizeof(corral_event_header)
+                     ? reinterpret_cast<const corral_event_header*>(bytes.data())->session_id
+                     : 0;
+  auto it = sessions_.find(sid);
+  if (it != sessions_.end()) it->second->count_record();
+  emit(record);
+}
+
+void Supervisor::watch_ring() {
+  ring_watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                         [this](const boost::system::error_code& ec) {
+                           if (ec) return;
+                           bpf_->consume();
+                           log_.flush();
+                           watch_ring();
+                         });
+}
+
+void Supervisor::drain() {
+  bpf_->consume();
+  audit_losses();
+  log_.flush();
+}
+
+void Supervisor::schedule_stats() {
+  stats_timer_.expires_after(options_.stats_interval);
+  stats_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    audit_losses();
+    log_.flush();
+    schedule_stats();
+  });
+}
+
+void Supervisor::audit_losses() {
+  BpfStats now = bpf_->read_stats();
+  auto rise = [&](corral_stat s) { return now[s] - last_stats_[s]; };
+  audit::EventsLost lost;
+  lost.set_ringbuf_dropped(rise(CORRAL_STAT_RINGBUF_DROPPED));
+  lost.set_pending_full(rise(CORRAL_STAT_PENDING_FULL));
+  lost.set_session_map_full(rise(CORRAL_STAT_SESSION_MAP_FULL));
+  lost.set_read_errors(rise(CORRAL_STAT_READ_ERROR));
+  lost.set_undecodable(undecodable_ - last_undecodable_);
+  last_stats_ = now;
+  last_undecodable_ = undecodable_;
+  if (!lost.ringbuf_dropped() && !lost.pending_full() && !lost.session_map_full() &&
+      !lost.read_errors() && !lost.undecodable())
+    return;
+  // The kernel cannot say whose events were lost: every live session
+  // hears of it, so none of their trails looks complete when it is not.
+  spdlog::warn("kernel events lost: ringbuf_dropped={} pending_full={} session_map_full={} "
+               "read_errors={} undecodable={}",
+               lost.ringbuf_dropped(), lost.pending_full(), lost.session_map_full(),
+               lost.read_errors(), lost.undecodable());
+  for (auto& [id, session] : sessions_) {
+    audit::Record rec;
+    rec.set_session(session->id_string());
+    *rec.mutable_lost() = lost;
+    session->count_record();
+    emit(rec);
+  }
+}
+
+void Supervisor::watch_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : kSignals) sigaddset(&set, s);
+  // Blocked here, received through the loop; the agent unblocks them.
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (fd < 0) throw std::runtime_error(std::string("failed to create signalfd: ") + std::strerror(errno));
+  signal_watch_.assign(fd);
+  wait_signals();
+}
+
+void Supervisor::wait_signals() {
+  signal_watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                           [this](const boost::system::error_code& ec) {
+                             if (ec) return;
+                             signalfd_siginfo info;
+                             while (::read(signal_watch_.native_handle(), &info, sizeof(info)) ==
+                                    sizeof(info)) {
+                               bool from_kernel = info.ssi_code == SI_KERNEL;
+                               for (auto& [id, session] : sessions_)
+                                 session->on_signal(static_cast<int>(info.ssi_signo), from_kernel);
+                             }
+                             wait_signals();
+                           });
+}
+
+}  // namespace corral

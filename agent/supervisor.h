@@ -1,0 +1,73 @@
+// The supervisor: one Boost.Asio loop that owns the kernel programs, reads
+// their ring buffer through its epoll fd, turns events into audit records,
+// and hosts the sessions. No globals: a daemon can host many.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "audit.pb.h"
+#include "audit_log.h"
+#include "bpf_loader.h"
+#include "session.h"
+
+namespace corral {
+
+struct SupervisorOptions {
+  std::string audit_path;
+  bool quiet = false;  // no live lines on stderr
+  uint32_t ringbuf_bytes = 16u << 20;
+  std::chrono::milliseconds stats_interval{1000};
+};
+
+class Supervisor {
+ public:
+  // Opens the audit log, loads and attaches the kernel programs, sweeps
+  // cgroups that dead supervisors left. Throws with the failing step.
+  Supervisor(boost::asio::io_context& io, SupervisorOptions options);
+  ~Supervisor();
+
+  // Starts a session; `on_end` runs once it has ended and been recorded.
+  Session& start_session(SessionSpec spec, Session::EndHandler on_end);
+
+  // Stamps host and time, numbers, writes and shows a record.
+  void emit(audit::Record& record);
+  // Reads every waiting event now and audits any new loss.
+  void drain();
+  // Called by a session once its last record is written.
+  void forget_session(uint64_t id);
+
+  boost::asio::io_context& io() { return io_; }
+  BpfLoader& bpf() { return *bpf_; }
+  const std::string& cgroup_root() const { return cgroup_root_; }
+
+ private:
+  void on_event(std::span<const uint8_t> bytes);
+  void watch_ring();
+  void watch_signals();
+  void wait_signals();
+  void schedule_stats();
+  void audit_losses();
+
+  boost::asio::io_context& io_;
+  SupervisorOptions options_;
+  std::string host_;
+  int64_t boot_to_wall_ns_ = 0;
+  std::string cgroup_root_;
+  AuditLog log_;
+  std::unique_ptr<BpfLoader> bpf_;
+  boost::asio::posix::stream_descriptor ring_watch_;
+  boost::asio::posix::stream_descriptor signal_watch_;
+  boost::asio::steady_timer stats_timer_;
+  std::map<uint64_t, std::unique_ptr<Session>> sessions_;
+  BpfStats last_stats_;
+  uint64_t undecodable_ = 0;
+  uint64_t last_undecodable_ = 0;
+};
+
+}  // namespace corral

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * File activity of session processes: opens (with flags and result) and the
+ * ways test output gets hidden (unlink, rmdir, rename, truncate). Arguments
+ * are stashed at syscall entry and the event is built at exit, when the
+ * result is known and an opened file can be resolved from its fd.
+ */
+#include "session.bpf.h"
+#include "path.bpf.h"
+#include "syscall.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AT_FDCWD -100
+#define AT_REMOVEDIR 0x200
+#define O_CREAT_WRONLY_TRUNC (01 | 0100 | 01000)
+
+DEFINE_PENDING_MAP(file_pending);
+
+/* ---- open, openat, openat2, creat ---- */
+
+static __always_inline void open_exit(struct pending_args *a, long ret, int dfd,
+				      const char *name, __u32 flags, __u32 mode)
+{
+	struct corral_scratch *s = get_scratch();
+	if (!s)
+		return;
+	struct corral_open_event *e = &s->open;
+	fill_header(&e->hdr, CORRAL_EV_OPEN, a->session_id);
+	e->dfd = dfd;
+	e->ret = ret;
+	e->flags = flags;
+	e->mode = mode;
+	fill_path(s, offsetof(struct corral_open_event, data), &e->path, dfd, name, ret >= 0 ? (int)ret : -1);
+	emit(e, offsetof(struct corral_open_event, data) + slot_used(&e->path));
+}
+
+STASH_ON_ENTER(file_pending, sys_enter_open, 3)
+STASH_ON_ENTER(file_pending, sys_enter_openat, 4)
+STASH_ON_ENTER(file_pending, sys_enter_openat2, 4)
+STASH_ON_ENTER(file_pending, sys_enter_creat, 2)
+
+ON_EXIT(file_pending, sys_exit_open)
+{
+	open_exit(a, ret, AT_FDCWD, (const char *)a->args[0], a->args[1], a->args[2]);
+}
+
+ON_EXIT(file_pending, sys_exit_openat)
+{
+	open_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2], a->args[3]);
+}
+
+ON_EXIT(file_pending, sys_exit_openat2)
+{
+	struct open_how how = {};
+	if (bpf_probe_read_user(&how, sizeof(how), (void *)a->args[2]))
+		count_stat(CORRAL_STAT_READ_ERROR);
+	open_exit(a, ret, a->args[0], (const char *)a->args[1], how.flags, how.mode);
+}
+
+ON_EXIT(file_pending, sys_exit_creat)
+{
+	open_exit(a, ret, AT_FDCWD, (const char *)a->args[0], O_CREAT_WRONLY_TRUNC, a->args[1]);
+}
+
+/* ---- unlink, unlinkat, rmdir ---- */
+
+static __always_inline void unlink_exit(struct pending_args *a, long ret, int dfd,
+					const char *name, __u32 flags)
+{
+	struct corral_scratch *s = get_scratch();
+	if (!s)
+		return;
+	struct corral_unlink_event *e = &s->unlink;
+	fill_header(&e->hdr, CORRAL_EV_UNLINK, a->session_id);
+	e->dfd = dfd;
+	e->ret = ret;
+	e->flags = flags;
+	e->reserved = 0;
+	fill_path(s, offsetof(struct corral_unlink_event, data), &e->path, dfd, name, -1);
+	emit(e, offsetof(struct corral_unlink_event, data) + slot_used(&e->path));
+}
+
+STASH_ON_ENTER(file_pending, sys_enter_unlink, 1)
+STASH_ON_ENTER(file_pending, sys_enter_unlinkat, 3)
+STASH_ON_ENTER(file_pending, sys_enter_rmdir, 1)
+
+ON_EXIT(file_pending, sys_exit_unlink)
+{
+	unlink_exit(a, ret, AT_FDCWD, (const char *)a->args[0], 0);
+}
+
+ON_EXIT(file_pending, sys_exit_unlinkat)
+{
+	unlink_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2]);
+}
+
+ON_EXIT(file_pending, sys_exit_rmdir)
+{
+	unlink_exit(a, ret, AT_FDCWD, (const char *)a->args[0], AT_REMOVEDIR);
+}
+
+/* ---- rename, renameat, renameat2 ---- */
+
+static __always_inline void rename_exit(struct pending_args *a, long ret, int from_dfd,
+					const char *from, int to_dfd, const char *to,
+					__u32 flags)
+{
+	struct corral_scratch *s = get_scratch();
+	if (!s)
+		return;
+	struct corral_rename_event *e = &s->rename;
+	fill_header(&e->hdr, CORRAL_EV_RENAME, a->session_id);
+	e->from_dfd = from_dfd;
+	e->to_dfd = to_dfd;
+	e->ret = ret;
+	e->flags = flags;
+	fill_path(s, offsetof(struct corral_rename_event, data), &e->from, from_dfd, from, -1);
+	fill_path(s, offsetof(struct corral_rename_event, data) + CORRAL_SLOT_SIZE, &e->to, to_dfd, to, -1);
+	emit(e, offsetof(struct corral_rename_event, data) + CORRAL_SLOT_SIZE + slot_used(&e->to));
+}
+
+STASH_ON_ENTER(file_pending, sys_enter_rename, 2)
+STASH_ON_ENTER(file_pending, sys_enter_renameat, 4)
+STASH_ON_ENTER(file_pending, sys_enter_renameat2, 5)
+
+ON_EXIT(file_pending, sys_exit_rename)
+{
+	rename_exit(a, ret, AT_FDCWD, (const char *)a->args[0], AT_FDCWD,
+		    (const char *)a->args[1], 0);
+}
+
+ON_EXIT(file_pending, sys_exit_renameat)
+{
+	rename_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2],
+		    (const char *)a->args[3], 0);
+}
+
+ON_EXIT(file_pending, sys_exit_renameat2)
+{
+	rename_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2],
+		    (const char *)a->args[3], a->args[4]);
+}
+
+/* ---- truncate, ftruncate ---- */
+
+static __always_inline void truncate_exit(struct pending_args *a, long ret, const char *name,
+					  int fd, __s64 length)
+{
+	struct corral_scratch *s = get_scratch();
+	if (!s)
+		return;
+	struct corral_truncate_event *e = &s->truncate;
+	fill_header(&e->hdr, CORRAL_EV_TRUNCATE, a->session_id);
+	e->length = length;
+	e->fd = fd;
+	e->ret = ret;
+	fill_path(s, offsetof(struct corral_truncate_event, data), &e->path, AT_FDCWD, name, fd);
+	emit(e, offsetof(struct corral_truncate_event, data) + slot_used(&e->path));
+}
+
+STASH_ON_ENTER(file_pending, sys_enter_truncate, 2)
+STASH_ON_ENTER(file_pending, sys_enter_ftruncate, 2)
+
+ON_EXIT(file_pending, sys_exit_truncate)
+{
+	truncate_exit(a, ret, (const char *)a->args[0], -1, a->args[1]);
+}
+
+ON_EXIT(file_pending, sys_exit_ftruncate)
+{
+	truncate_exit(a, ret, 0, a->args[0], a->args[1]);
+}

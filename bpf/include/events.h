@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The one contract between the kernel programs and the supervisor: every
+ * record that crosses the ring buffer, and the keys and values of the maps
+ * that userspace writes. Plain C with fixed-width fields only; the C++ side
+ * checks the layout with static_assert (agent/event_layout.h).
+ */
+#ifndef CORRAL_EVENTS_H
+#define CORRAL_EVENTS_H
+
+#ifndef __BPF__
+#include <linux/types.h>
+#endif
+
+#define CORRAL_COMM_LEN 16
+/* A path travels as its dentry names, leaf first, each NUL-terminated; this
+ * many bytes at most (the walk stops and flags truncation beyond it). */
+#define CORRAL_PATH_COMPONENTS_MAX 4096
+#define CORRAL_NAME_MAX 256           /* one dentry name, NUL included */
+#define CORRAL_PATH_DEPTH_MAX 64      /* dentries walked per path */
+#define CORRAL_STRING_MAX 4096        /* a user string (path argument, argv) */
+/* One variable-size region of an event: components, then a user string.
+ * Sized so that any offset below CORRAL_PATH_COMPONENTS_MAX plus a full
+ * string read stays inside, which is what the verifier needs to see. */
+#define CORRAL_SLOT_SIZE (CORRAL_PATH_COMPONENTS_MAX + CORRAL_STRING_MAX)
+#define CORRAL_UNIX_PATH_MAX 108
+
+enum corral_event_type {
+	CORRAL_EV_EXEC = 1,
+	CORRAL_EV_EXIT = 2,
+	CORRAL_EV_OPEN = 3,
+	CORRAL_EV_CONNECT = 4,
+	CORRAL_EV_UNLINK = 5,
+	CORRAL_EV_RENAME = 6,
+	CORRAL_EV_TRUNCATE = 7,
+};
+
+/* corral_path.flags */
+enum corral_path_flags {
+	/* components describe the file itself (resolved from its struct file);
+	 * the user string is informational */
+	CORRAL_PATH_RESOLVED = 1 << 0,
+	/* components describe the directory the user string is relative to */
+	CORRAL_PATH_BASE_CWD = 1 << 1,
+	CORRAL_PATH_BASE_DIRFD = 1 << 2,
+	/* the walk hit CORRAL_PATH_DEPTH_MAX or CORRAL_PATH_COMPONENTS_MAX */
+	CORRAL_PATH_TRUNCATED = 1 << 3,
+	/* the dirfd or fd could not be looked up in the task's file table */
+	CORRAL_PATH_BAD_FD = 1 << 4,
+	/* the walk ended at a root that is not the mount namespace's root
+	 * (a detached mount, a pipe or an anonymous inode) */
+	CORRAL_PATH_DETACHED = 1 << 5,
+};
+
+/* Describes one slot of the event's data area: `components_len` bytes of
+ * leaf-first dentry names, then `string_len` bytes of the user's string
+ * (NUL included, 0 when absent). */
+struct corral_path {
+	__u16 components_len;
+	__u16 string_len;
+	__u16 flags;
+	__u16 depth;
+};
+
+struct corral_event_header {
+	__u32 type;       /* enum corral_event_type */
+	__u32 size;       /* bytes of the whole event, data area included */
+	__u64 boot_ns;    /* bpf_ktime_get_boot_ns() */
+	__u64 session_id;
+	__u32 pid;        /* thread group id */
+	__u32 tid;
+	__u32 ppid;       /* real parent's thread group id */
+	__u32 uid;
+	__u32 gid;
+	__u32 reserved;
+	char comm[CORRAL_COMM_LEN];
+};
+
+struct corral_exec_event {
+	struct corral_event_header hdr;
+	struct corral_path path;   /* the executed file, resolved */
+	__u32 argv_len;            /* bytes of NUL-separated argv after the path */
+	__u32 argv_full_len;       /* bytes the process really has (> argv_len: truncated) */
+	char data[CORRAL_SLOT_SIZE];
+};
+
+struct corral_exit_event {
+	struct corral_event_header hdr;
+	__u32 exit_code;           /* wait(2) status: code << 8 | signal */
+	__u32 reserved;
+};
+
+struct corral_open_event {
+	struct corral_event_header hdr;
+	struct corral_path path;
+	__s32 dfd;
+	__s32 ret;                 /* fd, or -errno */
+	__u32 flags;
+	__u32 mode;
+	char data[CORRAL_SLOT_SIZE];
+};
+
+/* unlink, unlinkat, rmdir (flags = AT_REMOVEDIR) */
+struct corral_unlink_event {
+	struct corral_event_header hdr;
+	struct corral_path path;
+	__s32 dfd;
+	__s32 ret;
+	__u32 flags;
+	__u32 reserved;
+	char data[CORRAL_SLOT_SIZE];
+};
+
+struct corral_rename_event {
+	struct corral_event_header hdr;
+	struct corral_path from;   /* slot 0 */
+	struct corral_path to;     /* slot 1 */
+	__s32 from_dfd;
+	__s32 to_dfd;
+	__s32 ret;
+	__u32 flags;
+	char data[2 * CORRAL_SLOT_SIZE];
+};
+
+/* truncate(path) and ftruncate(fd) (fd >= 0, path resolved from it) */
+struct corral_truncate_event {
+	struct corral_event_header hdr;
+	struct corral_path path;
+	__s64 length;
+	__s32 fd;
+	__s32 ret;
+	char data[CORRAL_SLOT_SIZE];
+};
+
+struct corral_connect_event {
+	struct corral_event_header hdr;
+	__s32 fd;
+	__s32 ret;
+	__u16 family;              /* AF_INET, AF_INET6, AF_UNIX, other */
+	__u16 port;                /* host byte order */
+	__u32 addrlen;
+	__u8 addr[16];             /* IPv4 in the first 4 bytes */
+	char unix_path[CORRAL_UNIX_PATH_MAX];
+};
+
+/* Per-CPU counters (map `stats`): every event the programs tried to emit,
+ * and every way one was lost. Userspace sums CPUs and audits any rise. */
+enum corral_stat {
+	CORRAL_STAT_SUBMITTED = 0,
+	CORRAL_STAT_RINGBUF_DROPPED = 1,   /* ring buffer full */
+	CORRAL_STAT_PENDING_FULL = 2,      /* syscall entry could not be stashed */
+	CORRAL_STAT_SESSION_MAP_FULL = 3,  /* a forked child could not be tracked */
+	CORRAL_STAT_READ_ERROR = 4,        /* a kernel or user read failed */
+	CORRAL_STAT__MAX = 8,
+};
+
+#endif /* CORRAL_EVENTS_H */

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Paths, resolved in the kernel. bpf_d_path() is not callable from
+ * tracepoints, so the dentry chain is walked here (bounded), crossing mount
+ * points up to the mount namespace's root. Names go out leaf first, each
+ * NUL-terminated; userspace reverses them (agent/path.cc), joins a relative
+ * user string to its base and normalises.
+ */
+#ifndef CORRAL_PATH_BPF_H
+#define CORRAL_PATH_BPF_H
+
+#include "emit.bpf.h"
+
+#define CORRAL_COMPONENTS_MASK (CORRAL_PATH_COMPONENTS_MAX - 1)
+#define CORRAL_STRING_MASK (CORRAL_STRING_MAX - 1)
+
+struct walk_ctx {
+	struct dentry *dentry;
+	struct mount *mnt;
+	struct dentry *mnt_root;
+	__u32 slot_off; /* the slot's offset in the scratch buffer */
+	__u32 off;      /* bytes of components written */
+	__u16 depth;
+	__u16 flags;
+};
+
+/* One step up the tree. A bpf_loop() callback: the verifier checks it once,
+ * where an unrolled walk with a growing write offset never prunes. */
+static long walk_step(__u64 index, void *arg)
+{
+	struct walk_ctx *w = arg;
+	/* locals: BPF_CORE_READ must start from a kernel type, not walk_ctx */
+	struct dentry *dentry = w->dentry;
+	struct mount *mnt = w->mnt;
+
+	if (dentry == w->mnt_root) {
+		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+		if (parent == mnt || !parent)
+			return 1; /* the namespace's root */
+		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = parent;
+		w->mnt_root = BPF_CORE_READ(parent, mnt.mnt_root);
+		return 0;
+	}
+	struct dentry *up = BPF_CORE_READ(dentry, d_parent);
+	if (!dentry || dentry == up) {
+		w->flags |= CORRAL_PATH_DETACHED;
+		return 1;
+	}
+	char *buf = (char *)get_scratch();
+	__u32 off = w->off;
+	__u32 slot_off = w->slot_off;
+	if (!buf || slot_off > sizeof(struct corral_scratch) - CORRAL_SLOT_SIZE)
+		return 1;
+	if (off >= CORRAL_PATH_COMPONENTS_MAX - CORRAL_NAME_MAX) {
+		w->flags |= CORRAL_PATH_TRUNCATED;
+		return 1;
+	}
+	const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+	long n = bpf_probe_read_kernel_str(buf + slot_off + (off & CORRAL_COMPONENTS_MASK),
+					   CORRAL_NAME_MAX, name);
+	if (n <= 0) {
+		count_stat(CORRAL_STAT_READ_ERROR);
+		w->flags |= CORRAL_PATH_TRUNCATED;
+		return 1;
+	}
+	w->off = off + n;
+	w->depth++;
+	w->dentry = up;
+	return 0;
+}
+
+/* Walks `dentry` on `vfsmnt` up to the root into the slot at `slot_off`. */
+static __always_inline void walk_dentries(__u32 slot_off, struct corral_path *p,
+					  struct dentry *dentry, struct vfsmount *vfsmnt)
+{
+	struct walk_ctx w = {
+		.dentry = dentry,
+		.mnt = container_of(vfsmnt, struct mount, mnt),
+		.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
+		.slot_off = slot_off,
+	};
+	long loops = bpf_loop(CORRAL_PATH_DEPTH_MAX, walk_step, &w, 0);
+	if (loops >= CORRAL_PATH_DEPTH_MAX)
+		w.flags |= CORRAL_PATH_TRUNCATED;
+	p->components_len = w.off;
+	p->depth = w.depth;
+	p->flags |= w.flags;
+}
+
+static __always_inline struct file *task_fd(struct task_struct *task, int fd)
+{
+	struct file *file = NULL;
+	if (fd < 0)
+		return NULL;
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	return file;
+}
+
+static __always_inline void walk_file(__u32 slot_off, struct corral_path *p, struct file *file)
+{
+	walk_dentries(slot_off, p, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt));
+}
+
+/* Copies the user string after the components. */
+static __always_inline void read_user_string(struct corral_scratch *s, __u32 slot_off,
+					    struct corral_path *p, const char *ustr)
+{
+	if (slot_off > sizeof(*s) - CORRAL_SLOT_SIZE)
+		return;
+	long n = bpf_probe_read_user_str((char *)s + slot_off + (p->components_len & CORRAL_COMPONENTS_MASK),
+					 CORRAL_STRING_MAX, ustr);
+	if (n < 0) {
+		count_stat(CORRAL_STAT_READ_ERROR);
+		n = 0;
+	}
+	p->string_len = n;
+}
+
+/*
+ * Fills the slot at `slot_off` of `s` for a path argument `ustr` relative to `dfd` (AT_FDCWD for
+ * the cwd). When `resolved_fd` >= 0 the path comes from that open file
+ * instead, which sees through symlinks, "..", and /proc/PID/root aliases.
+ */
+static __always_inline void fill_path(struct corral_scratch *s, __u32 slot_off,
+				      struct corral_path *p, int dfd,
+				      const char *ustr, int resolved_fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	p->flags = 0;
+	p->components_len = 0;
+	p->string_len = 0;
+	p->depth = 0;
+
+	if (resolved_fd >= 0) {
+		struct file *file = task_fd(task, resolved_fd);
+		if (file) {
+			p->flags |= CORRAL_PATH_RESOLVED;
+			walk_file(slot_off, p, file);
+		} else {
+			p->flags |= CORRAL_PATH_BAD_FD;
+		}
+	} else if (ustr) {
+		char first = 0;
+		bpf_probe_read_user(&first, 1, ustr);
+		if (first != '/') {
+			if (dfd == -100 /* AT_FDCWD */) {
+				p->flags |= CORRAL_PATH_BASE_CWD;
+				walk_dentries(slot_off, p, BPF_CORE_READ(task, fs, pwd.dentry),
+					      BPF_CORE_READ(task, fs, pwd.mnt));
+			} else {
+				struct file *dir = task_fd(task, dfd);
+				if (dir) {
+					p->flags |= CORRAL_PATH_BASE_DIRFD;
+					walk_file(slot_off, p, dir);
+				} else {
+					p->flags |= CORRAL_PATH_BAD_FD;
+				}
+			}
+		}
+	}
+	if (ustr)
+		read_user_string(s, slot_off, p, ustr);
+}
+
+/* Bytes of a slot in use: what must be sent when it is the last one. */
+static __always_inline __u32 slot_used(const struct corral_path *p)
+{
+	return p->components_len + p->string_len;
+}
+
+#endif /* CORRAL_PATH_BPF_H */
