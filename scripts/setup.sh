@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency from Debian packages. Idempotent:
+# when everything is present it only checks, quietly.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git  # toolchain
+  clang llvm                            # compiles bpf/*.bpf.c (-target bpf)
+  libbpf-dev bpftool libelf-dev zlib1g-dev  # loading BPF, skeletons, vmlinux.h
+  libboost-dev                          # Boost.Asio event loop
+  libprotobuf-dev protobuf-compiler     # exporter/audit.proto
+  libspdlog-dev libfmt-dev              # logging
+  libcli11-dev                          # command line
+  libgtest-dev                          # tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "setup: missing packages: ${missing[*]}; run as root (sudo $0)" >&2
+  exit 1
+fi
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

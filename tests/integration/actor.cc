@@ -1,0 +1,70 @@
+// A scripted "agent" for the integration tests: performs exactly the
+// syscalls a test names, so the audit records can be checked one by one.
+//   actor openat DIR REL        openat(open(DIR), REL, O_RDONLY)
+//   actor connect6 PORT         TCP connect to [::1]:PORT
+//   actor connect-unix PATH     connect to a unix socket path
+//   actor rename FROM TO | unlink PATH | rmdir PATH
+//   actor truncate PATH | ftruncate PATH
+//   actor opens N PATH          N open+close of PATH
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <string>
+
+static int report(const char* what, int rc) {
+  printf("%s -> %d\n", what, rc < 0 ? -errno : rc);
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: actor VERB ARGS...\n");
+    return 2;
+  }
+  std::string verb = argv[1];
+  if (verb == "openat" && argc == 4) {
+    int dir = open(argv[2], O_RDONLY | O_DIRECTORY);
+    if (dir < 0) return 3;
+    return report("openat", openat(dir, argv[3], O_RDONLY));
+  }
+  if (verb == "connect6") {
+    int s = socket(AF_INET6, SOCK_STREAM, 0);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(atoi(argv[2]));
+    a.sin6_addr = in6addr_loopback;
+    return report("connect6", connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)));
+  }
+  if (verb == "connect-unix") {
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", argv[2]);
+    return report("connect-unix", connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)));
+  }
+  if (verb == "rename" && argc == 4) return report("rename", rename(argv[2], argv[3]));
+  if (verb == "unlink") return report("unlink", unlink(argv[2]));
+  if (verb == "rmdir") return report("rmdir", rmdir(argv[2]));
+  if (verb == "truncate") return report("truncate", truncate(argv[2], 0));
+  if (verb == "ftruncate") {
+    int fd = open(argv[2], O_WRONLY);
+    return report("ftruncate", ftruncate(fd, 1));
+  }
+  if (verb == "opens" && argc == 4) {
+    long n = atol(argv[2]);
+    for (long i = 0; i < n; i++) {
+      int fd = open(argv[3], O_RDONLY);
+      if (fd >= 0) close(fd);
+    }
+    return 0;
+  }
+  fprintf(stderr, "actor: bad arguments for %s\n", verb.c_str());
+  return 2;
+}

@@ -1,0 +1,67 @@
+// Runs the real `corral` binary as root against the real kernel and reads
+// back the audit records it wrote.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "audit.pb.h"
+
+namespace corral::test {
+
+// Under CI=true a missing privilege is a failure; elsewhere a skip.
+#define CORRAL_REQUIRE_ROOT()                                                     \
+  do {                                                                            \
+    if (::geteuid() != 0) {                                                       \
+      if (::corral::test::in_ci()) FAIL() << "integration tests need root (CI=true)"; \
+      GTEST_SKIP() << "integration tests need root";                              \
+    }                                                                             \
+  } while (0)
+
+bool in_ci();
+
+struct RunResult {
+  int exit_code = -1;  // corral's
+  std::string stderr_text;
+  std::vector<audit::Record> records;
+  std::string audit_path;
+};
+
+// A fresh scratch directory, removed at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// `corral run --quiet --audit <tmp> <options> -- <command>`, waited for.
+// `while_running(pid)` runs once the session has started, if given.
+RunResult run_corral(const std::vector<std::string>& options, const std::vector<std::string>& command,
+                     const std::function<void(pid_t)>& while_running = {});
+
+// Spawns corral without waiting; returns its pid. The audit path is set.
+pid_t spawn_corral(const std::vector<std::string>& options, const std::vector<std::string>& command,
+                   const std::string& audit_path, const std::string& stderr_path);
+std::vector<audit::Record> read_audit(const std::string& path);
+// Waits until the audit file holds a session_start record (or times out).
+bool wait_for_session_start(const std::string& audit_path, int timeout_ms = 10000);
+
+std::string actor_bin();
+
+template <typename Pred>
+std::vector<const audit::Record*> select(const RunResult& r, Pred pred) {
+  std::vector<const audit::Record*> out;
+  for (const auto& rec : r.records)
+    if (pred(rec)) out.push_back(&rec);
+  return out;
+}
+
+}  // namespace corral::test
