@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "corral.skel.h"
@@ -76,12 +77,28 @@ BpfLoader::BpfLoader(EventHandler handler, uint32_t ringbuf_bytes) : handler_(st
   if (!ring_) throw std::runtime_error("failed to create ring buffer reader: " + errstr(errno));
 }
 
-BpfLoader::~BpfLoader() = default;
+BpfLoader::~BpfLoader() {
+  if (!skel_) return;
+  // Each tracepoint detach waits out an RCU grace period (~70 ms here);
+  // one at a time that is seconds. Concurrent waits share grace periods.
+  std::vector<std::thread> detachers;
+  for (int i = 0; i < skel_->skeleton->prog_cnt; i++) {
+    bpf_link** link = skel_->skeleton->progs[i].link;
+    if (!*link) continue;
+    detachers.emplace_back([l = *link] { bpf_link__destroy(l); });
+    *link = nullptr;
+  }
+  for (auto& t : detachers) t.join();
+}
+
+// libbpf has advanced past a sample before its callback runs, so stopping
+// with an error after handling it loses nothing.
+constexpr int kBatchFull = -EAGAIN;
 
 int BpfLoader::on_event(void* ctx, void* data, size_t size) {
   auto* self = static_cast<BpfLoader*>(ctx);
   self->handler_({static_cast<const uint8_t*>(data), size});
-  return 0;
+  return ++self->batch_count_ >= self->batch_limit_ ? kBatchFull : 0;
 }
 
 void BpfLoader::add_session(uint64_t session_id, uint64_t cgroup_id) {
@@ -91,38 +108,29 @@ void BpfLoader::add_session(uint64_t session_id, uint64_t cgroup_id) {
                              " in session_cgroups: " + errstr(errno));
 }
 
-void BpfLoader::add_session_pid(uint64_t session_id, uint32_t pid) {
-  if (bpf_map__update_elem(skel_->maps.session_pids, &pid, sizeof(pid), &session_id,
-                           sizeof(session_id), BPF_ANY))
-    throw std::runtime_error("failed to register pid " + std::to_string(pid) +
-                             " in session_pids: " + errstr(errno));
+void BpfLoader::add_session_task(uint64_t session_id, int pidfd) {
+  corral_task entry{};
+  entry.session_id = session_id;
+  entry.pending_nr = -1;
+  if (bpf_map__update_elem(skel_->maps.session_tasks, &pidfd, sizeof(pidfd), &entry, sizeof(entry),
+                           BPF_ANY))
+    throw std::runtime_error("failed to register the agent in session_tasks: " + errstr(errno));
 }
 
-void BpfLoader::remove_session(uint64_t session_id, uint64_t cgroup_id) {
+void BpfLoader::remove_session(uint64_t cgroup_id) {
+  // Task entries die with their tasks; only the cgroup is ours to forget.
   bpf_map__delete_elem(skel_->maps.session_cgroups, &cgroup_id, sizeof(cgroup_id), 0);
-  // Collect first: deleting while iterating restarts the walk.
-  std::vector<uint32_t> stale;
-  uint32_t key, next;
-  uint32_t* prev = nullptr;
-  while (bpf_map__get_next_key(skel_->maps.session_pids, prev, &next, sizeof(next)) == 0) {
-    uint64_t sid;
-    if (bpf_map__lookup_elem(skel_->maps.session_pids, &next, sizeof(next), &sid, sizeof(sid), 0) ==
-            0 &&
-        sid == session_id)
-      stale.push_back(next);
-    key = next;
-    prev = &key;
-  }
-  for (uint32_t pid : stale)
-    bpf_map__delete_elem(skel_->maps.session_pids, &pid, sizeof(pid), 0);
 }
 
 int BpfLoader::ring_fd() const { return ring_buffer__epoll_fd(ring_.get()); }
 
-int BpfLoader::consume() {
+bool BpfLoader::consume(size_t limit) {
+  batch_count_ = 0;
+  batch_limit_ = limit;
   int n = ring_buffer__consume(ring_.get());
+  if (n == kBatchFull) return true;
   if (n < 0) throw std::runtime_error("failed to read the ring buffer: " + errstr(n));
-  return n;
+  return false;
 }
 
 BpfStats BpfLoader::read_stats() const {

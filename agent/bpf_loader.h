@@ -3,6 +3,8 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
+#include <cstdint>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -32,16 +34,17 @@ class BpfLoader {
   BpfLoader(const BpfLoader&) = delete;
   BpfLoader& operator=(const BpfLoader&) = delete;
 
-  // Session membership, as the kernel programs see it.
+  // Session membership, as the kernel programs see it: the session's
+  // cgroup, and its first task (by pidfd), whose descendants inherit it.
   void add_session(uint64_t session_id, uint64_t cgroup_id);
-  void add_session_pid(uint64_t session_id, uint32_t pid);
-  // Forgets the session's cgroup and every pid still mapped to it.
-  void remove_session(uint64_t session_id, uint64_t cgroup_id);
+  void add_session_task(uint64_t session_id, int pidfd);
+  void remove_session(uint64_t cgroup_id);
 
   // The ring buffer's epoll fd: readable when events wait.
   int ring_fd() const;
-  // Hands every waiting event to the handler; returns how many.
-  int consume();
+  // Hands waiting events to the handler, at most `limit`; returns true when
+  // it stopped at the limit with more waiting.
+  bool consume(size_t limit = SIZE_MAX);
 
   // Counters summed over CPUs.
   BpfStats read_stats() const;
@@ -56,6 +59,8 @@ class BpfLoader {
   static int on_event(void* ctx, void* data, size_t size);
 
   EventHandler handler_;
+  size_t batch_count_ = 0;
+  size_t batch_limit_ = SIZE_MAX;
   std::unique_ptr<corral_bpf, SkelDeleter> skel_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
 };

@@ -38,7 +38,7 @@ Session::~Session() {
   cgroup_.reset();  // kills what is left, removes the directory
   if (registered_) {
     try {
-      sup_.bpf().remove_session(id_, cgroup_id);
+      sup_.bpf().remove_session(cgroup_id);
     } catch (const std::exception& e) {
       spdlog::warn("session {}: {}", id_string_, e.what());
     }
@@ -54,9 +54,9 @@ void Session::start() {
 
   child_ = std::make_unique<HeldChild>(spec_.exe, spec_.argv, spec_.env, spec_.creds);
   // Both before release: the kernel sees the agent as a member from its
-  // first instruction, through the pid map and through the cgroup.
+  // first instruction, through its task entry and through the cgroup.
   cgroup_->add_pid(child_->pid());
-  sup_.bpf().add_session_pid(id_, child_->pid());
+  sup_.bpf().add_session_task(id_, child_->pidfd());
 
   audit::Record rec;
   rec.set_session(id_string_);
@@ -148,7 +148,7 @@ void Session::finish() {
   e->set_records(records_ + 1);
   sup_.emit(rec);
 
-  sup_.bpf().remove_session(id_, cgroup_->id());
+  sup_.bpf().remove_session(cgroup_->id());
   registered_ = false;
   cgroup_.reset();
 

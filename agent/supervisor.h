@@ -49,6 +49,7 @@ class Supervisor {
  private:
   void on_event(std::span<const uint8_t> bytes);
   void watch_ring();
+  void read_ring();
   void watch_signals();
   void wait_signals();
   void schedule_stats();

@@ -15,7 +15,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AT_REMOVEDIR 0x200
 #define O_CREAT_WRONLY_TRUNC (01 | 0100 | 01000)
 
-DEFINE_PENDING_MAP(file_pending);
 
 /* ---- open, openat, openat2, creat ---- */
 
@@ -35,22 +34,22 @@ static __always_inline void open_exit(struct pending_args *a, long ret, int dfd,
 	emit(e, offsetof(struct corral_open_event, data) + slot_used(&e->path));
 }
 
-STASH_ON_ENTER(file_pending, sys_enter_open, 3)
-STASH_ON_ENTER(file_pending, sys_enter_openat, 4)
-STASH_ON_ENTER(file_pending, sys_enter_openat2, 4)
-STASH_ON_ENTER(file_pending, sys_enter_creat, 2)
+STASH_ON_ENTER(sys_enter_open, 3)
+STASH_ON_ENTER(sys_enter_openat, 4)
+STASH_ON_ENTER(sys_enter_openat2, 4)
+STASH_ON_ENTER(sys_enter_creat, 2)
 
-ON_EXIT(file_pending, sys_exit_open)
+ON_EXIT(sys_exit_open)
 {
 	open_exit(a, ret, AT_FDCWD, (const char *)a->args[0], a->args[1], a->args[2]);
 }
 
-ON_EXIT(file_pending, sys_exit_openat)
+ON_EXIT(sys_exit_openat)
 {
 	open_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2], a->args[3]);
 }
 
-ON_EXIT(file_pending, sys_exit_openat2)
+ON_EXIT(sys_exit_openat2)
 {
 	struct open_how how = {};
 	if (bpf_probe_read_user(&how, sizeof(how), (void *)a->args[2]))
@@ -58,7 +57,7 @@ ON_EXIT(file_pending, sys_exit_openat2)
 	open_exit(a, ret, a->args[0], (const char *)a->args[1], how.flags, how.mode);
 }
 
-ON_EXIT(file_pending, sys_exit_creat)
+ON_EXIT(sys_exit_creat)
 {
 	open_exit(a, ret, AT_FDCWD, (const char *)a->args[0], O_CREAT_WRONLY_TRUNC, a->args[1]);
 }
@@ -81,21 +80,21 @@ static __always_inline void unlink_exit(struct pending_args *a, long ret, int df
 	emit(e, offsetof(struct corral_unlink_event, data) + slot_used(&e->path));
 }
 
-STASH_ON_ENTER(file_pending, sys_enter_unlink, 1)
-STASH_ON_ENTER(file_pending, sys_enter_unlinkat, 3)
-STASH_ON_ENTER(file_pending, sys_enter_rmdir, 1)
+STASH_ON_ENTER(sys_enter_unlink, 1)
+STASH_ON_ENTER(sys_enter_unlinkat, 3)
+STASH_ON_ENTER(sys_enter_rmdir, 1)
 
-ON_EXIT(file_pending, sys_exit_unlink)
+ON_EXIT(sys_exit_unlink)
 {
 	unlink_exit(a, ret, AT_FDCWD, (const char *)a->args[0], 0);
 }
 
-ON_EXIT(file_pending, sys_exit_unlinkat)
+ON_EXIT(sys_exit_unlinkat)
 {
 	unlink_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2]);
 }
 
-ON_EXIT(file_pending, sys_exit_rmdir)
+ON_EXIT(sys_exit_rmdir)
 {
 	unlink_exit(a, ret, AT_FDCWD, (const char *)a->args[0], AT_REMOVEDIR);
 }
@@ -120,23 +119,23 @@ static __always_inline void rename_exit(struct pending_args *a, long ret, int fr
 	emit(e, offsetof(struct corral_rename_event, data) + CORRAL_SLOT_SIZE + slot_used(&e->to));
 }
 
-STASH_ON_ENTER(file_pending, sys_enter_rename, 2)
-STASH_ON_ENTER(file_pending, sys_enter_renameat, 4)
-STASH_ON_ENTER(file_pending, sys_enter_renameat2, 5)
+STASH_ON_ENTER(sys_enter_rename, 2)
+STASH_ON_ENTER(sys_enter_renameat, 4)
+STASH_ON_ENTER(sys_enter_renameat2, 5)
 
-ON_EXIT(file_pending, sys_exit_rename)
+ON_EXIT(sys_exit_rename)
 {
 	rename_exit(a, ret, AT_FDCWD, (const char *)a->args[0], AT_FDCWD,
 		    (const char *)a->args[1], 0);
 }
 
-ON_EXIT(file_pending, sys_exit_renameat)
+ON_EXIT(sys_exit_renameat)
 {
 	rename_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2],
 		    (const char *)a->args[3], 0);
 }
 
-ON_EXIT(file_pending, sys_exit_renameat2)
+ON_EXIT(sys_exit_renameat2)
 {
 	rename_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2],
 		    (const char *)a->args[3], a->args[4]);
@@ -159,15 +158,15 @@ static __always_inline void truncate_exit(struct pending_args *a, long ret, cons
 	emit(e, offsetof(struct corral_truncate_event, data) + slot_used(&e->path));
 }
 
-STASH_ON_ENTER(file_pending, sys_enter_truncate, 2)
-STASH_ON_ENTER(file_pending, sys_enter_ftruncate, 2)
+STASH_ON_ENTER(sys_enter_truncate, 2)
+STASH_ON_ENTER(sys_enter_ftruncate, 2)
 
-ON_EXIT(file_pending, sys_exit_truncate)
+ON_EXIT(sys_exit_truncate)
 {
 	truncate_exit(a, ret, (const char *)a->args[0], -1, a->args[1]);
 }
 
-ON_EXIT(file_pending, sys_exit_ftruncate)
+ON_EXIT(sys_exit_ftruncate)
 {
 	truncate_exit(a, ret, 0, a->args[0], a->args[1]);
 }

@@ -12,11 +12,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET 2
 #define AF_INET6 10
 
-DEFINE_PENDING_MAP(net_pending);
 
-STASH_ON_ENTER(net_pending, sys_enter_connect, 3)
+STASH_ON_ENTER(sys_enter_connect, 3)
 
-ON_EXIT(net_pending, sys_exit_connect)
+ON_EXIT(sys_exit_connect)
 {
 	struct corral_scratch *s = get_scratch();
 	if (!s)

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The process tree: session membership follows fork, every successful exec
- * is reported with its resolved binary and argv, and the exit of a whole
- * process is reported with its status.
+ * The process tree: session membership follows fork (threads included),
+ * every successful exec is reported with its resolved binary and argv, and
+ * the exit of a whole process is reported with its status.
  */
 #include "session.bpf.h"
 #include "path.bpf.h"
@@ -12,22 +12,18 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(corral_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u64 sid = current_session();
+	__u64 sid = current_session_or_cgroup();
 	if (!sid)
 		return 0;
-	/* threads share their process's entry */
-	if (child->pid != child->tgid)
-		return 0;
-	__u32 tgid = child->tgid;
-	if (bpf_map_update_elem(&session_pids, &tgid, &sid, BPF_ANY))
-		count_stat(CORRAL_STAT_SESSION_MAP_FULL);
+	/* threads too: each task carries its own entry */
+	join_session(child, sid);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(corral_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	__u64 sid = current_session();
+	__u64 sid = current_session_or_cgroup();
 	if (!sid)
 		return 0;
 	struct corral_scratch *s = get_scratch();
@@ -61,23 +57,21 @@ int BPF_PROG(corral_exec, struct task_struct *task, pid_t old_pid, struct linux_
 SEC("tp/sched/sched_process_exit")
 int corral_exit(void *ctx)
 {
-	__u64 sid = current_session();
-	if (!sid)
+	struct corral_task *t = current_task_entry();
+	if (!t)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	/* only the last thread of a process reports, and forgets it */
-	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+	struct task_struct *task = bpf_get_current_task_btf();
+	/* only the last thread of a process reports; the kernel frees the
+	 * task's entry itself */
+	if (task->signal->live.counter != 0)
 		return 0;
-
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	bpf_map_delete_elem(&session_pids, &tgid);
 
 	struct corral_scratch *s = get_scratch();
 	if (!s)
 		return 0;
 	struct corral_exit_event *e = &s->exit;
-	fill_header(&e->hdr, CORRAL_EV_EXIT, sid);
-	e->exit_code = BPF_CORE_READ(task, exit_code);
+	fill_header(&e->hdr, CORRAL_EV_EXIT, t->session_id);
+	e->exit_code = task->exit_code;
 	e->reserved = 0;
 	emit(e, sizeof(*e));
 	return 0;

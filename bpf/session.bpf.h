@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Session membership, decided first in every program. A process belongs to
- * a session when its thread group id is in `session_pids` (inherited on
- * fork, dropped on exit) or, failing that, when it runs in a session's
- * cgroup v2 directory (`session_cgroups`); the second case adopts it into
- * `session_pids`. A process outside every session costs the lookups here and
- * nothing else.
+ * Session membership, decided first in every program.
+ *
+ * The pid -> session map is task-local storage (`session_tasks`): the
+ * entry hangs off the task itself, so a task outside every session answers
+ * with one pointer test (no hash lookup), children inherit the entry on
+ * fork, and the kernel frees it when the task exits. Userspace seeds it
+ * through a pidfd. Each session's cgroup v2 directory (`session_cgroups`)
+ * is the second source of truth: a process moved into it from outside is
+ * adopted the next time it forks or execs, never on the hot syscall path.
+ *
+ * The same entry holds the arguments of the syscall the thread is in
+ * (syscall.bpf.h), so a syscall's exit costs an outsider nothing either.
  *
  * The maps are defined __weak so that every object linked by
  * `bpftool gen object` shares one instance.
@@ -16,7 +22,6 @@
 #include "emit.bpf.h"
 
 #define CORRAL_MAX_SESSIONS 1024
-#define CORRAL_MAX_SESSION_PIDS 65536
 
 /* cgroup v2 id -> session id; written by userspace */
 struct {
@@ -26,30 +31,46 @@ struct {
 	__type(value, __u64);
 } session_cgroups SEC(".maps") __weak;
 
-/* tgid -> session id; seeded by userspace, maintained on fork and exit */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, CORRAL_MAX_SESSION_PIDS);
-	__type(key, __u32);
-	__type(value, __u64);
-} session_pids SEC(".maps") __weak;
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct corral_task);
+} session_tasks SEC(".maps") __weak;
 
-/* Returns the current process's session id, or 0 when it has none. */
-static __always_inline __u64 current_session(void)
+/* The current task's entry, or NULL outside every session. */
+static __always_inline struct corral_task *current_task_entry(void)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u64 *sid = bpf_map_lookup_elem(&session_pids, &tgid);
-	if (sid)
-		return *sid;
+	return bpf_task_storage_get(&session_tasks, bpf_get_current_task_btf(), 0, 0);
+}
 
+/* Gives `task` an entry for `session_id`; counts a failure. */
+static __always_inline struct corral_task *join_session(struct task_struct *task, __u64 session_id)
+{
+	struct corral_task *t = bpf_task_storage_get(&session_tasks, task, 0,
+						     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!t) {
+		count_stat(CORRAL_STAT_SESSION_MAP_FULL);
+		return NULL;
+	}
+	t->session_id = session_id;
+	t->pending_nr = -1;
+	return t;
+}
+
+/* The session of the current task, adopting it when it runs in a session
+ * cgroup without an entry. For the rare paths (fork, exec) only. */
+static __always_inline __u64 current_session_or_cgroup(void)
+{
+	struct corral_task *t = current_task_entry();
+	if (t)
+		return t->session_id;
 	__u64 cgid = bpf_get_current_cgroup_id();
-	sid = bpf_map_lookup_elem(&session_cgroups, &cgid);
+	__u64 *sid = bpf_map_lookup_elem(&session_cgroups, &cgid);
 	if (!sid)
 		return 0;
 	__u64 id = *sid;
-	if (bpf_map_update_elem(&session_pids, &tgid, &id, BPF_NOEXIST) &&
-	    !bpf_map_lookup_elem(&session_pids, &tgid))
-		count_stat(CORRAL_STAT_SESSION_MAP_FULL);
+	join_session(bpf_get_current_task_btf(), id);
 	return id;
 }
 

@@ -1,75 +1,80 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Syscalls are reported at exit, with their result: the entry program of a
- * session thread stashes the arguments by thread, the exit program takes
- * them back. Threads outside sessions stash nothing, so their exit costs one
- * failed lookup.
+ * session thread stashes the arguments in the thread's own entry
+ * (session.bpf.h), the exit program takes them back. For a thread outside
+ * every session both are one task-storage pointer test.
  */
 #ifndef CORRAL_SYSCALL_BPF_H
 #define CORRAL_SYSCALL_BPF_H
 
 #include "session.bpf.h"
 
-#define CORRAL_MAX_PENDING 16384
+/* The records of the syscalls:sys_{enter,exit}_* events (see their
+ * `format` in tracefs): the number is an int, unlike raw_syscalls' long. */
+struct syscall_enter_ctx {
+	__u64 common;
+	int nr;
+	__u64 args[6];
+};
 
+struct syscall_exit_ctx {
+	__u64 common;
+	int nr;
+	long ret;
+};
+
+/* The stashed arguments, copied out of the task entry. */
 struct pending_args {
 	__u64 session_id;
 	__u64 args[5];
 };
 
-#define DEFINE_PENDING_MAP(name)                                                           \
-	struct {                                                                           \
-		__uint(type, BPF_MAP_TYPE_HASH);                                           \
-		__uint(max_entries, CORRAL_MAX_PENDING);                                   \
-		__type(key, __u64);                                                        \
-		__type(value, struct pending_args);                                        \
-	} name SEC(".maps")
-
-/* Reads only the syscall's `nargs` arguments: touching the context past
- * its record makes the kernel refuse the attach (EACCES). */
-static __always_inline void stash_args(void *map, struct trace_event_raw_sys_enter *ctx,
-				       const int nargs)
+/* Reads only the syscall's `nargs` arguments, at constant offsets: the
+ * kernel refuses to attach a program that touches the context past its
+ * record (EACCES), and the verifier refuses a modified ctx pointer. */
+static __always_inline void stash_args(struct syscall_enter_ctx *ctx, const int nargs)
 {
-	__u64 sid = current_session();
-	if (!sid)
+	struct corral_task *t = current_task_entry();
+	if (!t)
 		return;
-	/* constant offsets: the verifier refuses a modified ctx pointer */
-	struct pending_args a = { .session_id = sid };
-	a.args[0] = ctx->args[0];
+	t->pending_args[0] = ctx->args[0];
 	if (nargs > 1)
-		a.args[1] = ctx->args[1];
+		t->pending_args[1] = ctx->args[1];
 	if (nargs > 2)
-		a.args[2] = ctx->args[2];
+		t->pending_args[2] = ctx->args[2];
 	if (nargs > 3)
-		a.args[3] = ctx->args[3];
+		t->pending_args[3] = ctx->args[3];
 	if (nargs > 4)
-		a.args[4] = ctx->args[4];
-	__u64 key = bpf_get_current_pid_tgid();
-	if (bpf_map_update_elem(map, &key, &a, BPF_ANY))
-		count_stat(CORRAL_STAT_PENDING_FULL);
+		t->pending_args[4] = ctx->args[4];
+	t->pending_nr = ctx->nr;
 }
 
-#define STASH_ON_ENTER(map, tp, nargs)                                                            \
+#define STASH_ON_ENTER(tp, nargs)                                                          \
 	SEC("tp/syscalls/" #tp)                                                            \
-	int corral_##tp(struct trace_event_raw_sys_enter *ctx)                             \
+	int corral_##tp(struct syscall_enter_ctx *ctx)                             \
 	{                                                                                  \
-		stash_args(&map, ctx, nargs);                                                     \
+		stash_args(ctx, nargs);                                                    \
 		return 0;                                                                  \
 	}
 
 /* Defines the exit program; the block that follows is its body, with the
  * stashed `a` and the syscall's `ret`. */
-#define ON_EXIT(map, tp)                                                                   \
+#define ON_EXIT(tp)                                                                        \
 	static __always_inline void tp##_body(struct pending_args *a, long ret);           \
 	SEC("tp/syscalls/" #tp)                                                            \
-	int corral_##tp(struct trace_event_raw_sys_exit *ctx)                              \
+	int corral_##tp(struct syscall_exit_ctx *ctx)                              \
 	{                                                                                  \
-		__u64 key = bpf_get_current_pid_tgid();                                    \
-		struct pending_args *p = bpf_map_lookup_elem(&map, &key);                  \
-		if (!p)                                                                    \
+		struct corral_task *t = current_task_entry();                              \
+		if (!t)                                                                    \
 			return 0;                                                          \
-		struct pending_args a = *p;                                                \
-		bpf_map_delete_elem(&map, &key);                                           \
+		if (t->pending_nr != ctx->nr) {                                            \
+			count_stat(CORRAL_STAT_PENDING_LOST);                              \
+			return 0;                                                          \
+		}                                                                          \
+		struct pending_args a = { .session_id = t->session_id };                   \
+		__builtin_memcpy(a.args, t->pending_args, sizeof(a.args));                 \
+		t->pending_nr = -1;                                                        \
 		tp##_body(&a, ctx->ret);                                                   \
 		return 0;                                                                  \
 	}                                                                                  \
