@@ -159,20 +159,19 @@ void Supervisor::audit_losses() {
   auto rise = [&](corral_stat s) { return now[s] - last_stats_[s]; };
   audit::EventsLost lost;
   lost.set_ringbuf_dropped(rise(CORRAL_STAT_RINGBUF_DROPPED));
-  lost.set_pending_lost(rise(CORRAL_STAT_PENDING_LOST));
   lost.set_session_map_full(rise(CORRAL_STAT_SESSION_MAP_FULL));
   lost.set_read_errors(rise(CORRAL_STAT_READ_ERROR));
   lost.set_undecodable(undecodable_ - last_undecodable_);
   last_stats_ = now;
   last_undecodable_ = undecodable_;
-  if (!lost.ringbuf_dropped() && !lost.pending_lost() && !lost.session_map_full() &&
+  if (!lost.ringbuf_dropped() && !lost.session_map_full() &&
       !lost.read_errors() && !lost.undecodable())
     return;
   // The kernel cannot say whose events were lost: every live session
   // hears of it, so none of their trails looks complete when it is not.
-  spdlog::warn("kernel events lost: ringbuf_dropped={} pending_lost={} session_map_full={} "
+  spdlog::warn("kernel events lost: ringbuf_dropped={} session_map_full={} "
                "read_errors={} undecodable={}",
-               lost.ringbuf_dropped(), lost.pending_lost(), lost.session_map_full(),
+               lost.ringbuf_dropped(), lost.session_map_full(),
                lost.read_errors(), lost.undecodable());
   for (auto& [id, session] : sessions_) {
     audit::Record rec;

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * File activity of session processes: opens (with flags and result) and the
- * ways test output gets hidden (unlink, rmdir, rename, truncate). Arguments
- * are stashed at syscall entry and the event is built at exit, when the
- * result is known and an opened file can be resolved from its fd.
+ * ways test output gets hidden (unlink, rmdir, rename, truncate). Events are
+ * built at syscall exit, when the result is known and an opened file can be
+ * resolved from its fd.
  */
 #include "session.bpf.h"
 #include "path.bpf.h"
@@ -15,10 +15,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AT_REMOVEDIR 0x200
 #define O_CREAT_WRONLY_TRUNC (01 | 0100 | 01000)
 
-
 /* ---- open, openat, openat2, creat ---- */
 
-static __always_inline void open_exit(struct pending_args *a, long ret, int dfd,
+static __always_inline void open_exit(struct syscall_args *a, long ret, int dfd,
 				      const char *name, __u32 flags, __u32 mode)
 {
 	struct corral_scratch *s = get_scratch();
@@ -34,22 +33,17 @@ static __always_inline void open_exit(struct pending_args *a, long ret, int dfd,
 	emit(e, offsetof(struct corral_open_event, data) + slot_used(&e->path));
 }
 
-STASH_ON_ENTER(sys_enter_open, 3)
-STASH_ON_ENTER(sys_enter_openat, 4)
-STASH_ON_ENTER(sys_enter_openat2, 4)
-STASH_ON_ENTER(sys_enter_creat, 2)
-
-ON_EXIT(sys_exit_open)
+ON_SYSCALL_EXIT(open)
 {
 	open_exit(a, ret, AT_FDCWD, (const char *)a->args[0], a->args[1], a->args[2]);
 }
 
-ON_EXIT(sys_exit_openat)
+ON_SYSCALL_EXIT(openat)
 {
 	open_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2], a->args[3]);
 }
 
-ON_EXIT(sys_exit_openat2)
+ON_SYSCALL_EXIT(openat2)
 {
 	struct open_how how = {};
 	if (bpf_probe_read_user(&how, sizeof(how), (void *)a->args[2]))
@@ -57,14 +51,14 @@ ON_EXIT(sys_exit_openat2)
 	open_exit(a, ret, a->args[0], (const char *)a->args[1], how.flags, how.mode);
 }
 
-ON_EXIT(sys_exit_creat)
+ON_SYSCALL_EXIT(creat)
 {
 	open_exit(a, ret, AT_FDCWD, (const char *)a->args[0], O_CREAT_WRONLY_TRUNC, a->args[1]);
 }
 
 /* ---- unlink, unlinkat, rmdir ---- */
 
-static __always_inline void unlink_exit(struct pending_args *a, long ret, int dfd,
+static __always_inline void unlink_exit(struct syscall_args *a, long ret, int dfd,
 					const char *name, __u32 flags)
 {
 	struct corral_scratch *s = get_scratch();
@@ -80,28 +74,24 @@ static __always_inline void unlink_exit(struct pending_args *a, long ret, int df
 	emit(e, offsetof(struct corral_unlink_event, data) + slot_used(&e->path));
 }
 
-STASH_ON_ENTER(sys_enter_unlink, 1)
-STASH_ON_ENTER(sys_enter_unlinkat, 3)
-STASH_ON_ENTER(sys_enter_rmdir, 1)
-
-ON_EXIT(sys_exit_unlink)
+ON_SYSCALL_EXIT(unlink)
 {
 	unlink_exit(a, ret, AT_FDCWD, (const char *)a->args[0], 0);
 }
 
-ON_EXIT(sys_exit_unlinkat)
+ON_SYSCALL_EXIT(unlinkat)
 {
 	unlink_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2]);
 }
 
-ON_EXIT(sys_exit_rmdir)
+ON_SYSCALL_EXIT(rmdir)
 {
 	unlink_exit(a, ret, AT_FDCWD, (const char *)a->args[0], AT_REMOVEDIR);
 }
 
 /* ---- rename, renameat, renameat2 ---- */
 
-static __always_inline void rename_exit(struct pending_args *a, long ret, int from_dfd,
+static __always_inline void rename_exit(struct syscall_args *a, long ret, int from_dfd,
 					const char *from, int to_dfd, const char *to,
 					__u32 flags)
 {
@@ -119,23 +109,19 @@ static __always_inline void rename_exit(struct pending_args *a, long ret, int fr
 	emit(e, offsetof(struct corral_rename_event, data) + CORRAL_SLOT_SIZE + slot_used(&e->to));
 }
 
-STASH_ON_ENTER(sys_enter_rename, 2)
-STASH_ON_ENTER(sys_enter_renameat, 4)
-STASH_ON_ENTER(sys_enter_renameat2, 5)
-
-ON_EXIT(sys_exit_rename)
+ON_SYSCALL_EXIT(rename)
 {
 	rename_exit(a, ret, AT_FDCWD, (const char *)a->args[0], AT_FDCWD,
 		    (const char *)a->args[1], 0);
 }
 
-ON_EXIT(sys_exit_renameat)
+ON_SYSCALL_EXIT(renameat)
 {
 	rename_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2],
 		    (const char *)a->args[3], 0);
 }
 
-ON_EXIT(sys_exit_renameat2)
+ON_SYSCALL_EXIT(renameat2)
 {
 	rename_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2],
 		    (const char *)a->args[3], a->args[4]);
@@ -143,7 +129,7 @@ ON_EXIT(sys_exit_renameat2)
 
 /* ---- truncate, ftruncate ---- */
 
-static __always_inline void truncate_exit(struct pending_args *a, long ret, const char *name,
+static __always_inline void truncate_exit(struct syscall_args *a, long ret, const char *name,
 					  int fd, __s64 length)
 {
 	struct corral_scratch *s = get_scratch();
@@ -158,15 +144,12 @@ static __always_inline void truncate_exit(struct pending_args *a, long ret, cons
 	emit(e, offsetof(struct corral_truncate_event, data) + slot_used(&e->path));
 }
 
-STASH_ON_ENTER(sys_enter_truncate, 2)
-STASH_ON_ENTER(sys_enter_ftruncate, 2)
-
-ON_EXIT(sys_exit_truncate)
+ON_SYSCALL_EXIT(truncate)
 {
 	truncate_exit(a, ret, (const char *)a->args[0], -1, a->args[1]);
 }
 
-ON_EXIT(sys_exit_ftruncate)
+ON_SYSCALL_EXIT(ftruncate)
 {
 	truncate_exit(a, ret, 0, a->args[0], a->args[1]);
 }

@@ -12,10 +12,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET 2
 #define AF_INET6 10
 
-
-STASH_ON_ENTER(sys_enter_connect, 3)
-
-ON_EXIT(sys_exit_connect)
+ON_SYSCALL_EXIT(connect)
 {
 	struct corral_scratch *s = get_scratch();
 	if (!s)

@@ -10,9 +10,6 @@
  * is the second source of truth: a process moved into it from outside is
  * adopted the next time it forks or execs, never on the hot syscall path.
  *
- * The same entry holds the arguments of the syscall the thread is in
- * (syscall.bpf.h), so a syscall's exit costs an outsider nothing either.
- *
  * The maps are defined __weak so that every object linked by
  * `bpftool gen object` shares one instance.
  */
@@ -54,7 +51,6 @@ static __always_inline struct corral_task *join_session(struct task_struct *task
 		return NULL;
 	}
 	t->session_id = session_id;
-	t->pending_nr = -1;
 	return t;
 }
 

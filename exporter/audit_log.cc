@@ -1,22 +1,17 @@
 #include "audit_log.h"
 
 #include <fcntl.h>
-#include <google/protobuf/util/json_util.h>
 
 #include <cerrno>
 #include <system_error>
 
+#include "json.h"
+
 namespace corral {
 
 std::string record_to_json_line(const audit::Record& record) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  // A SOC reads "result": 0 as success; an absent field is ambiguous.
-  options.always_print_primitive_fields = true;
   std::string line;
-  auto status = google::protobuf::util::MessageToJsonString(record, &line, options);
-  if (!status.ok())
-    throw std::runtime_error("failed to serialise audit record: " + status.ToString());
+  append_json(record, line);
   line.push_back('\n');
   return line;
 }
@@ -30,7 +25,8 @@ AuditLog::AuditLog(const std::string& path)
 
 void AuditLog::append(audit::Record& record) {
   record.set_seq(next_seq_++);
-  buffer_ += record_to_json_line(record);
+  append_json(record, buffer_);
+  buffer_.push_back('\n');
   if (buffer_.size() >= (1u << 20)) flush();
 }
 

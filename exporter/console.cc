@@ -48,9 +48,9 @@ std::string describe(const audit::Record& r) {
     case audit::Record::kLost: {
       const auto& l = r.lost();
       return fmt::format(
-          "LOST     ringbuf_dropped={} pending_lost={} session_map_full={} read_errors={} "
+          "LOST     ringbuf_dropped={} session_map_full={} read_errors={} "
           "undecodable={}",
-          l.ringbuf_dropped(), l.pending_lost(), l.session_map_full(), l.read_errors(),
+          l.ringbuf_dropped(), l.session_map_full(), l.read_errors(),
           l.undecodable());
     }
     case audit::Record::kSessionStart:

@@ -145,11 +145,9 @@ struct corral_connect_event {
 
 /* A session task's entry in task-local storage (`session_tasks`): written
  * by userspace (keyed by pidfd) for the agent's first process, inherited on
- * fork. `pending_*` hold the arguments of the syscall in progress. */
+ * fork. */
 struct corral_task {
 	__u64 session_id;
-	__s64 pending_nr;          /* syscall number stashed at entry, -1 if none */
-	__u64 pending_args[5];
 };
 
 /* Per-CPU counters (map `stats`): every event the programs tried to emit,
@@ -157,9 +155,8 @@ struct corral_task {
 enum corral_stat {
 	CORRAL_STAT_SUBMITTED = 0,
 	CORRAL_STAT_RINGBUF_DROPPED = 1,   /* ring buffer full */
-	CORRAL_STAT_PENDING_LOST = 2,      /* a syscall's exit found other arguments */
-	CORRAL_STAT_SESSION_MAP_FULL = 3,  /* a forked child could not be tracked */
-	CORRAL_STAT_READ_ERROR = 4,        /* a kernel or user read failed */
+	CORRAL_STAT_SESSION_MAP_FULL = 2,  /* a forked child could not be tracked */
+	CORRAL_STAT_READ_ERROR = 3,        /* a kernel or user read failed */
 	CORRAL_STAT__MAX = 8,
 };
 

@@ -41,6 +41,41 @@ TEST(AuditJson, RoundTrips) {
   EXPECT_EQ(out.SerializeAsString(), in.SerializeAsString());
 }
 
+// The direct writer and protobuf's own printer agree on every field.
+TEST(AuditJson, SameMappingAsProtobuf) {
+  audit::Record r = sample_open();
+  r.mutable_time()->set_seconds(1795000000);
+  r.mutable_time()->set_nanos(120000000);
+  r.set_boot_ns(18446744073709551615ull);
+  r.mutable_open()->set_error("ENOENT\t\"quoted\" \\ \x01");
+  r.mutable_open()->set_result(-2);
+  std::string ours = record_to_json_line(r);
+
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string theirs;
+  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(r, &theirs, options).ok());
+
+  audit::Record a, b;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(ours, &a).ok()) << ours;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(theirs, &b).ok());
+  EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
+  EXPECT_NE(ours.find("\"time\":\"2026-11-18T"), std::string::npos) << ours;
+  EXPECT_NE(ours.find(".120Z\""), std::string::npos) << ours;
+  EXPECT_NE(ours.find("\"boot_ns\":\"18446744073709551615\""), std::string::npos);
+  EXPECT_NE(ours.find("\"result\":\"-2\""), std::string::npos);
+}
+
+TEST(AuditJson, InvalidUtf8StaysValidJson) {
+  audit::Record r;
+  r.mutable_open()->set_path("/tmp/\xff\xfe-caf\xc3\xa9");
+  std::string line = record_to_json_line(r);
+  EXPECT_NE(line.find("/tmp/\\ufffd\\ufffd-caf\xc3\xa9"), std::string::npos) << line;
+  audit::Record back;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(line, &back).ok());
+}
+
 TEST(Console, OneReadableLine) {
   std::string line = format_record(sample_open());
   EXPECT_NE(line.find("corral[00000000]"), std::string::npos);
