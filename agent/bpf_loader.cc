@@ -108,9 +108,10 @@ void BpfLoader::add_session(uint64_t session_id, uint64_t cgroup_id) {
                              " in session_cgroups: " + errstr(errno));
 }
 
-void BpfLoader::add_session_task(uint64_t session_id, int pidfd) {
+void BpfLoader::add_session_task(uint64_t session_id, int pidfd, bool quiet) {
   corral_task entry{};
   entry.session_id = session_id;
+  entry.flags = quiet ? CORRAL_TASK_QUIET : 0;
   if (bpf_map__update_elem(skel_->maps.session_tasks, &pidfd, sizeof(pidfd), &entry, sizeof(entry),
                            BPF_ANY))
     throw std::runtime_error("failed to register the agent in session_tasks: " + errstr(errno));

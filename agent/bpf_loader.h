@@ -35,9 +35,10 @@ class BpfLoader {
   BpfLoader& operator=(const BpfLoader&) = delete;
 
   // Session membership, as the kernel programs see it: the session's
-  // cgroup, and its first task (by pidfd), whose descendants inherit it.
+  // cgroup, and its first task (by pidfd), whose descendants inherit it. A
+  // quiet task's own activity is not reported (corral's session init).
   void add_session(uint64_t session_id, uint64_t cgroup_id);
-  void add_session_task(uint64_t session_id, int pidfd);
+  void add_session_task(uint64_t session_id, int pidfd, bool quiet);
   void remove_session(uint64_t cgroup_id);
 
   // The ring buffer's epoll fd: readable when events wait.

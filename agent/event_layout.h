@@ -7,10 +7,11 @@
 #include "events.h"
 
 static_assert(sizeof(corral_path) == 8);
+static_assert(sizeof(corral_task) == 16);
 static_assert(sizeof(corral_event_header) == 64);
 static_assert(offsetof(corral_event_header, session_id) == 16);
 static_assert(offsetof(corral_event_header, comm) == 48);
-static_assert(offsetof(corral_exec_event, data) == 80);
+static_assert(offsetof(corral_exec_event, data) == 96);
 static_assert(sizeof(corral_exit_event) == 72);
 static_assert(offsetof(corral_open_event, data) == 88);
 static_assert(offsetof(corral_unlink_event, data) == 88);

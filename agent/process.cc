@@ -1,9 +1,11 @@
 #include "process.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -110,71 +112,165 @@ int shell_exit_code(int status) {
   return 1;
 }
 
-HeldChild::HeldChild(const std::string& exe, const std::vector<std::string>& argv,
-                     const std::vector<std::string>& env, const Credentials& creds) {
-  int go[2], err[2];
-  if (::pipe2(go, O_CLOEXEC) != 0) throw errno_error("failed to create a pipe");
-  UniqueFd go_r(go[0]), go_w(go[1]);
-  if (::pipe2(err, O_CLOEXEC) != 0) throw errno_error("failed to create a pipe");
-  UniqueFd err_r(err[0]), err_w(err[1]);
+namespace {
 
-  // Everything the child needs is built before fork: after it, only
-  // async-signal-safe calls.
+// Everything the init needs after clone: prepared before, so that the
+// child only makes async-signal-safe calls.
+struct InitPlan {
+  const char* exe;
+  char* const* argv;
+  char* const* envp;
+  const Credentials* creds;
+  int ready_w, go_r, err_w, status_w;
+};
+
+[[noreturn]] void agent_main(const InitPlan& p) {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  int e = 0;
+  if (::setgroups(p.creds->groups.size(), p.creds->groups.data()) != 0 ||
+      ::setresgid(p.creds->gid, p.creds->gid, p.creds->gid) != 0 ||
+      ::setresuid(p.creds->uid, p.creds->uid, p.creds->uid) != 0)
+    e = errno;
+  // After the uid change, which clears it: die with the init.
+  if (!e && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) e = errno;
+  if (!e && ::getppid() != 1) e = ESRCH;
+  if (!e) {
+    ::execve(p.exe, p.argv, p.envp);
+    e = errno;
+  }
+  (void)!::write(p.err_w, &e, sizeof(e));
+  _exit(127);
+}
+
+[[noreturn]] void init_main(const InitPlan& p) {
+  ::prctl(PR_SET_NAME, "corral-init");
+  int e = 0;
+  // A private copy: mounts made on the host later do not appear here
+  // unwatched, and the supervisor can mark exactly this namespace's mounts.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) e = errno;
+  if (!e && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) e = errno;
+  (void)!::write(p.ready_w, &e, sizeof(e));
+  if (e) _exit(126);
+  ::close(p.ready_w);
+
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&set, s);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+
+  char byte;
+  ssize_t n;
+  do n = ::read(p.go_r, &byte, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) _exit(127);  // the supervisor gave up, or died
+  ::close(p.go_r);
+
+  pid_t agent = ::fork();
+  if (agent < 0) {
+    int err = errno;
+    (void)!::write(p.err_w, &err, sizeof(err));
+    _exit(127);
+  }
+  if (agent == 0) agent_main(p);
+  ::close(p.err_w);  // the supervisor sees EOF once the agent has exec'd
+
+  bool agent_done = false;
+  for (;;) {
+    siginfo_t si;
+    if (sigwaitinfo(&set, &si) < 0) continue;
+    if (si.si_signo != SIGCHLD) {
+      // the terminal's signals reached the agent already; pass on the rest
+      if (si.si_code != SI_KERNEL && !agent_done) ::kill(agent, si.si_signo);
+      continue;
+    }
+    int status;
+    pid_t reaped;
+    while ((reaped = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      if (reaped == agent) {
+        agent_done = true;
+        (void)!::write(p.status_w, &status, sizeof(status));
+      }
+    }
+    if (reaped < 0 && errno == ECHILD && agent_done) _exit(0);
+  }
+}
+
+}  // namespace
+
+SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>& argv,
+                         const std::vector<std::string>& env, const Credentials& creds) {
+  auto make_pipe = [](UniqueFd& r, UniqueFd& w) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw errno_error("failed to create a pipe");
+    r.reset(fds[0]);
+    w.reset(fds[1]);
+  };
+  UniqueFd ready_r, ready_w, go_r, go_w, err_r, err_w, status_r, status_w;
+  make_pipe(ready_r, ready_w);
+  make_pipe(go_r, go_w);
+  make_pipe(err_r, err_w);
+  make_pipe(status_r, status_w);
+
   std::vector<char*> cargv, cenv;
   for (auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
   for (auto& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
   cenv.push_back(nullptr);
-  pid_t parent = ::getpid();
+  InitPlan plan{exe.c_str(), cargv.data(), cenv.data(), &creds,
+                ready_w.get(), go_r.get(), err_w.get(), status_w.get()};
 
-  pid_t pid = ::fork();
-  if (pid < 0) throw errno_error("failed to fork");
+  // clone without a new stack behaves like fork; the child is pid 1 of the
+  // new PID namespace.
+  pid_t pid = static_cast<pid_t>(
+      ::syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, nullptr, nullptr, nullptr, 0));
+  if (pid < 0) throw errno_error("failed to create the session's pid and mount namespaces");
   if (pid == 0) {
-    go_w.reset();
-    err_r.reset();
-    char byte;
-    ssize_t n;
-    do n = ::read(go_r.get(), &byte, 1);
-    while (n < 0 && errno == EINTR);
-    if (n != 1) _exit(127);  // the supervisor gave up on us
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, nullptr);
-    int e = 0;
-    if (::setgroups(creds.groups.size(), creds.groups.data()) != 0 ||
-        ::setresgid(creds.gid, creds.gid, creds.gid) != 0 ||
-        ::setresuid(creds.uid, creds.uid, creds.uid) != 0)
-      e = errno;
-    // After the uid change, which clears it: die with the supervisor.
-    if (!e && (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent)) e = ESRCH;
-    if (!e) {
-      ::execve(exe.c_str(), cargv.data(), cenv.data());
-      e = errno;
+    // Only the plan's descriptors survive in the init: the supervisor's
+    // maps, ring buffer and log must not.
+    int keep[] = {plan.ready_w, plan.go_r, plan.err_w, plan.status_w};
+    for (int fd = 3; fd < 1024; fd++) {
+      bool kept = false;
+      for (int k : keep) kept |= (k == fd);
+      if (!kept) ::close(fd);
     }
-    (void)!::write(err_w.get(), &e, sizeof(e));
-    _exit(127);
+    init_main(plan);
   }
   pid_ = pid;
-  go_ = std::move(go_w);
-  exec_err_ = std::move(err_r);
   pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd_) {
     int e = errno;
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
     errno = e;
-    throw errno_error("failed to open a pidfd for the agent");
+    throw errno_error("failed to open a pidfd for the session init");
+  }
+  go_ = std::move(go_w);
+  exec_err_ = std::move(err_r);
+  status_ = std::move(status_r);
+  ready_w.reset();
+  int e = 0;
+  ssize_t n;
+  do n = ::read(ready_r.get(), &e, sizeof(e));
+  while (n < 0 && errno == EINTR);
+  if (n != sizeof(e) || e) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    errno = n == sizeof(e) ? e : EPIPE;
+    throw errno_error("failed to make the session's mounts private");
   }
 }
 
-HeldChild::~HeldChild() {
+SessionInit::~SessionInit() {
   if (pid_ > 0 && !released_) {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
   }
 }
 
-void HeldChild::release() {
+void SessionInit::release() {
   released_ = true;
   char byte = 1;
   if (::write(go_.get(), &byte, 1) != 1) throw errno_error("failed to release the agent");
@@ -185,10 +281,22 @@ void HeldChild::release() {
   while (n < 0 && errno == EINTR);
   exec_err_.reset();
   if (n == sizeof(e)) {
+    ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
     errno = e;
     throw errno_error("failed to start the agent");
   }
 }
+
+int SessionInit::read_agent_status() {
+  int status = 0;
+  ssize_t n;
+  do n = ::read(status_.get(), &status, sizeof(status));
+  while (n < 0 && errno == EINTR);
+  if (n != sizeof(status)) throw std::runtime_error("the session init died before the agent");
+  return status;
+}
+
+void SessionInit::signal_agent(int signo) const { ::kill(pid_, signo); }
 
 }  // namespace corral

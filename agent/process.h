@@ -30,30 +30,42 @@ Credentials resolve_credentials(const std::string& user, const char* sudo_uid,
 // Returns the path, or nullopt when no executable file is found.
 std::optional<std::string> find_executable(const std::string& cmd, const std::string& path);
 
-// A forked child held before exec. release() lets it drop privileges and
-// exec; it returns the exec error, if any.
-class HeldChild {
+// The session's first process: pid 1 of a new PID namespace, in a private
+// copy of the mount namespace, held until release(). Then it forks the
+// agent, which drops privileges and execs, and stays behind as the
+// namespace's reaper. It dies with the supervisor (PR_SET_PDEATHSIG), and
+// the kernel kills every process of a PID namespace whose init dies: no
+// session process can outlive its supervisor.
+class SessionInit {
  public:
-  // Forks; the child unblocks all signals, waits, becomes `creds`, sets
-  // PR_SET_PDEATHSIG and execs `exe` with `argv` and `env`.
-  HeldChild(const std::string& exe, const std::vector<std::string>& argv,
-            const std::vector<std::string>& env, const Credentials& creds);
-  ~HeldChild();  // kills the child if it was never released
-  HeldChild(const HeldChild&) = delete;
-  HeldChild& operator=(const HeldChild&) = delete;
+  // Clones the init and waits until its namespaces are set up. Throws
+  // std::runtime_error naming the failed step.
+  SessionInit(const std::string& exe, const std::vector<std::string>& argv,
+              const std::vector<std::string>& env, const Credentials& creds);
+  ~SessionInit();  // kills the init (and so the session) if never released
+  SessionInit(const SessionInit&) = delete;
+  SessionInit& operator=(const SessionInit&) = delete;
 
+  // The init, as the host sees it; its mount namespace is the session's.
   pid_t pid() const { return pid_; }
-  // Readable when the child exits.
+  // Readable when the init exits (the session has no process left).
   int pidfd() const { return pidfd_.get(); }
-  // Lets the child go; throws std::runtime_error with the reason when it
-  // could not exec (the child has then exited).
+  // Readable when the agent has exited; then read_agent_status().
+  int status_fd() const { return status_.get(); }
+  int read_agent_status();
+  // Starts the agent; throws std::runtime_error with the reason when it
+  // could not exec.
   void release();
+  // Passes a signal to the agent (through the init, which forwards what the
+  // terminal did not already deliver).
+  void signal_agent(int signo) const;
 
  private:
   pid_t pid_ = -1;
   UniqueFd pidfd_;
-  UniqueFd go_;         // write end: one byte releases the child
+  UniqueFd go_;         // write end: one byte releases the agent
   UniqueFd exec_err_;   // read end: errno if exec failed, EOF if it worked
+  UniqueFd status_;     // read end: the agent's wait status
   bool released_ = false;
 };
 

@@ -27,12 +27,12 @@ Session::Session(Supervisor& supervisor, uint64_t id, SessionSpec spec, EndHandl
       id_string_(session_id_string(id)),
       spec_(std::move(spec)),
       on_end_(std::move(on_end)),
-      pidfd_watch_(supervisor.io()),
+      status_watch_(supervisor.io()),
       timer_(supervisor.io()),
       grace_timer_(supervisor.io()) {}
 
 Session::~Session() {
-  pidfd_watch_.close();
+  status_watch_.close();
   uint64_t cgroup_id = cgroup_ ? cgroup_->id() : 0;
   child_.reset();   // kills a child never released
   cgroup_.reset();  // kills what is left, removes the directory
@@ -52,11 +52,11 @@ void Session::start() {
   sup_.bpf().add_session(id_, cgroup_->id());
   registered_ = true;
 
-  child_ = std::make_unique<HeldChild>(spec_.exe, spec_.argv, spec_.env, spec_.creds);
+  child_ = std::make_unique<SessionInit>(spec_.exe, spec_.argv, spec_.env, spec_.creds);
   // Both before release: the kernel sees the agent as a member from its
   // first instruction, through its task entry and through the cgroup.
   cgroup_->add_pid(child_->pid());
-  sup_.bpf().add_session_task(id_, child_->pidfd());
+  sup_.bpf().add_session_task(id_, child_->pidfd(), /*quiet=*/true);
 
   audit::Record rec;
   rec.set_session(id_string_);
@@ -72,23 +72,25 @@ void Session::start() {
   sup_.emit(rec);
 
   child_->release();
-  pidfd_watch_.assign(::dup(child_->pidfd()));
+  status_watch_.assign(::dup(child_->status_fd()));
   watch_main();
 }
 
 void Session::watch_main() {
-  pidfd_watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                          [this](const boost::system::error_code& ec) {
-                            if (ec == boost::asio::error::operation_aborted) return;
-                            on_main_exit();
-                          });
+  status_watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                           [this](const boost::system::error_code& ec) {
+                             if (ec == boost::asio::error::operation_aborted) return;
+                             on_main_exit();
+                           });
 }
 
 void Session::on_main_exit() {
-  int status = 0;
-  pid_t r;
-  do r = ::waitpid(child_->pid(), &status, 0);
-  while (r < 0 && errno == EINTR);
+  int status = SIGKILL;  // an init that died first took the agent with it
+  try {
+    status = child_->read_agent_status();
+  } catch (const std::exception& e) {
+    spdlog::warn("session {}: {}", id_string_, e.what());
+  }
   exit_code_ = shell_exit_code(status);
   exit_signal_ = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   grace_timer_.cancel();
@@ -135,6 +137,7 @@ void Session::finish() {
   if (ended_) return;
   ended_ = true;
   // Every member has exited, so every event of the session is in the ring.
+  ::waitpid(child_->pid(), nullptr, 0);  // the init, gone from the cgroup
   sup_.drain();
 
   audit::Record rec;
@@ -161,9 +164,8 @@ void Session::finish() {
 void Session::on_signal(int signo, bool from_kernel) {
   if (ended_ || !child_) return;
   if (!from_kernel) {
-    spdlog::info("session {}: passing signal {} to the agent (pid {})", id_string_, signo,
-                 child_->pid());
-    ::kill(child_->pid(), signo);
+    spdlog::info("session {}: passing signal {} to the agent", id_string_, signo);
+    child_->signal_agent(signo);
   }
   // Only when someone asked corral itself to stop: the terminal's Ctrl-C is
   // the agent's to interpret (many agents cancel a step and go on).

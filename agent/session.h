@@ -67,8 +67,8 @@ class Session {
   SessionSpec spec_;
   EndHandler on_end_;
   std::unique_ptr<Cgroup> cgroup_;
-  std::unique_ptr<HeldChild> child_;
-  boost::asio::posix::stream_descriptor pidfd_watch_;
+  std::unique_ptr<SessionInit> child_;
+  boost::asio::posix::stream_descriptor status_watch_;
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer grace_timer_;
   std::chrono::steady_clock::time_point started_;

@@ -6,18 +6,70 @@
  */
 #include "session.bpf.h"
 #include "path.bpf.h"
+#include "exec.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(corral_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u64 sid = current_session_or_cgroup();
+	/* a quiet member's children are the agent: they join, not quiet */
+	struct corral_task *t =
+		bpf_task_storage_get(&session_tasks, bpf_get_current_task_btf(), 0, 0);
+	__u64 sid = t ? t->session_id : current_session_or_cgroup();
 	if (!sid)
 		return 0;
 	/* threads too: each task carries its own entry */
 	join_session(child, sid);
 	return 0;
+}
+
+/* Matches the exec in `e` against `exec_rules`; kills the process when an
+ * enforcing rule matches. The new image has not run an instruction yet and
+ * never will: the signal is taken on the way back to user mode. */
+static __always_inline void check_exec_rules(struct corral_exec_event *e)
+{
+	struct corral_exec_name names[2] = {};
+	__u32 comp = e->path.components_len & CORRAL_COMPONENTS_MASK;
+	const __u32 data = offsetof(struct corral_scratch, exec.data);
+	__u32 zero = 0;
+
+	e->verdict = CORRAL_VERDICT_NONE;
+	e->rule_index = 0;
+	e->policy_gen = 0;
+	e->reserved = 0;
+
+	/* components are leaf first: the first one is the resolved basename */
+	bpf_probe_read_kernel_str(names[0].name, sizeof(names[0].name), e->data);
+	bpf_get_current_comm(names[1].name, CORRAL_COMM_LEN);
+
+	struct argv_tokens *t = NULL;
+	for (int k = 0; k < 2; k++) {
+		struct corral_exec_rules *set = bpf_map_lookup_elem(&exec_rules, &names[k]);
+		if (!set)
+			continue;
+		if (!t) {
+			t = bpf_map_lookup_elem(&argv_scratch, &zero);
+			if (!t)
+				return;
+			split_argv(t, data + comp, e->argv_len);
+		}
+		for (int r = 0; r < CORRAL_EXEC_RULES_PER_NAME; r++) {
+			if (r >= set->count)
+				break;
+			struct corral_exec_rule *rule = &set->rules[r];
+			if (!rule_matches(t, rule, data, comp))
+				continue;
+			e->rule_index = rule->rule_index;
+			e->policy_gen = set->policy_gen;
+			if (rule->mode == CORRAL_MODE_ENFORCE) {
+				e->verdict = CORRAL_VERDICT_DENIED;
+				bpf_send_signal(9 /* SIGKILL */);
+				return;
+			}
+			e->verdict = CORRAL_VERDICT_WOULD_DENY;
+		}
+	}
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -50,6 +102,7 @@ int BPF_PROG(corral_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	else if (len)
 		count_stat(CORRAL_STAT_READ_ERROR);
 
+	check_exec_rules(e);
 	emit(e, offsetof(struct corral_exec_event, data) + e->path.components_len + e->argv_len);
 	return 0;
 }

@@ -35,10 +35,13 @@ struct {
 	__type(value, struct corral_task);
 } session_tasks SEC(".maps") __weak;
 
-/* The current task's entry, or NULL outside every session. */
+/* The current task's entry, or NULL outside every session (and for
+ * corral's own quiet members). */
 static __always_inline struct corral_task *current_task_entry(void)
 {
-	return bpf_task_storage_get(&session_tasks, bpf_get_current_task_btf(), 0, 0);
+	struct corral_task *t =
+		bpf_task_storage_get(&session_tasks, bpf_get_current_task_btf(), 0, 0);
+	return t && !(t->flags & CORRAL_TASK_QUIET) ? t : NULL;
 }
 
 /* Gives `task` an entry for `session_id`; counts a failure. */
@@ -51,6 +54,7 @@ static __always_inline struct corral_task *join_session(struct task_struct *task
 		return NULL;
 	}
 	t->session_id = session_id;
+	t->flags = 0;
 	return t;
 }
 
@@ -58,9 +62,10 @@ static __always_inline struct corral_task *join_session(struct task_struct *task
  * cgroup without an entry. For the rare paths (fork, exec) only. */
 static __always_inline __u64 current_session_or_cgroup(void)
 {
-	struct corral_task *t = current_task_entry();
+	struct corral_task *t =
+		bpf_task_storage_get(&session_tasks, bpf_get_current_task_btf(), 0, 0);
 	if (t)
-		return t->session_id;
+		return t->flags & CORRAL_TASK_QUIET ? 0 : t->session_id;
 	__u64 cgid = bpf_get_current_cgroup_id();
 	__u64 *sid = bpf_map_lookup_elem(&session_cgroups, &cgid);
 	if (!sid)

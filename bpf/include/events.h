@@ -76,11 +76,22 @@ struct corral_event_header {
 	char comm[CORRAL_COMM_LEN];
 };
 
+/* What a rule decided about an event (the exec event carries it). */
+enum corral_verdict {
+	CORRAL_VERDICT_NONE = 0,
+	CORRAL_VERDICT_DENIED = 1,     /* enforce: the process was killed */
+	CORRAL_VERDICT_WOULD_DENY = 2, /* shadow: recorded, allowed */
+};
+
 struct corral_exec_event {
 	struct corral_event_header hdr;
 	struct corral_path path;   /* the executed file, resolved */
 	__u32 argv_len;            /* bytes of NUL-separated argv after the path */
 	__u32 argv_full_len;       /* bytes the process really has (> argv_len: truncated) */
+	__u32 verdict;             /* enum corral_verdict */
+	__u32 rule_index;          /* the matching rule in policy generation policy_gen */
+	__u32 policy_gen;
+	__u32 reserved;
 	char data[CORRAL_SLOT_SIZE];
 };
 
@@ -143,11 +154,72 @@ struct corral_connect_event {
 	char unix_path[CORRAL_UNIX_PATH_MAX];
 };
 
+/*
+ * Exec rules, matched in the kernel when a session process has loaded a new
+ * image and before it runs a single instruction (sched_process_exec): a
+ * denied one gets SIGKILL there. `exec_rules` is keyed by a binary name,
+ * looked up twice: the resolved file's basename and the name it was run by
+ * (the task's comm, i.e. the basename of the path given to execve, cut to
+ * 15 bytes). A rule may pin the resolved path (`exec_paths`: its leaf-first
+ * components, zero-padded) and argv tokens (`exec_tokens`): after argv[0],
+ * tokens starting with '-' are skipped ("-C"/"-c" with the next token too),
+ * then the rule's tokens must follow in order.
+ */
+#define CORRAL_EXEC_NAME_LEN 64
+#define CORRAL_EXEC_TOKEN_LEN 32
+#define CORRAL_EXEC_PATH_LEN 256
+#define CORRAL_EXEC_TOKENS_MAX 4
+#define CORRAL_EXEC_RULES_PER_NAME 8
+#define CORRAL_ARGV_SCAN_TOKENS 16
+
+enum corral_rule_mode {
+	CORRAL_MODE_ENFORCE = 1,
+	CORRAL_MODE_SHADOW = 2,
+};
+
+struct corral_exec_name {
+	char name[CORRAL_EXEC_NAME_LEN];
+};
+
+struct corral_exec_rule {
+	__u32 rule_index;
+	__u8 mode;                 /* enum corral_rule_mode */
+	__u8 ntokens;
+	__u8 has_path;
+	__u8 reserved;
+};
+
+struct corral_exec_rules {
+	__u32 count;
+	__u32 policy_gen;
+	struct corral_exec_rule rules[CORRAL_EXEC_RULES_PER_NAME];
+};
+
+struct corral_exec_token {
+	__u32 rule_index;
+	__u32 position;
+	char text[CORRAL_EXEC_TOKEN_LEN];
+};
+
+struct corral_exec_path {
+	__u32 rule_index;
+	__u32 reserved;
+	char components[CORRAL_EXEC_PATH_LEN];
+};
+
 /* A session task's entry in task-local storage (`session_tasks`): written
  * by userspace (keyed by pidfd) for the agent's first process, inherited on
  * fork. */
 struct corral_task {
 	__u64 session_id;
+	__u32 flags;               /* enum corral_task_flags; not inherited */
+	__u32 reserved;
+};
+
+enum corral_task_flags {
+	/* corral's own session init: a member (its children inherit the
+	 * session) whose activity is not the agent's and is not reported */
+	CORRAL_TASK_QUIET = 1 << 0,
 };
 
 /* Per-CPU counters (map `stats`): every event the programs tried to emit,

@@ -387,3 +387,64 @@ TEST(Session, RingBufferDropsAreAudited) {
 
 }  // namespace
 }  // namespace corral::test
+
+namespace corral::test {
+namespace {
+
+// Alive and not a zombie waiting for a reaper.
+bool running(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+std::vector<pid_t> cgroup_pids(const std::string& cgroup) {
+  std::vector<pid_t> out;
+  std::ifstream in(cgroup + "/cgroup.procs");
+  for (pid_t p; in >> p;) out.push_back(p);
+  return out;
+}
+
+// Fail closed: when the supervisor is killed outright, every process of its
+// session dies with it, double-forked daemons included; the next run sweeps
+// the cgroup it left.
+TEST(Session, SupervisorDeathKillsTheSession) {
+  CORRAL_REQUIRE_ROOT();
+  std::string audit = "/tmp/corral-it-failclosed-" + std::to_string(::getpid()) + ".jsonl";
+  std::string err = audit + ".stderr";
+  std::filesystem::remove(audit);
+  pid_t corral = spawn_corral(kRoot,
+                              {"/bin/bash", "-c",
+                               "(setsid /bin/sleep 300 &); (trap '' HUP TERM; /bin/sleep 300 &); "
+                               "/bin/sleep 300"},
+                              audit, err);
+  ASSERT_TRUE(wait_for_session_start(audit));
+  auto records = read_audit(audit);
+  ASSERT_FALSE(records.empty());
+  std::string cgroup = records.front().session_start().cgroup();
+  // all three sleeps and the agent are running
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (cgroup_pids(cgroup).size() < 4 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto members = cgroup_pids(cgroup);
+  ASSERT_GE(members.size(), 4u);
+
+  ASSERT_EQ(::kill(corral, SIGKILL), 0);
+  ::waitpid(corral, nullptr, 0);
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!cgroup_pids(cgroup).empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(cgroup_pids(cgroup).empty()) << "session processes outlived their supervisor";
+  for (pid_t p : members) EXPECT_FALSE(running(p)) << "pid " << p << " still running";
+
+  auto r = run_corral(kRoot, {"/bin/true"});  // sweeps what the dead one left
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_FALSE(std::filesystem::exists(cgroup));
+  std::filesystem::remove(audit);
+  std::filesystem::remove(err);
+}
+
+}  // namespace
+}  // namespace corral::test
