@@ -1,0 +1,416 @@
+#include "fanotify.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <stdexcept>
+
+namespace corral {
+namespace {
+
+constexpr uint64_t kPermMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM;
+// Events handled per handle_events() call, so that one busy session cannot
+// starve the rest of the event loop; the fd stays readable when more wait.
+constexpr size_t kBatch = 1024;
+
+std::runtime_error errno_error(const std::string& what, int err = errno) {
+  return std::runtime_error(what + ": " + std::strerror(err));
+}
+
+// Filesystems whose mounts may stay unmarked when the kernel refuses a mark
+// (it refuses permission events on some pseudo filesystems, e.g. proc since
+// 6.x): they hold kernel state, not user files, and the files they expose
+// are reached through their own paths, not as aliases of files elsewhere
+// (/proc/self/root/... and /proc/<pid>/fd/... reopen the target file on its
+// own mount, which is marked). Everything else — ext4, xfs, btrfs, tmpfs,
+// overlay, devtmpfs, fuse, nfs... — must be marked or the guard throws.
+bool is_pseudo_fs(const std::string& fstype) {
+  static const char* const kPseudo[] = {
+      "proc",       "sysfs",   "devpts",   "cgroup",   "cgroup2",   "mqueue",
+      "debugfs",    "tracefs", "securityfs", "pstore", "bpf",       "configfs",
+      "fusectl",    "binfmt_misc", "nsfs", "efivarfs", "selinuxfs", "autofs",
+      "rpc_pipefs", "nfsd"};
+  for (const char* p : kPseudo)
+    if (fstype == p) return true;
+  return false;
+}
+
+std::string read_small_file(int dirfd, const std::string& rel, const std::string& shown) {
+  UniqueFd fd(::openat(dirfd, rel.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw errno_error("failed to open " + shown);
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw errno_error("failed to read " + shown);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+std::string decode_octal(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
+        s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out.push_back(static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// Thread group id of a thread, from /proc/<tid>/status; 0 when it is gone.
+pid_t tgid_of(pid_t tid) {
+  std::string text;
+  try {
+    text = read_small_file(AT_FDCWD, "/proc/" + std::to_string(tid) + "/status", "status");
+  } catch (const std::exception&) {
+    return 0;
+  }
+  auto pos = text.find("\nTgid:");
+  if (pos == std::string::npos) return 0;
+  return static_cast<pid_t>(std::strtol(text.c_str() + pos + 6, nullptr, 10));
+}
+
+// Fills write/write_known/exec from the syscall the thread is blocked in.
+void read_intent(pid_t tid, FileAccess& a) {
+#if defined(__x86_64__)
+  std::string text;
+  try {
+    text = read_small_file(AT_FDCWD, "/proc/" + std::to_string(tid) + "/syscall", "syscall");
+  } catch (const std::exception& e) {
+    spdlog::debug("fanotify: write intent of tid {} unknown: {}", tid, e.what());
+    return;
+  }
+  // "nr arg1 .. arg6 sp pc", nr in decimal, the rest in hex; or "running",
+  // or "-1 sp pc" when not in a syscall.
+  const char* p = text.c_str();
+  char* end = nullptr;
+  errno = 0;
+  long nr = std::strtol(p, &end, 10);
+  if (end == p || errno != 0) return;
+  unsigned long long args[6] = {};
+  p = end;
+  for (auto& arg : args) {
+    errno = 0;
+    arg = std::strtoull(p, &end, 16);
+    if (end == p || errno != 0) return;
+    p = end;
+  }
+  auto from_flags = [&](unsigned long long flags) {
+    a.write = (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)) != 0;
+    a.write_known = true;
+  };
+  // x86_64 numbers only. A 32-bit (int 0x80) or x32 syscall shows its own
+  // numbering here: none of its open calls uses these numbers (and none of
+  // the calls that do use them opens a file), so they stay unknown.
+  switch (nr) {
+    case 2:    // open(path, flags, mode)
+      from_flags(args[1]);
+      break;
+    case 257:  // openat(dfd, path, flags, mode)
+    case 304:  // open_by_handle_at(mount_fd, handle, flags)
+      from_flags(args[2]);
+      break;
+    case 85:   // creat(path, mode)
+      a.write = true;
+      a.write_known = true;
+      break;
+    case 59:   // execve: the binary and its interpreter, read-only
+    case 322:  // execveat
+      a.write = false;
+      a.write_known = true;
+      a.exec = true;
+      break;
+    case 437:
+      // openat2(dfd, path, how, size): the flags are in user memory, which
+      // another thread (or a process sharing or writing the memory) can
+      // change after the kernel copied them: unknown, so fail closed.
+    default:
+      break;
+  }
+#else
+  (void)tid;
+  (void)a;
+#endif
+}
+
+}  // namespace
+
+std::vector<FanotifyGuard::Mount> FanotifyGuard::parse_mountinfo(std::string_view text) {
+  // id parent major:minor root mountpoint options [optional...] - fstype source super
+  std::vector<Mount> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    std::string_view line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    std::vector<std::string_view> fields;
+    size_t i = 0;
+    while (i < line.size()) {
+      size_t sp = line.find(' ', i);
+      if (sp == std::string_view::npos) sp = line.size();
+      if (sp > i) fields.push_back(line.substr(i, sp - i));
+      i = sp + 1;
+    }
+    if (fields.size() < 7) continue;
+    size_t sep = 6;
+    while (sep < fields.size() && fields[sep] != "-") sep++;
+    if (sep + 1 >= fields.size()) continue;
+    Mount m;
+    m.id = std::atoi(std::string(fields[0]).c_str());
+    m.mountpoint = decode_octal(fields[4]);
+    m.fstype = std::string(fields[sep + 1]);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+FanotifyGuard::FanotifyGuard(pid_t ns_pid, Decider decider)
+    : ns_pid_(ns_pid), decider_(std::move(decider)) {
+  if (!decider_) throw std::runtime_error("fanotify guard needs a decider");
+  std::string proc = "/proc/" + std::to_string(ns_pid);
+  proc_dir_.reset(::open(proc.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!proc_dir_) throw errno_error("failed to open " + proc);
+
+  struct stat ours, theirs;
+  if (::stat("/proc/self/ns/mnt", &ours) != 0)
+    throw errno_error("failed to read our mount namespace /proc/self/ns/mnt");
+  if (::fstatat(proc_dir_.get(), "ns/mnt", &theirs, 0) != 0)
+    throw errno_error("failed to read the mount namespace " + proc + "/ns/mnt");
+  if (ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino)
+    throw std::runtime_error("refusing to guard pid " + std::to_string(ns_pid) +
+                             ": it shares the supervisor's mount namespace (marking the "
+                             "host's mounts would gate every process on the host)");
+
+  group_.reset(::fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE |
+                                   FAN_UNLIMITED_MARKS | FAN_REPORT_TID,
+                               // Event files are opened by the kernel inside our
+                               // read(): O_NONBLOCK so that a FIFO or a device
+                               // whose open waits cannot stall it (kernels
+                               // before 6.14 send permission events for those;
+                               // later ones only for regular files and dirs).
+                               O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NONBLOCK));
+  if (!group_) throw errno_error("failed to create a fanotify group");
+  size_t n = mark_mounts();
+  spdlog::debug("fanotify: guarding {} mount(s) of the mount namespace of pid {}", n, ns_pid);
+}
+
+FanotifyGuard::~FanotifyGuard() = default;
+
+size_t FanotifyGuard::mark_mounts() {
+  std::string proc = "/proc/" + std::to_string(ns_pid_);
+  auto mounts = parse_mountinfo(read_small_file(proc_dir_.get(), "mountinfo", proc + "/mountinfo"));
+  if (mounts.empty()) throw std::runtime_error("no mounts listed in " + proc + "/mountinfo");
+  size_t newly = 0;
+  for (const auto& m : mounts) {
+    std::string rel = "root" + m.mountpoint;
+    std::string shown = proc + "/" + rel;
+    bool pseudo = is_pseudo_fs(m.fstype);
+    UniqueFd at(::openat(proc_dir_.get(), rel.c_str(), O_PATH | O_CLOEXEC));
+    if (!at) {
+      if (pseudo) {
+        spdlog::debug("fanotify: skipping {} mount {}: {}", m.fstype, shown, std::strerror(errno));
+        continue;
+      }
+      throw errno_error("failed to open mount " + shown);
+    }
+    struct statx stx;
+    if (::statx(at.get(), "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) != 0)
+      throw errno_error("failed to stat mount " + shown);
+    if (!(stx.stx_mask & STATX_MNT_ID))
+      throw std::runtime_error("failed to identify mount " + shown + ": no STATX_MNT_ID (kernel < 5.8)");
+    if (stx.stx_mnt_id != static_cast<uint64_t>(m.id)) {
+      // Another mount listed at the same point covers this one: no path
+      // reaches its files, so no open by path can (only a descriptor taken
+      // before it was covered could, and the session's processes start with
+      // none). Any other mismatch — a directory renamed while we marked —
+      // leaves a mount we cannot address: fail.
+      bool covered = false;
+      for (const auto& other : mounts)
+        if (static_cast<uint64_t>(other.id) == stx.stx_mnt_id && other.mountpoint == m.mountpoint) covered = true;
+      if (!covered)
+        throw std::runtime_error("failed to mark mount " + shown + ": the path leads to mount " +
+                                 std::to_string(stx.stx_mnt_id) + ", not " + std::to_string(m.id));
+      spdlog::debug("fanotify: mount {} ({} at {}) is covered by mount {}: not reachable, not marked",
+                    m.id, m.fstype, shown, stx.stx_mnt_id);
+      continue;
+    }
+    // Mark exactly what was identified: the O_PATH file, through its magic
+    // link (fanotify_mark refuses an O_PATH descriptor as dirfd).
+    std::string self = "/proc/self/fd/" + std::to_string(at.get());
+    if (::fanotify_mark(group_.get(), FAN_MARK_ADD | FAN_MARK_MOUNT, kPermMask, AT_FDCWD, self.c_str()) != 0) {
+      if (pseudo) {
+        spdlog::debug("fanotify: not marking {} mount {}: {}", m.fstype, shown, std::strerror(errno));
+        continue;
+      }
+      throw errno_error("failed to mark mount " + shown);
+    }
+    if (marked_.insert(m.id).second) newly++;
+  }
+  return newly;
+}
+
+size_t FanotifyGuard::rescan_mounts() {
+  size_t n = mark_mounts();
+  if (n) spdlog::debug("fanotify: marked {} new mount(s) of the mount namespace of pid {}", n, ns_pid_);
+  return n;
+}
+
+void FanotifyGuard::reset_cache() {
+  // FAN_MARK_FLUSH without FAN_MARK_MOUNT/FILESYSTEM removes the group's
+  // inode marks: all of them are cache entries.
+  if (::fanotify_mark(group_.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr) != 0)
+    throw errno_error("failed to flush the fanotify allow cache");
+}
+
+FanotifyGuard::Stats FanotifyGuard::stats() const {
+  return Stats{events_.load(), denied_.load(), cached_.load(), errors_.load()};
+}
+
+bool FanotifyGuard::fill_access(int event_fd, uint64_t mask, pid_t tid, FileAccess& a) {
+  a.tid = tid;
+  a.pid = tgid_of(tid);
+  a.exec = (mask & FAN_OPEN_EXEC_PERM) != 0;
+  char link[PATH_MAX + 32];
+  std::string self = "/proc/self/fd/" + std::to_string(event_fd);
+  ssize_t n = ::readlink(self.c_str(), link, sizeof(link) - 1);
+  if (n < 0 || static_cast<size_t>(n) >= sizeof(link) - 1) {
+    spdlog::warn("fanotify: failed to read the path of an opened file ({}): {}", self,
+                 n < 0 ? std::strerror(errno) : "too long");
+    return false;
+  }
+  a.path.assign(link, static_cast<size_t>(n));
+  struct stat st;
+  if (::fstat(event_fd, &st) != 0) {
+    spdlog::warn("fanotify: failed to stat {}: {}", a.path, std::strerror(errno));
+    return false;
+  }
+  a.dev = st.st_dev;
+  a.ino = st.st_ino;
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (st.st_nlink == 0 && a.path.ends_with(kDeleted)) {
+    a.path.resize(a.path.size() - kDeleted.size());
+    a.deleted = true;
+  }
+  read_intent(tid, a);
+  if (a.exec) a.write = false, a.write_known = true;  // exec opens are read-only
+  return true;
+}
+
+void FanotifyGuard::answer(int event_fd, uint64_t mask, pid_t tid) {
+  Verdict verdict = Verdict::kDeny;
+  FileAccess access;
+  try {
+    if (fill_access(event_fd, mask, tid, access)) {
+      verdict = decider_(access);
+    } else {
+      errors_++;
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("fanotify: denying open of {} by tid {}: {}", access.path, tid, e.what());
+    errors_++;
+    verdict = Verdict::kDeny;
+  } catch (...) {
+    spdlog::warn("fanotify: denying open of {} by tid {}: unknown error", access.path, tid);
+    errors_++;
+    verdict = Verdict::kDeny;
+  }
+  if (verdict == Verdict::kAllowCache) {
+    // An evictable inode ignore mark: it does not pin the inode, and it goes
+    // when the file is modified (no FAN_MARK_IGNORED_SURV_MODIFY). Opens of
+    // directories are not reported (no FAN_ONDIR), so this is never a
+    // directory, which would need FAN_MARK_IGNORED_SURV_MODIFY.
+    if (::fanotify_mark(group_.get(), FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kPermMask,
+                        event_fd, nullptr) == 0) {
+      cached_++;
+    } else {
+      spdlog::debug("fanotify: failed to cache the allow for {}: {}", access.path, std::strerror(errno));
+    }
+  }
+  bool allow = verdict != Verdict::kDeny;
+  // Counted before the answer releases the opener.
+  events_++;
+  if (!allow) denied_++;
+  struct fanotify_response response = {event_fd, allow ? static_cast<uint32_t>(FAN_ALLOW) : static_cast<uint32_t>(FAN_DENY)};
+  ssize_t n;
+  do n = ::write(group_.get(), &response, sizeof(response));
+  while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(sizeof(response))) {
+    // ENOENT: the opener was killed while it waited; nothing is pending.
+    spdlog::debug("fanotify: failed to answer the open of {} by tid {}: {}", access.path, tid,
+                  n < 0 ? std::strerror(errno) : "short write");
+    errors_++;
+  }
+}
+
+size_t FanotifyGuard::handle_events() {
+  alignas(struct fanotify_event_metadata) char buf[16384];
+  size_t handled = 0;
+  int failed_reads = 0;
+  while (handled < kBatch) {
+    ssize_t len = ::read(group_.get(), buf, sizeof(buf));
+    if (len < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      // The kernel could not hand an event over (no descriptor left for its
+      // file: EMFILE, ENFILE; ENOMEM...). It has answered a permission
+      // event it failed to hand over with FAN_DENY itself.
+      spdlog::warn("fanotify: failed to read events: {}", std::strerror(errno));
+      errors_++;
+      if (++failed_reads >= 16) break;
+      continue;
+    }
+    if (len == 0) break;
+    failed_reads = 0;
+    auto* md = reinterpret_cast<struct fanotify_event_metadata*>(buf);
+    while (FAN_EVENT_OK(md, len)) {
+      UniqueFd event_fd(md->fd >= 0 ? md->fd : -1);
+      handled++;
+      if (md->vers != FANOTIFY_METADATA_VERSION) {
+        // The fields read below have kept their place since version 3;
+        // any other version is still answered, but only with a deny.
+        spdlog::error("fanotify: event metadata version {} (built for {}): denying", md->vers,
+                      FANOTIFY_METADATA_VERSION);
+        errors_++;
+        if (event_fd && (md->mask & kPermMask)) {
+          struct fanotify_response r = {event_fd.get(), static_cast<uint32_t>(FAN_DENY)};
+          (void)!::write(group_.get(), &r, sizeof(r));
+          events_++;
+          denied_++;
+        }
+      } else if (md->mask & FAN_Q_OVERFLOW) {
+        // Not expected with FAN_UNLIMITED_QUEUE; permission events are never
+        // dropped by an overflow (the opener waits), only notifications.
+        spdlog::warn("fanotify: event queue overflow");
+        errors_++;
+      } else if (!event_fd) {
+        // A permission event always comes with a descriptor (the kernel
+        // denies one it cannot open a descriptor for).
+        spdlog::warn("fanotify: event without a file descriptor (mask {:#x})", md->mask);
+        errors_++;
+      } else if (md->mask & kPermMask) {
+        answer(event_fd.get(), md->mask, md->pid);
+      }
+      md = FAN_EVENT_NEXT(md, len);
+    }
+  }
+  return handled;
+}
+
+}  // namespace corral

@@ -1,0 +1,152 @@
+// File-open enforcement for one session: fanotify permission events on every
+// mount of the session's private mount namespace. Opens made by processes
+// outside that namespace never reach the supervisor (they go through other
+// struct mounts, which carry no mark), so the host pays nothing.
+//
+// Requirements on the session (the launcher's job, not checked here):
+// - its first process unshares CLONE_NEWNS and makes "/" MS_REC|MS_PRIVATE
+//   before exec, so host mounts made later do not propagate in unmarked;
+// - it cannot create mount namespaces or mounts of its own: a new mount
+//   namespace (unshare(CLONE_NEWNS), e.g. after an unprivileged
+//   unshare(CLONE_NEWUSER)) is a copy made of NEW struct mounts that carry no
+//   mark, so its opens are not seen at all (pinned by the test
+//   KnownGapNestedMountNamespaceIsNotGuarded). Block with seccomp in the
+//   session: unshare and clone with CLONE_NEWNS|CLONE_NEWUSER, clone3
+//   (ENOSYS: its flags are behind a pointer; libc falls back to clone),
+//   setns, mount, open_tree, fsmount, move_mount. A mount made inside the
+//   namespace by a privileged helper is marked only after rescan_mounts().
+// - the supervisor must never open files through /proc/<session pid>/root
+//   or /proc/<session pid>/fd: such an open lands on a marked mount and waits
+//   for an answer from the very thread that would give it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "unique_fd.h"
+
+namespace corral {
+
+struct FileAccess {
+  pid_t pid = 0;  // thread group id of the opener (0 if it exited meanwhile)
+  pid_t tid = 0;  // the thread blocked in the open
+  // Canonical absolute path of the opened file (symlinks, "..",
+  // /proc/self/root resolved by the kernel), as the session's namespace
+  // names it; for a file on a mount that is not reachable from the
+  // supervisor's root, the path from that namespace's root. A hard link
+  // shows its own name: match on (dev, ino) to catch aliases.
+  std::string path;
+  bool deleted = false;  // unlinked (nlink 0); the kernel's " (deleted)" suffix is stripped
+  dev_t dev = 0;         // identity of the opened inode (fstat of the event fd)
+  ino_t ino = 0;
+  // Whether the opener asked for write access (O_WRONLY, O_RDWR, O_CREAT,
+  // O_TRUNC, creat). Read from the blocked thread's saved syscall registers.
+  // When it cannot be known for sure, write is true and write_known false:
+  // a decider that looks only at `write` fails closed. Not known: openat2
+  // (its flags live in user memory that another thread or process can
+  // rewrite after the kernel copied them), io_uring and other syscalls,
+  // non-x86_64 builds, read errors.
+  bool write = true;
+  bool write_known = false;
+  // FAN_OPEN_EXEC_PERM, or an open made by execve itself (the binary, its
+  // interpreter): read-only then.
+  bool exec = false;
+};
+
+enum class Verdict {
+  kAllow,
+  // Allow, and let every later open of this inode — read, write or exec,
+  // through any name or mount, by any process of the session — through
+  // without asking, until reset_cache() or the kernel evicts the inode, or
+  // the file is modified. Return it only when the decision depends on none
+  // of path, write, exec and pid: e.g. a read of a file the session's user
+  // cannot write (system libraries). Caching a read of a writable file lets
+  // a later write through, even under a hard link in a protected place.
+  kAllowCache,
+  kDeny,
+};
+
+class FanotifyGuard {
+ public:
+  using Decider = std::function<Verdict(const FileAccess&)>;
+
+  // Creates the group and marks every mount of the mount namespace of
+  // `ns_pid` for FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM (as /proc/<ns_pid>/
+  // mountinfo lists them, relative to its root: give a process that is not
+  // chrooted, best the session's first one, still held before exec).
+  // Mounts of pseudo filesystems (proc, sysfs, devpts, cgroup, ...) the
+  // kernel refuses to mark (proc: EINVAL) and mounts covered by another
+  // mount at the same point are skipped, logged at debug level. Throws
+  // std::runtime_error when `ns_pid` shares our own mount namespace (marking
+  // the host's mounts would gate every process on the host), or when a mount
+  // of a real filesystem cannot be marked.
+  FanotifyGuard(pid_t ns_pid, Decider decider);
+  // Closing the group makes the kernel allow any still-pending event: when
+  // the guard goes, the session must go first (or be killed).
+  ~FanotifyGuard();
+  FanotifyGuard(const FanotifyGuard&) = delete;
+  FanotifyGuard& operator=(const FanotifyGuard&) = delete;
+
+  // Non-blocking; readable when events wait. Stable for the guard's life.
+  int fd() const { return group_.get(); }
+
+  // Reads the pending events (up to a batch; the fd stays readable when more
+  // wait) and answers every permission event: the decider's verdict, or
+  // FAN_DENY when anything fails on the way (fail closed). Closes every event
+  // fd. Returns how many events it handled. One thread at a time.
+  size_t handle_events();
+
+  // Drops every cached allow (on policy reload). The cache is the group's
+  // inode marks and the group has no other inode marks, so one
+  // FAN_MARK_FLUSH removes exactly the cache while the mount marks stay:
+  // there is no moment without enforcement and fd() does not change.
+  // Safe to call while another thread is in handle_events().
+  void reset_cache();
+
+  // Re-reads the namespace's mount table and marks every mount again
+  // (marking is idempotent; a mount id reused by a new mount gets its mark
+  // too), so mounts that appeared since — a bind mount made inside the
+  // session by a privileged helper — are guarded from now on. Returns how
+  // many mount ids were not marked before. Throws like the constructor, and
+  // when `ns_pid` has exited. Safe to call alongside handle_events().
+  size_t rescan_mounts();
+
+  struct Stats {
+    uint64_t events = 0;  // permission events answered
+    uint64_t denied = 0;
+    uint64_t cached = 0;  // ignore marks added
+    uint64_t errors = 0;  // failures on the way (each such event denied), overflows, failed replies
+  };
+  Stats stats() const;
+
+  // One line of /proc/PID/mountinfo: mount id, mount point (field 5, octal
+  // escapes such as \040 decoded), filesystem type. Malformed lines are
+  // left out.
+  struct Mount {
+    int id = 0;
+    std::string mountpoint;
+    std::string fstype;
+  };
+  static std::vector<Mount> parse_mountinfo(std::string_view text);
+
+ private:
+  size_t mark_mounts();
+  void answer(int event_fd, uint64_t mask, pid_t tid);
+  bool fill_access(int event_fd, uint64_t mask, pid_t tid, FileAccess& access);
+
+  pid_t ns_pid_;
+  UniqueFd proc_dir_;  // /proc/<ns_pid>: pins the process, not a reused pid
+  UniqueFd group_;
+  Decider decider_;
+  std::set<int> marked_;  // ids of the mounts marked so far (for rescan's count)
+  std::atomic<uint64_t> events_{0}, denied_{0}, cached_{0}, errors_{0};
+};
+
+}  // namespace corral
