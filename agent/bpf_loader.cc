@@ -122,6 +122,37 @@ void BpfLoader::remove_session(uint64_t cgroup_id) {
   bpf_map__delete_elem(skel_->maps.session_cgroups, &cgroup_id, sizeof(cgroup_id), 0);
 }
 
+void BpfLoader::load_exec_rules(ExecRuleMaps next) {
+  auto update = [](bpf_map* map, const void* key, size_t ksz, const void* value, size_t vsz,
+                   const char* what) {
+    if (bpf_map__update_elem(map, key, ksz, value, vsz, BPF_ANY))
+      throw std::runtime_error(std::string("failed to load ") + what + " into " +
+                               bpf_map__name(map) + ": " + errstr(errno));
+  };
+  const uint8_t one = 1;
+  for (const auto& t : next.tokens)
+    update(skel_->maps.exec_tokens, &t, sizeof(t), &one, sizeof(one), "an exec rule token");
+  for (const auto& p : next.paths)
+    update(skel_->maps.exec_paths, &p, sizeof(p), &one, sizeof(one), "an exec rule path");
+  for (const auto& [name, set] : next.names) {
+    corral_exec_name key{};
+    std::memcpy(key.name, name.data(), std::min(name.size(), sizeof(key.name) - 1));
+    update(skel_->maps.exec_rules, &key, sizeof(key), &set, sizeof(set), "exec rules");
+  }
+  for (const auto& [name, set] : exec_loaded_.names) {
+    if (next.names.count(name)) continue;
+    corral_exec_name key{};
+    std::memcpy(key.name, name.data(), std::min(name.size(), sizeof(key.name) - 1));
+    bpf_map__delete_elem(skel_->maps.exec_rules, &key, sizeof(key), 0);
+  }
+  // Old generations' ids differ from the new ones: every old entry is stale.
+  for (const auto& t : exec_loaded_.tokens)
+    bpf_map__delete_elem(skel_->maps.exec_tokens, &t, sizeof(t), 0);
+  for (const auto& p : exec_loaded_.paths)
+    bpf_map__delete_elem(skel_->maps.exec_paths, &p, sizeof(p), 0);
+  exec_loaded_ = std::move(next);
+}
+
 int BpfLoader::ring_fd() const { return ring_buffer__epoll_fd(ring_.get()); }
 
 bool BpfLoader::consume(size_t limit) {

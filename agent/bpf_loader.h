@@ -12,6 +12,7 @@
 #include <string>
 
 #include "event_layout.h"
+#include "exec_rules.h"
 
 struct corral_bpf;
 struct ring_buffer;
@@ -41,6 +42,11 @@ class BpfLoader {
   void add_session_task(uint64_t session_id, int pidfd, bool quiet);
   void remove_session(uint64_t cgroup_id);
 
+  // Replaces the kernel's exec rules. New entries go in first, then names
+  // switch one by one (each switch atomic), then stale entries go: at no
+  // moment is an exec matched against nothing, or against half a rule.
+  void load_exec_rules(ExecRuleMaps next);
+
   // The ring buffer's epoll fd: readable when events wait.
   int ring_fd() const;
   // Hands waiting events to the handler, at most `limit`; returns true when
@@ -64,6 +70,7 @@ class BpfLoader {
   size_t batch_limit_ = SIZE_MAX;
   std::unique_ptr<corral_bpf, SkelDeleter> skel_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
+  ExecRuleMaps exec_loaded_;
 };
 
 // Routes libbpf's log into spdlog (debug lines at trace level).

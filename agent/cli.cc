@@ -13,6 +13,7 @@
 #include <iostream>
 
 #include "cgroup2.h"
+#include "check.h"
 #include "process.h"
 #include "supervisor.h"
 
@@ -33,6 +34,7 @@ struct RunOptions {
   bool allow_root = false;
   uint32_t ringbuf_mib = 16;
   double linger_seconds = 2;
+  std::string policy;
   std::vector<std::string> command;
 };
 
@@ -82,6 +84,7 @@ int run(const RunOptions& o) {
   sopts.audit_path = o.audit;
   sopts.quiet = o.quiet;
   sopts.ringbuf_bytes = o.ringbuf_mib << 20;
+  sopts.policy_path = o.policy;
   std::unique_ptr<Supervisor> sup;
   try {
     sup = std::make_unique<Supervisor>(io, sopts);
@@ -136,8 +139,17 @@ int cli_main(int argc, char** argv) {
                       "seconds processes left by the agent may run on before they are killed")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));
+  run_cmd->add_option("--policy", ro.policy,
+                      "policy file (default: the shipped one; `extends: default` builds on it); "
+                      "SIGHUP to corral reloads it");
   run_cmd->add_option("command", ro.command, "the command and its arguments, after --")
       ->required();
+
+  auto* policy_cmd = app.add_subcommand("policy", "work with policy files");
+  policy_cmd->require_subcommand(1);
+  std::string check_path;
+  auto* check_cmd = policy_cmd->add_subcommand("check", "validate a policy file");
+  check_cmd->add_option("file", check_path, "the policy file")->required();
 
   try {
     app.parse(argc, argv);
@@ -148,6 +160,7 @@ int cli_main(int argc, char** argv) {
 
   try {
     if (run_cmd->parsed()) return run(ro);
+    if (check_cmd->parsed()) return rules::policy_check(check_path, std::cout, std::cerr);
   } catch (const Failure& f) {
     spdlog::error("{}", f.message);
     return f.code;

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "event_layout.h"
+#include "exec_rules.h"
 #include "path.h"
 
 namespace corral {
@@ -74,6 +75,13 @@ void decode_exec(std::span<const uint8_t> bytes, const corral_exec_event& e, aud
     pos = end + 1;
   }
   x->set_argv_truncated(e.argv_full_len > e.argv_len);
+  if (e.verdict != CORRAL_VERDICT_NONE) {
+    auto* d = out.mutable_decision();
+    d->set_action(e.verdict == CORRAL_VERDICT_DENIED ? "deny" : "would_deny");
+    d->set_mode(e.verdict == CORRAL_VERDICT_DENIED ? "enforce" : "shadow");
+    d->set_policy_generation(e.policy_gen);
+    d->set_rule_index(exec_rule_index(e.rule_index));
+  }
 }
 
 void decode_connect(const corral_connect_event& e, audit::Record& out) {

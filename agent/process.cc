@@ -16,6 +16,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "seccomp_filter.h"
+
 namespace corral {
 namespace {
 
@@ -117,6 +119,7 @@ namespace {
 // Everything the init needs after clone: prepared before, so that the
 // child only makes async-signal-safe calls.
 struct InitPlan {
+  const std::vector<sock_filter>* filter;
   const char* exe;
   char* const* argv;
   char* const* envp;
@@ -136,6 +139,7 @@ struct InitPlan {
   // After the uid change, which clears it: die with the init.
   if (!e && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) e = errno;
   if (!e && ::getppid() != 1) e = ESRCH;
+  if (!e) e = install_filter(*p.filter);
   if (!e) {
     ::execve(p.exe, p.argv, p.envp);
     e = errno;
@@ -218,7 +222,8 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   cargv.push_back(nullptr);
   for (auto& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
   cenv.push_back(nullptr);
-  InitPlan plan{exe.c_str(), cargv.data(), cenv.data(), &creds,
+  std::vector<sock_filter> filter = build_session_filter();
+  InitPlan plan{&filter, exe.c_str(), cargv.data(), cenv.data(), &creds,
                 ready_w.get(), go_r.get(), err_w.get(), status_w.get()};
 
   // clone without a new stack behaves like fork; the child is pid 1 of the
@@ -275,17 +280,15 @@ void SessionInit::release() {
   char byte = 1;
   if (::write(go_.get(), &byte, 1) != 1) throw errno_error("failed to release the agent");
   go_.reset();
+}
+
+int SessionInit::exec_error() {
   int e = 0;
   ssize_t n;
   do n = ::read(exec_err_.get(), &e, sizeof(e));
   while (n < 0 && errno == EINTR);
   exec_err_.reset();
-  if (n == sizeof(e)) {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    errno = e;
-    throw errno_error("failed to start the agent");
-  }
+  return n == sizeof(e) ? e : 0;
 }
 
 int SessionInit::read_agent_status() {

@@ -53,9 +53,14 @@ class SessionInit {
   // Readable when the agent has exited; then read_agent_status().
   int status_fd() const { return status_.get(); }
   int read_agent_status();
-  // Starts the agent; throws std::runtime_error with the reason when it
-  // could not exec.
+  // Lets the agent go. It does not wait: the agent's exec is itself an
+  // open the supervisor's guard must answer.
   void release();
+  // Readable once the agent has exec'd (EOF) or failed to (an errno);
+  // then exec_error() says which.
+  int exec_result_fd() const { return exec_err_.get(); }
+  // 0 when the agent runs its command, else why it could not.
+  int exec_error();
   // Passes a signal to the agent (through the init, which forwards what the
   // terminal did not already deliver).
   void signal_agent(int signo) const;

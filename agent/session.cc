@@ -28,12 +28,15 @@ Session::Session(Supervisor& supervisor, uint64_t id, SessionSpec spec, EndHandl
       spec_(std::move(spec)),
       on_end_(std::move(on_end)),
       status_watch_(supervisor.io()),
+      exec_watch_(supervisor.io()),
       timer_(supervisor.io()),
       grace_timer_(supervisor.io()) {}
 
 Session::~Session() {
   status_watch_.close();
+  exec_watch_.close();
   uint64_t cgroup_id = cgroup_ ? cgroup_->id() : 0;
+  file_guard_.reset();
   child_.reset();   // kills a child never released
   cgroup_.reset();  // kills what is left, removes the directory
   if (registered_) {
@@ -53,6 +56,13 @@ void Session::start() {
   registered_ = true;
 
   child_ = std::make_unique<SessionInit>(spec_.exe, spec_.argv, spec_.env, spec_.creds);
+  // Every mount the agent will see is marked before it runs.
+  file_guard_ = std::make_unique<FileGuard>(sup_.io(), child_->pid(), spec_.creds, spec_.cwd,
+                                            sup_.policy(), [this](audit::Record& r) {
+                                              r.set_session(id_string_);
+                                              count_record();
+                                              sup_.emit(r);
+                                            });
   // Both before release: the kernel sees the agent as a member from its
   // first instruction, through its task entry and through the cgroup.
   cgroup_->add_pid(child_->pid());
@@ -72,6 +82,14 @@ void Session::start() {
   sup_.emit(rec);
 
   child_->release();
+  exec_watch_.assign(::dup(child_->exec_result_fd()));
+  exec_watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                         [this](const boost::system::error_code& ec) {
+                           if (ec) return;
+                           if (int e = child_->exec_error())
+                             spdlog::error("session {}: failed to start {}: {}", id_string_,
+                                           spec_.exe, std::strerror(e));
+                         });
   status_watch_.assign(::dup(child_->status_fd()));
   watch_main();
 }
@@ -151,6 +169,7 @@ void Session::finish() {
   e->set_records(records_ + 1);
   sup_.emit(rec);
 
+  file_guard_.reset();
   sup_.bpf().remove_session(cgroup_->id());
   registered_ = false;
   cgroup_.reset();
@@ -159,6 +178,10 @@ void Session::finish() {
   int code = exit_code_;
   boost::asio::post(sup_.io(), [sup = &sup_, id = id_] { sup->forget_session(id); });
   if (on_end) on_end(code);
+}
+
+void Session::apply_policy(const rules::Policy& policy) {
+  if (file_guard_ && !ended_) file_guard_->apply(policy);
 }
 
 void Session::on_signal(int signo, bool from_kernel) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cgroup2.h"
+#include "file_guard.h"
 #include "process.h"
 
 namespace corral {
@@ -53,6 +54,9 @@ class Session {
   // killed if the agent is still there after a grace period.
   void on_signal(int signo, bool from_kernel);
 
+  // A reloaded policy: the file guard switches to it.
+  void apply_policy(const rules::Policy& policy);
+
  private:
   void watch_main();
   void on_main_exit();
@@ -68,7 +72,9 @@ class Session {
   EndHandler on_end_;
   std::unique_ptr<Cgroup> cgroup_;
   std::unique_ptr<SessionInit> child_;
+  std::unique_ptr<FileGuard> file_guard_;
   boost::asio::posix::stream_descriptor status_watch_;
+  boost::asio::posix::stream_descriptor exec_watch_;
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer grace_timer_;
   std::chrono::steady_clock::time_point started_;

@@ -61,6 +61,13 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
   bpf_ = std::make_unique<BpfLoader>([this](std::span<const uint8_t> b) { on_event(b); },
                                      options_.ringbuf_bytes);
   last_stats_ = bpf_->read_stats();
+  enforcer_ = std::make_unique<Enforcer>(*bpf_, options_.policy_path);
+  policy_load_ = enforcer_->load();
+  if (!policy_load_.accepted()) {
+    std::string errors;
+    for (const auto& e : policy_load_.errors()) errors += "\n  " + e;
+    throw std::runtime_error("the policy has errors, nothing was started:" + errors);
+  }
 
   ring_watch_.assign(bpf_->ring_fd());
   watch_ring();
@@ -89,6 +96,7 @@ Session& Supervisor::start_session(SessionSpec spec, Session::EndHandler on_end)
     sessions_.erase(id);
     throw;
   }
+  announce_policy(policy_load_, ref);
   log_.flush();
   return ref;
 }
@@ -113,6 +121,7 @@ void Supervisor::on_event(std::span<const uint8_t> bytes) {
     spdlog::warn("undecodable event: {}", error);
     return;
   }
+  if (record.has_decision()) enforcer_->describe(record);
   uint64_t sid = bytes.size() >= sizeof(corral_event_header)
                      ? reinterpret_cast<const corral_event_header*>(bytes.data())->session_id
                      : 0;
@@ -182,6 +191,27 @@ void Supervisor::audit_losses() {
   }
 }
 
+void Supervisor::reload_policy() {
+  audit::PolicyLoad load = enforcer_->load();
+  if (load.accepted()) {
+    policy_load_ = load;
+    for (auto& [id, session] : sessions_) session->apply_policy(enforcer_->policy());
+    spdlog::info("policy reloaded: generation {}: {}", load.generation(), load.summary());
+  } else {
+    for (const auto& e : load.errors()) spdlog::error("policy reload refused: {}", e);
+  }
+  for (auto& [id, session] : sessions_) announce_policy(load, *session);
+  log_.flush();
+}
+
+void Supervisor::announce_policy(const audit::PolicyLoad& load, Session& session) {
+  session.count_record();
+  audit::Record rec;
+  rec.set_session(session.id_string());
+  *rec.mutable_policy_load() = load;
+  emit(rec);
+}
+
 void Supervisor::watch_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -202,6 +232,12 @@ void Supervisor::wait_signals() {
                              while (::read(signal_watch_.native_handle(), &info, sizeof(info)) ==
                                     sizeof(info)) {
                                bool from_kernel = info.ssi_code == SI_KERNEL;
+                               // SIGHUP sent to corral means "reload"; the
+                               // terminal's hangup is the agent's to handle
+                               if (info.ssi_signo == SIGHUP && !from_kernel) {
+                                 reload_policy();
+                                 continue;
+                               }
                                for (auto& [id, session] : sessions_)
                                  session->on_signal(static_cast<int>(info.ssi_signo), from_kernel);
                              }

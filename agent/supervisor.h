@@ -14,6 +14,7 @@
 #include "audit.pb.h"
 #include "audit_log.h"
 #include "bpf_loader.h"
+#include "enforcer.h"
 #include "session.h"
 
 namespace corral {
@@ -22,6 +23,7 @@ struct SupervisorOptions {
   std::string audit_path;
   bool quiet = false;  // no live lines on stderr
   uint32_t ringbuf_bytes = 16u << 20;
+  std::string policy_path;  // empty: the shipped default
   std::chrono::milliseconds stats_interval{1000};
 };
 
@@ -44,6 +46,7 @@ class Supervisor {
 
   boost::asio::io_context& io() { return io_; }
   BpfLoader& bpf() { return *bpf_; }
+  const rules::Policy& policy() const { return enforcer_->policy(); }
   const std::string& cgroup_root() const { return cgroup_root_; }
 
  private:
@@ -54,6 +57,9 @@ class Supervisor {
   void wait_signals();
   void schedule_stats();
   void audit_losses();
+  // Reloads the policy (SIGHUP) and tells every session's trail.
+  void reload_policy();
+  void announce_policy(const audit::PolicyLoad& load, Session& session);
 
   boost::asio::io_context& io_;
   SupervisorOptions options_;
@@ -62,6 +68,8 @@ class Supervisor {
   std::string cgroup_root_;
   AuditLog log_;
   std::unique_ptr<BpfLoader> bpf_;
+  std::unique_ptr<Enforcer> enforcer_;
+  audit::PolicyLoad policy_load_;  // the load in force, for new sessions
   boost::asio::posix::stream_descriptor ring_watch_;
   boost::asio::posix::stream_descriptor signal_watch_;
   boost::asio::steady_timer stats_timer_;

@@ -61,6 +61,12 @@ std::string describe(const audit::Record& r) {
       return fmt::format("session  end exit {} after {:.3f}s, {} records, {} leftover killed",
                          r.session_end().exit_code(), r.session_end().duration_seconds(),
                          r.session_end().records(), r.session_end().leftover_processes_killed());
+    case audit::Record::kPolicyLoad: {
+      const auto& p = r.policy_load();
+      if (p.accepted()) return fmt::format("policy   generation {}: {}", p.generation(), p.summary());
+      return fmt::format("policy   reload refused, generation {} stays: {}", p.generation(),
+                         p.errors_size() ? p.errors(0) : std::string("(no error text)"));
+    }
     case audit::Record::EVENT_NOT_SET:
       break;
   }
@@ -73,7 +79,11 @@ std::string format_record(const audit::Record& r) {
   std::string who;
   if (r.has_process())
     who = fmt::format(" {:>7} {:<15}", r.process().pid(), r.process().comm());
-  return fmt::format("corral[{}]{} {}", r.session().substr(0, 8), who, describe(r));
+  std::string verdict;
+  if (r.has_decision())
+    verdict = fmt::format("  [{} by {}]", r.decision().action() == "deny" ? "DENIED" : "WOULD DENY",
+                          r.decision().rule());
+  return fmt::format("corral[{}]{} {}{}", r.session().substr(0, 8), who, describe(r), verdict);
 }
 
 }  // namespace corral

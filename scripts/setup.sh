@@ -5,12 +5,14 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config git  # toolchain
-  clang llvm                            # compiles bpf/*.bpf.c (-target bpf)
+  clang llvm libclang-rt-14-dev         # bpf/*.bpf.c (-target bpf); libFuzzer
   libbpf-dev bpftool libelf-dev zlib1g-dev  # loading BPF, skeletons, vmlinux.h
   libboost-dev                          # Boost.Asio event loop
   libprotobuf-dev protobuf-compiler     # exporter/audit.proto
   libspdlog-dev libfmt-dev              # logging
   libcli11-dev                          # command line
+  libseccomp-dev                        # the session's syscall filter
+  libyaml-cpp-dev libre2-dev            # policy files, glob matching
   libgtest-dev                          # tests
 )
 

@@ -6,6 +6,7 @@
 //   actor rename FROM TO | unlink PATH | rmdir PATH
 //   actor truncate PATH | ftruncate PATH
 //   actor opens N PATH          N open+close of PATH
+//   actor unlinks N PATH        N unlink of PATH (missing: no file is touched)
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -63,6 +64,11 @@ int main(int argc, char** argv) {
       int fd = open(argv[3], O_RDONLY);
       if (fd >= 0) close(fd);
     }
+    return 0;
+  }
+  if (verb == "unlinks" && argc == 4) {
+    long n = atol(argv[2]);
+    for (long i = 0; i < n; i++) unlink(argv[3]);
     return 0;
   }
   fprintf(stderr, "actor: bad arguments for %s\n", verb.c_str());

@@ -363,11 +363,12 @@ TEST(Session, SigtermEndsTheSessionCleanly) {
 }
 
 // A stalled reader makes the ring buffer overflow: the loss is audited with
-// its count, never silent.
+// its count, never silent. (Unlinks of a missing file: opens would wait for
+// the stopped supervisor's guard instead of piling up.)
 TEST(Session, RingBufferDropsAreAudited) {
   CORRAL_REQUIRE_ROOT();
   auto r = run_corral({"--allow-root", "--ring-mib", "1"},
-                      {actor_bin(), "opens", "200000", "/etc/hostname"}, [](pid_t corral) {
+                      {actor_bin(), "unlinks", "200000", "/nonexistent-corral"}, [](pid_t corral) {
                         ::kill(corral, SIGSTOP);
                         std::this_thread::sleep_for(std::chrono::milliseconds(1500));
                         ::kill(corral, SIGCONT);
@@ -376,12 +377,12 @@ TEST(Session, RingBufferDropsAreAudited) {
   uint64_t dropped = 0;
   for (const auto& rec : r.records)
     if (rec.has_lost()) dropped += rec.lost().ringbuf_dropped();
-  auto opens = select(r, [](const audit::Record& rec) {
-    return rec.has_open() && rec.open().path() == "/etc/hostname";
+  auto unlinks = select(r, [](const audit::Record& rec) {
+    return rec.has_unlink() && rec.unlink().path() == "/nonexistent-corral";
   });
   EXPECT_GT(dropped, 0u);
-  // every open was either delivered or counted as dropped (+ the loader's own)
-  EXPECT_GE(opens.size() + dropped, 200000u);
+  // every unlink was either delivered or counted as dropped
+  EXPECT_GE(unlinks.size() + dropped, 200000u);
   EXPECT_TRUE(r.records.back().has_session_end());
 }
 
@@ -444,6 +445,33 @@ TEST(Session, SupervisorDeathKillsTheSession) {
   EXPECT_FALSE(std::filesystem::exists(cgroup));
   std::filesystem::remove(audit);
   std::filesystem::remove(err);
+}
+
+}  // namespace
+}  // namespace corral::test
+
+namespace corral::test {
+namespace {
+
+// New namespaces would be made of mounts the session's guard does not
+// watch; the agent cannot create any, nor mount, nor load BPF.
+TEST(Session, NoNewNamespacesOrMounts) {
+  CORRAL_REQUIRE_ROOT();
+  auto r = run_corral({"--user", "nobody"},
+                      {"/bin/sh", "-c",
+                       "unshare --user --mount true 2>/dev/null && exit 1; "
+                       "unshare --user --map-root-user true 2>/dev/null && exit 2; "
+                       "exit 0"});
+  EXPECT_EQ(r.exit_code, 0) << "1: a user+mount namespace, 2: a user namespace was created";
+  auto unshares = select(r, [](const audit::Record& rec) {
+    return rec.has_exec() && rec.exec().path() == "/usr/bin/unshare";
+  });
+  EXPECT_EQ(unshares.size(), 2u) << "both attempts ran";
+  // as root inside the session, too
+  auto root = run_corral(kRoot, {"/bin/sh", "-c",
+                                 "unshare --mount true || unshare --user true || "
+                                 "mount -t tmpfs none /mnt || exit 0; exit 1"});
+  EXPECT_EQ(root.exit_code, 0) << "an unshare or mount succeeded inside the session";
 }
 
 }  // namespace

@@ -1,0 +1,75 @@
+#include "enforcer.h"
+
+#include <spdlog/spdlog.h>
+#include <stdlib.h>
+
+#include <climits>
+
+#include "exec_rules.h"
+
+namespace corral {
+namespace {
+
+const std::vector<std::string> kBinaryDirs = {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
+                                              "/usr/bin", "/sbin", "/bin"};
+
+std::optional<std::string> real_path(const std::string& path) {
+  char buf[PATH_MAX];
+  if (!::realpath(path.c_str(), buf)) return std::nullopt;
+  return std::string(buf);
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
+}  // namespace
+
+Enforcer::Enforcer(BpfLoader& bpf, std::string path) : bpf_(bpf), path_(std::move(path)) {}
+
+audit::PolicyLoad Enforcer::load() {
+  audit::PolicyLoad out;
+  rules::LoadResult result =
+      path_.empty() ? rules::load_default_policy() : rules::load_policy_file(path_);
+  out.set_generation(generation_);
+  if (!result.policy) {
+    for (const auto& d : result.errors) out.add_errors(d.str());
+    return out;
+  }
+  auto policy = std::make_shared<const rules::Policy>(std::move(*result.policy));
+  uint32_t gen = generation_ + 1;
+  try {
+    bpf_.load_exec_rules(compile_exec_rules(policy->exec, gen, real_path, kBinaryDirs));
+  } catch (const std::exception& e) {
+    // Nothing of the new policy is in force: load_exec_rules swaps last.
+    out.add_errors((path_.empty() ? std::string("<default>") : path_) + ": " + e.what());
+    return out;
+  }
+  policies_[gen] = policy;
+  if (generation_ > 1) policies_.erase(generation_ - 1);
+  generation_ = gen;
+  out.set_generation(gen);
+  out.set_accepted(true);
+  for (const auto& s : policy->sources) out.add_sources(s);
+  out.set_summary(rules::summary(*policy));
+  return out;
+}
+
+void Enforcer::describe(audit::Record& record) const {
+  auto* d = record.mutable_decision();
+  auto it = policies_.find(d->policy_generation());
+  if (record.has_exec() && it != policies_.end() && d->rule_index() < it->second->exec.size()) {
+    const rules::ExecRule& rule = it->second->exec[d->rule_index()];
+    d->set_rule(rule.id);
+    d->set_reason("exec of " + join(rule.binaries, "|") +
+                  (rule.args.empty() ? "" : " with args " + join(rule.args, " ")));
+    return;
+  }
+  d->set_rule("unknown");
+  d->set_reason("rule " + std::to_string(d->rule_index()) + " of policy generation " +
+                std::to_string(d->policy_generation()) + ", no longer known");
+}
+
+}  // namespace corral

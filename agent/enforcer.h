@@ -1,0 +1,43 @@
+// The policy in force: loads and reloads it, puts its kernel parts in place
+// (exec rules), and names the rule behind a kernel decision. A reload is
+// all or nothing: a policy with any error is refused and the old one stays.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "audit.pb.h"
+#include "bpf_loader.h"
+#include "policy.h"
+
+namespace corral {
+
+class Enforcer {
+ public:
+  // `path` empty: the shipped default policy.
+  Enforcer(BpfLoader& bpf, std::string path);
+
+  // Loads the policy and applies it. Returns the record that says what
+  // happened; on refusal the previous policy (if any) stays in force.
+  audit::PolicyLoad load();
+
+  bool loaded() const { return generation_ > 0; }
+  uint32_t generation() const { return generation_; }
+  const rules::Policy& policy() const { return *policies_.at(generation_); }
+
+  // Completes a kernel decision (generation + rule index) with the rule's
+  // id and what it matched.
+  void describe(audit::Record& record) const;
+
+ private:
+  BpfLoader& bpf_;
+  std::string path_;
+  uint32_t generation_ = 0;
+  // Events in flight may name the previous generation's rules.
+  std::map<uint32_t, std::shared_ptr<const rules::Policy>> policies_;
+};
+
+}  // namespace corral

@@ -1,0 +1,174 @@
+#include "file_guard.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "decode.h"
+
+namespace corral {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t kWalkLimit = 100000;
+
+using Identity = std::pair<dev_t, ino_t>;
+
+bool has_wildcard(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
+
+// The agent could change this file (so a cached allow could outlive what
+// made it safe)?
+bool agent_may_write(const struct stat& st, const Credentials& who) {
+  if (who.uid == 0) return true;
+  if (st.st_uid == who.uid) return true;
+  if (st.st_mode & S_IWOTH) return true;
+  if (st.st_mode & S_IWGRP) {
+    if (st.st_gid == who.gid) return true;
+    return std::find(who.groups.begin(), who.groups.end(), st.st_gid) != who.groups.end();
+  }
+  return false;
+}
+
+}  // namespace
+
+struct FileGuard::Rules {
+  std::shared_ptr<const rules::Policy> policy;  // owns what the matchers point into
+  rules::PathMatcher secrets;
+  rules::PathMatcher protect;
+  std::map<Identity, const rules::PathRule*> secret_ids, protected_ids;
+
+  Rules(std::shared_ptr<const rules::Policy> p, const std::string& home)
+      : policy(std::move(p)),
+        secrets(policy->secrets, home),
+        protect(policy->protected_paths, home) {}
+};
+
+std::vector<std::string> expand_glob(const std::string& glob, const std::string& home,
+                                     const std::string& cwd, size_t limit) {
+  std::string pattern = glob.rfind("~/", 0) == 0 ? home + glob.substr(1) : glob;
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!has_wildcard(pattern)) {
+    if (fs::exists(pattern, ec)) out.push_back(pattern);
+    return out;
+  }
+  // walk from the deepest directory without wildcards
+  std::string root;
+  if (pattern.rfind("**/", 0) == 0) {
+    root = cwd;
+  } else {
+    size_t wild = pattern.find_first_of("*?[");
+    root = pattern.substr(0, pattern.rfind('/', wild));
+    if (root.empty()) root = "/";
+  }
+  rules::GlobSet set({glob}, home);
+  size_t seen = 0;
+  auto opts = fs::directory_options::skip_permission_denied;
+  for (auto it = fs::recursive_directory_iterator(root, opts, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (++seen > limit) {
+      spdlog::warn("secret identities: stopped walking {} after {} entries for {}", root, limit,
+                   glob);
+      break;
+    }
+    std::string p = it->path().string();
+    if (set.any(p)) out.push_back(p);
+  }
+  return out;
+}
+
+std::unique_ptr<FileGuard::Rules> FileGuard::build(const rules::Policy& policy) const {
+  auto r = std::make_unique<Rules>(std::make_shared<const rules::Policy>(policy), agent_.home);
+  auto index = [&](const std::vector<rules::PathRule>& section,
+                   std::map<Identity, const rules::PathRule*>& ids) {
+    for (const auto& rule : section) {
+      if (rule.mode == rules::Mode::kOff) continue;
+      for (const auto& g : rule.globs)
+        for (const auto& path : expand_glob(g, agent_.home, cwd_, kWalkLimit)) {
+          struct stat st;
+          if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+            ids.emplace(Identity{st.st_dev, st.st_ino}, &rule);
+        }
+    }
+  };
+  index(r->policy->secrets, r->secret_ids);
+  index(r->policy->protected_paths, r->protected_ids);
+  return r;
+}
+
+FileGuard::FileGuard(boost::asio::io_context& io, pid_t ns_pid, const Credentials& agent,
+                     std::string cwd, const rules::Policy& policy, Emit emit)
+    : agent_(agent), cwd_(std::move(cwd)), emit_(std::move(emit)), watch_(io) {
+  rules_ = build(policy);
+  guard_ = std::make_unique<FanotifyGuard>(ns_pid, [this](const FileAccess& a) { return decide(a); });
+  watch_.assign(guard_->fd());
+  watch();
+}
+
+FileGuard::~FileGuard() { watch_.release(); }  // the guard owns that fd
+
+void FileGuard::watch() {
+  watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                    [this](const boost::system::error_code& ec) {
+                      if (ec) return;
+                      guard_->handle_events();
+                      watch();
+                    });
+}
+
+void FileGuard::apply(const rules::Policy& policy) {
+  rules_ = build(policy);
+  guard_->reset_cache();
+}
+
+Verdict FileGuard::decide(const FileAccess& a) {
+  const rules::PathRule* rule = nullptr;
+  const char* what = nullptr;
+  if (auto it = rules_->secret_ids.find({a.dev, a.ino}); it != rules_->secret_ids.end()) {
+    rule = it->second;
+    what = "secret file (by identity)";
+  } else if ((rule = rules_->secrets.match(a.path).rule)) {
+    what = "secret file";
+  } else if (a.write) {
+    if (auto it = rules_->protected_ids.find({a.dev, a.ino}); it != rules_->protected_ids.end()) {
+      rule = it->second;
+      what = a.write_known ? "write to a protected path (by identity)"
+                           : "possible write to a protected path (by identity)";
+    } else if ((rule = rules_->protect.match(a.path).rule)) {
+      what = a.write_known ? "write to a protected path" : "possible write to a protected path";
+    }
+  }
+
+  if (!rule) {
+    struct stat st;
+    // Cache only what no session process can change, and only on a
+    // protected-free path: a cached inode is allowed for writes too.
+    if (!a.exec && !rules_->protect.match(a.path).rule && ::stat(a.path.c_str(), &st) == 0 &&
+        st.st_dev == a.dev && st.st_ino == a.ino && !agent_may_write(st, agent_))
+      return Verdict::kAllowCache;
+    return Verdict::kAllow;
+  }
+
+  bool enforce = rule->mode == rules::Mode::kEnforce;
+  audit::Record rec;
+  auto* p = rec.mutable_process();
+  p->set_pid(a.pid);
+  p->set_tid(a.tid);
+  auto* o = rec.mutable_open();
+  o->set_path(a.path);
+  o->add_flags(a.exec ? "exec" : a.write ? (a.write_known ? "write" : "write?") : "read");
+  o->set_result(enforce ? -EPERM : 0);
+  if (enforce) o->set_error("EPERM");
+  auto* d = rec.mutable_decision();
+  d->set_action(enforce ? "deny" : "would_deny");
+  d->set_rule(rule->id);
+  d->set_mode(std::string(rules::mode_name(rule->mode)));
+  d->set_reason(what);
+  emit_(rec);
+  return enforce ? Verdict::kDeny : Verdict::kAllow;
+}
+
+}  // namespace corral

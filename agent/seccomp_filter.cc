@@ -1,0 +1,84 @@
+#include "seccomp_filter.h"
+
+#include <errno.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "unique_fd.h"
+
+namespace corral {
+namespace {
+
+constexpr uint64_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |
+                                     CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP |
+                                     0x00000080 /* CLONE_NEWTIME */;
+
+struct CtxDeleter {
+  void operator()(void* ctx) const { seccomp_release(ctx); }
+};
+
+void check(int rc, const char* what) {
+  if (rc < 0)
+    throw std::runtime_error(std::string("failed to build the session's seccomp filter (") + what +
+                             "): " + std::strerror(-rc));
+}
+
+}  // namespace
+
+std::vector<sock_filter> build_session_filter() {
+  std::unique_ptr<void, CtxDeleter> ctx(seccomp_init(SCMP_ACT_ALLOW));
+  if (!ctx) throw std::runtime_error("failed to create a seccomp filter context");
+  void* c = ctx.get();
+  const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
+
+  // Namespaces, by flag: clone's flags are its first argument on x86_64.
+  for (uint64_t bit = 1; bit; bit <<= 1) {
+    if (!(kNamespaceFlags & bit)) continue;
+    check(seccomp_rule_add(c, eperm, SCMP_SYS(unshare), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, bit, bit)),
+          "unshare");
+    check(seccomp_rule_add(c, eperm, SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, bit, bit)),
+          "clone");
+  }
+  // clone3 passes its flags in memory seccomp cannot read: ENOSYS makes
+  // libc fall back to clone, which is checked above.
+  check(seccomp_rule_add(c, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0), "clone3");
+
+  for (int nr : {SCMP_SYS(setns), SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(pivot_root),
+                 SCMP_SYS(open_tree), SCMP_SYS(move_mount), SCMP_SYS(fsopen), SCMP_SYS(fsconfig),
+                 SCMP_SYS(fsmount), SCMP_SYS(fspick), SCMP_SYS(mount_setattr), SCMP_SYS(bpf),
+                 SCMP_SYS(kexec_load), SCMP_SYS(kexec_file_load), SCMP_SYS(init_module),
+                 SCMP_SYS(finit_module), SCMP_SYS(delete_module)})
+    check(seccomp_rule_add(c, eperm, nr, 0), "deny list");
+
+  // Export as classic BPF through a memfd, so the child installs it with one
+  // syscall and no allocation.
+  UniqueFd mem(memfd_create("corral-seccomp", MFD_CLOEXEC));
+  if (!mem) throw std::runtime_error(std::string("failed to create a memfd: ") + std::strerror(errno));
+  check(seccomp_export_bpf(c, mem.get()), "export");
+  off_t size = lseek(mem.get(), 0, SEEK_END);
+  if (size <= 0 || size % sizeof(sock_filter))
+    throw std::runtime_error("seccomp filter export has a bad size");
+  std::vector<sock_filter> out(size / sizeof(sock_filter));
+  if (pread(mem.get(), out.data(), size, 0) != size)
+    throw std::runtime_error(std::string("failed to read the seccomp filter: ") + std::strerror(errno));
+  return out;
+}
+
+int install_filter(const std::vector<sock_filter>& filter) {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+  sock_fprog prog{static_cast<unsigned short>(filter.size()),
+                  const_cast<sock_filter*>(filter.data())};
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) return errno;
+  return 0;
+}
+
+}  // namespace corral
