@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -117,9 +118,66 @@ void BpfLoader::add_session_task(uint64_t session_id, int pidfd, bool quiet) {
     throw std::runtime_error("failed to register the agent in session_tasks: " + errstr(errno));
 }
 
-void BpfLoader::remove_session(uint64_t cgroup_id) {
-  // Task entries die with their tasks; only the cgroup is ours to forget.
+void BpfLoader::remove_session(uint64_t session_id, uint64_t cgroup_id) {
+  // Task entries die with their tasks; the cgroup and ports are ours.
   bpf_map__delete_elem(skel_->maps.session_cgroups, &cgroup_id, sizeof(cgroup_id), 0);
+  std::vector<corral_session_port> stale;
+  corral_session_port key, next;
+  corral_session_port* prev = nullptr;
+  while (bpf_map__get_next_key(skel_->maps.session_ports, prev, &next, sizeof(next)) == 0) {
+    if (next.session_id == session_id) stale.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (const auto& k : stale) bpf_map__delete_elem(skel_->maps.session_ports, &k, sizeof(k), 0);
+}
+
+CgroupLinks::~CgroupLinks() {
+  for (bpf_link* l : links_) bpf_link__destroy(l);
+}
+
+CgroupLinks BpfLoader::attach_egress(int cgroup_fd, const std::string& path) {
+  CgroupLinks links;
+  for (bpf_program* prog :
+       {skel_->progs.corral_connect4, skel_->progs.corral_connect6, skel_->progs.corral_sendmsg4,
+        skel_->progs.corral_sendmsg6, skel_->progs.corral_post_bind4,
+        skel_->progs.corral_post_bind6}) {
+    bpf_link* link = bpf_program__attach_cgroup(prog, cgroup_fd);
+    if (!link)
+      throw std::runtime_error(std::string("failed to attach ") + bpf_program__name(prog) +
+                               " to " + path + ": " + errstr(errno));
+    links.add(link);
+  }
+  return links;
+}
+
+void BpfLoader::load_egress_rules(EgressMaps next, bool default_allow) {
+  auto key_of = [](const EgressPrefix& p, corral_egress_key4& k4, corral_egress_key6& k6) {
+    k4.prefixlen = k6.prefixlen = static_cast<__u32>(p.prefix);
+    std::memcpy(k4.addr, p.addr.data(), 4);
+    std::memcpy(k6.addr, p.addr.data(), 16);
+  };
+  for (const auto& [prefix, allow] : next.prefixes) {
+    corral_egress_key4 k4{};
+    corral_egress_key6 k6{};
+    key_of(prefix, k4, k6);
+    int rc = prefix.family == AF_INET
+                 ? bpf_map__update_elem(skel_->maps.egress4, &k4, sizeof(k4), &allow, sizeof(allow), BPF_ANY)
+                 : bpf_map__update_elem(skel_->maps.egress6, &k6, sizeof(k6), &allow, sizeof(allow), BPF_ANY);
+    if (rc) throw std::runtime_error("failed to load the egress allowlist: " + errstr(errno));
+  }
+  for (const auto& [prefix, allow] : egress_loaded_.prefixes) {
+    if (next.prefixes.count(prefix)) continue;
+    corral_egress_key4 k4{};
+    corral_egress_key6 k6{};
+    key_of(prefix, k4, k6);
+    if (prefix.family == AF_INET)
+      bpf_map__delete_elem(skel_->maps.egress4, &k4, sizeof(k4), 0);
+    else
+      bpf_map__delete_elem(skel_->maps.egress6, &k6, sizeof(k6), 0);
+  }
+  skel_->bss->egress_default_allow = default_allow;
+  egress_loaded_ = std::move(next);
 }
 
 void BpfLoader::load_exec_rules(ExecRuleMaps next) {

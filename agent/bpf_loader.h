@@ -10,18 +10,34 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "event_layout.h"
+#include "egress_rules.h"
 #include "exec_rules.h"
 
 struct corral_bpf;
 struct ring_buffer;
+struct bpf_link;
 
 namespace corral {
 
 struct BpfStats {
   std::array<uint64_t, CORRAL_STAT__MAX> counters{};
   uint64_t operator[](corral_stat s) const { return counters[s]; }
+};
+
+// Programs attached to one cgroup, detached together.
+class CgroupLinks {
+ public:
+  CgroupLinks() = default;
+  CgroupLinks(CgroupLinks&&) = default;
+  CgroupLinks& operator=(CgroupLinks&&) = default;
+  ~CgroupLinks();
+  void add(bpf_link* link) { links_.push_back(link); }
+
+ private:
+  std::vector<bpf_link*> links_;
 };
 
 class BpfLoader {
@@ -40,7 +56,12 @@ class BpfLoader {
   // quiet task's own activity is not reported (corral's session init).
   void add_session(uint64_t session_id, uint64_t cgroup_id);
   void add_session_task(uint64_t session_id, int pidfd, bool quiet);
-  void remove_session(uint64_t cgroup_id);
+  void remove_session(uint64_t session_id, uint64_t cgroup_id);
+
+  // The egress programs on a session's cgroup (an O_DIRECTORY fd).
+  CgroupLinks attach_egress(int cgroup_fd, const std::string& path);
+  // Replaces the egress allowlist, new entries first, stale ones last.
+  void load_egress_rules(EgressMaps next, bool default_allow);
 
   // Replaces the kernel's exec rules. New entries go in first, then names
   // switch one by one (each switch atomic), then stale entries go: at no
@@ -71,6 +92,7 @@ class BpfLoader {
   std::unique_ptr<corral_bpf, SkelDeleter> skel_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
   ExecRuleMaps exec_loaded_;
+  EgressMaps egress_loaded_;
 };
 
 // Routes libbpf's log into spdlog (debug lines at trace level).

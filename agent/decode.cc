@@ -203,6 +203,26 @@ bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::strin
       set_result(t, e.ret);
       return true;
     }
+    case CORRAL_EV_EGRESS: {
+      corral_egress_event e;
+      if (!read_fixed(bytes, sizeof(e), e, error)) return false;
+      auto* c = out.mutable_connect();
+      char buf[INET6_ADDRSTRLEN] = {};
+      inet_ntop(e.family, e.addr, buf, sizeof(buf));
+      c->set_family(e.family == AF_INET ? "inet" : "inet6");
+      c->set_address(buf);
+      c->set_port(e.port);
+      c->set_fd(-1);
+      c->set_protocol(e.protocol == CORRAL_PROTO_UDP ? "udp" : "tcp");
+      set_result(c, -EPERM);
+      auto* d = out.mutable_decision();
+      d->set_action("deny");
+      d->set_mode("enforce");
+      d->set_rule(e.loopback ? "egress-loopback" : "egress-default-deny");
+      d->set_reason(e.loopback ? "a loopback port no session process listens on"
+                               : "destination not in the egress allowlist");
+      return true;
+    }
     case CORRAL_EV_CONNECT: {
       corral_connect_event e;
       if (!read_fixed(bytes, sizeof(e), e, error)) return false;

@@ -4,6 +4,10 @@
 #include <stdlib.h>
 
 #include <climits>
+#include <fstream>
+#include <sstream>
+
+#include "egress_rules.h"
 
 #include "exec_rules.h"
 
@@ -17,6 +21,13 @@ std::optional<std::string> real_path(const std::string& path) {
   char buf[PATH_MAX];
   if (!::realpath(path.c_str(), buf)) return std::nullopt;
   return std::string(buf);
+}
+
+std::vector<rules::Cidr> system_resolvers() {
+  std::ifstream in("/etc/resolv.conf");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_resolv_conf(text.str());
 }
 
 std::string join(const std::vector<std::string>& v, const char* sep) {
@@ -41,7 +52,13 @@ audit::PolicyLoad Enforcer::load() {
   auto policy = std::make_shared<const rules::Policy>(std::move(*result.policy));
   uint32_t gen = generation_ + 1;
   try {
-    bpf_.load_exec_rules(compile_exec_rules(policy->exec, gen, real_path, kBinaryDirs));
+    // Compile everything before touching the kernel: a policy the kernel
+    // cannot hold is refused whole.
+    ExecRuleMaps exec = compile_exec_rules(policy->exec, gen, real_path, kBinaryDirs);
+    EgressMaps egress = compile_egress_rules(policy->egress, gen, resolve_host, system_resolvers());
+    for (const auto& note : egress.notes) spdlog::warn("{}", note);
+    bpf_.load_exec_rules(std::move(exec));
+    bpf_.load_egress_rules(std::move(egress), policy->egress_default_allow);
   } catch (const std::exception& e) {
     // Nothing of the new policy is in force: load_exec_rules swaps last.
     out.add_errors((path_.empty() ? std::string("<default>") : path_) + ": " + e.what());

@@ -3,7 +3,10 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <system_error>
 
 #include <boost/asio/post.hpp>
 #include <cerrno>
@@ -37,11 +40,12 @@ Session::~Session() {
   exec_watch_.close();
   uint64_t cgroup_id = cgroup_ ? cgroup_->id() : 0;
   file_guard_.reset();
+  egress_links_.reset();
   child_.reset();   // kills a child never released
   cgroup_.reset();  // kills what is left, removes the directory
   if (registered_) {
     try {
-      sup_.bpf().remove_session(cgroup_id);
+      sup_.bpf().remove_session(id_, cgroup_id);
     } catch (const std::exception& e) {
       spdlog::warn("session {}: {}", id_string_, e.what());
     }
@@ -54,6 +58,12 @@ void Session::start() {
                                      std::to_string(::getpid()) + "-" + id_string_);
   sup_.bpf().add_session(id_, cgroup_->id());
   registered_ = true;
+  {
+    UniqueFd dir(::open(cgroup_->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir)
+      throw std::system_error(errno, std::generic_category(), "failed to open " + cgroup_->path());
+    egress_links_ = std::make_unique<CgroupLinks>(sup_.bpf().attach_egress(dir.get(), cgroup_->path()));
+  }
 
   child_ = std::make_unique<SessionInit>(spec_.exe, spec_.argv, spec_.env, spec_.creds);
   // Every mount the agent will see is marked before it runs.
@@ -170,7 +180,8 @@ void Session::finish() {
   sup_.emit(rec);
 
   file_guard_.reset();
-  sup_.bpf().remove_session(cgroup_->id());
+  egress_links_.reset();
+  sup_.bpf().remove_session(id_, cgroup_->id());
   registered_ = false;
   cgroup_.reset();
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bpf_loader.h"
 #include "cgroup2.h"
 #include "file_guard.h"
 #include "process.h"
@@ -73,6 +74,7 @@ class Session {
   std::unique_ptr<Cgroup> cgroup_;
   std::unique_ptr<SessionInit> child_;
   std::unique_ptr<FileGuard> file_guard_;
+  std::unique_ptr<CgroupLinks> egress_links_;
   boost::asio::posix::stream_descriptor status_watch_;
   boost::asio::posix::stream_descriptor exec_watch_;
   boost::asio::steady_timer timer_;

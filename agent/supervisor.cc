@@ -121,7 +121,7 @@ void Supervisor::on_event(std::span<const uint8_t> bytes) {
     spdlog::warn("undecodable event: {}", error);
     return;
   }
-  if (record.has_decision()) enforcer_->describe(record);
+  if (record.has_decision() && record.has_exec()) enforcer_->describe(record);
   uint64_t sid = bytes.size() >= sizeof(corral_event_header)
                      ? reinterpret_cast<const corral_event_header*>(bytes.data())->session_id
                      : 0;

@@ -33,6 +33,7 @@ enum corral_event_type {
 	CORRAL_EV_UNLINK = 5,
 	CORRAL_EV_RENAME = 6,
 	CORRAL_EV_TRUNCATE = 7,
+	CORRAL_EV_EGRESS = 8,
 };
 
 /* corral_path.flags */
@@ -205,6 +206,63 @@ struct corral_exec_path {
 	__u32 rule_index;
 	__u32 reserved;
 	char components[CORRAL_EXEC_PATH_LEN];
+};
+
+/*
+ * Egress, decided by cgroup sock_addr programs on each session's cgroup:
+ * `egress4`/`egress6` (LPM tries of allowed CIDRs) hold, per prefix, every
+ * port range and protocol allowed to it (userspace folds shorter covering
+ * prefixes into longer ones, since the trie returns only the longest).
+ * Loopback is allowed only to ports the session itself bound
+ * (`session_ports`). Anything else gets EPERM and an egress event.
+ */
+#define CORRAL_EGRESS_ENTRIES 8
+
+enum corral_proto {
+	CORRAL_PROTO_TCP = 1,
+	CORRAL_PROTO_UDP = 2,
+};
+
+struct corral_egress_key4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct corral_egress_key6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct corral_egress_entry {
+	__u16 port_lo;
+	__u16 port_hi;
+	__u8 protocols;            /* CORRAL_PROTO_* bits */
+	__u8 reserved[3];
+	__u32 rule_index;
+};
+
+struct corral_egress_allow {
+	__u32 count;
+	__u32 policy_gen;
+	struct corral_egress_entry entries[CORRAL_EGRESS_ENTRIES];
+};
+
+struct corral_session_port {
+	__u64 session_id;
+	__u16 port;                /* host byte order */
+	__u8 protocol;             /* CORRAL_PROTO_* */
+	__u8 reserved[5];
+};
+
+struct corral_egress_event {
+	struct corral_event_header hdr;
+	__u16 family;
+	__u16 port;                /* host byte order */
+	__u8 protocol;             /* CORRAL_PROTO_* */
+	__u8 verdict;              /* enum corral_verdict */
+	__u8 loopback;             /* to 127/8 or ::1 */
+	__u8 reserved;
+	__u8 addr[16];
 };
 
 /* A session task's entry in task-local storage (`session_tasks`): written

@@ -6,6 +6,8 @@
 //   actor rename FROM TO | unlink PATH | rmdir PATH
 //   actor truncate PATH | ftruncate PATH
 //   actor opens N PATH          N open+close of PATH
+//   actor self-connect         listen on 127.0.0.1:0 and connect to it
+//   actor udp HOST PORT         send one datagram (sendmsg path of egress)
 //   actor unlinks N PATH        N unlink of PATH (missing: no file is touched)
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -25,7 +27,7 @@ static int report(const char* what, int rc) {
 }
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
+  if (argc < 2) {
     fprintf(stderr, "usage: actor VERB ARGS...\n");
     return 2;
   }
@@ -65,6 +67,26 @@ int main(int argc, char** argv) {
       if (fd >= 0) close(fd);
     }
     return 0;
+  }
+  if (verb == "self-connect") {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (bind(l, reinterpret_cast<sockaddr*>(&a), sizeof(a)) || listen(l, 1) ||
+        getsockname(l, reinterpret_cast<sockaddr*>(&a), &len))
+      return 3;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    return report("self-connect", connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)));
+  }
+  if (verb == "udp" && argc == 4) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(atoi(argv[3]));
+    inet_pton(AF_INET, argv[2], &a.sin_addr);
+    return report("udp", sendto(s, "x", 1, 0, reinterpret_cast<sockaddr*>(&a), sizeof(a)));
   }
   if (verb == "unlinks" && argc == 4) {
     long n = atol(argv[2]);

@@ -19,7 +19,7 @@
 namespace corral::test {
 namespace {
 
-const std::vector<std::string> kRoot = {"--allow-root"};
+const std::vector<std::string> kRoot = {"--allow-root", "--policy", CORRAL_OBSERVE_POLICY};
 
 std::string session_of(const RunResult& r) {
   for (const auto& rec : r.records)
@@ -367,7 +367,7 @@ TEST(Session, SigtermEndsTheSessionCleanly) {
 // the stopped supervisor's guard instead of piling up.)
 TEST(Session, RingBufferDropsAreAudited) {
   CORRAL_REQUIRE_ROOT();
-  auto r = run_corral({"--allow-root", "--ring-mib", "1"},
+  auto r = run_corral({"--allow-root", "--policy", CORRAL_OBSERVE_POLICY, "--ring-mib", "1"},
                       {actor_bin(), "unlinks", "200000", "/nonexistent-corral"}, [](pid_t corral) {
                         ::kill(corral, SIGSTOP);
                         std::this_thread::sleep_for(std::chrono::milliseconds(1500));

@@ -1,0 +1,48 @@
+// The policy's egress allowlist as the kernel matches it (bpf/egress.bpf.c):
+// entries of the LPM tries egress4/egress6. Pure: name resolution goes
+// through the `resolve` callback so tests need no DNS.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "event_layout.h"
+#include "policy.h"
+
+namespace corral {
+
+struct EgressPrefix {
+  int family = 0;  // AF_INET or AF_INET6
+  int prefix = 0;
+  std::array<uint8_t, 16> addr{};
+  auto operator<=>(const EgressPrefix&) const = default;
+};
+
+struct EgressMaps {
+  std::map<EgressPrefix, corral_egress_allow> prefixes;
+  std::vector<std::string> notes;  // hosts that did not resolve, and the like
+};
+
+// The rule index the kernel reports for the system resolvers' DNS entries.
+inline constexpr uint32_t kResolverRule = 0xffffffff;
+
+// `resolve(host)` returns the host's addresses now (as /32 or /128);
+// `resolvers` are the system's DNS servers, allowed on port 53 (tcp and udp)
+// so that the names in the policy can be looked up at all. Every prefix
+// gets the entries of every rule whose CIDR contains it: the kernel's trie
+// returns only the longest match. Throws std::invalid_argument when more
+// than CORRAL_EGRESS_ENTRIES entries apply to one prefix.
+EgressMaps compile_egress_rules(const std::vector<rules::EgressRule>& rules, uint32_t gen,
+                                const std::function<std::vector<rules::Cidr>(const std::string&)>& resolve,
+                                const std::vector<rules::Cidr>& resolvers);
+
+// Addresses of `host` from getaddrinfo (A and AAAA).
+std::vector<rules::Cidr> resolve_host(const std::string& host);
+// The nameservers of a resolv.conf text.
+std::vector<rules::Cidr> parse_resolv_conf(const std::string& text);
+
+}  // namespace corral
