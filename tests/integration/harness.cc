@@ -47,8 +47,11 @@ std::vector<audit::Record> read_audit(const std::string& path) {
 }
 
 pid_t spawn_corral(const std::vector<std::string>& options, const std::vector<std::string>& command,
-                   const std::string& audit_path, const std::string& stderr_path) {
-  std::vector<std::string> args = {CORRAL_BIN, "run", "--quiet", "--audit", audit_path};
+                   const std::string& audit_path, const std::string& stderr_path,
+                   const std::vector<std::string>& wrapper) {
+  std::vector<std::string> args = wrapper;
+  for (const char* a : {CORRAL_BIN, "run", "--quiet", "--audit"}) args.push_back(a);
+  args.push_back(audit_path);
   args.insert(args.end(), options.begin(), options.end());
   args.push_back("--");
   args.insert(args.end(), command.begin(), command.end());
@@ -81,14 +84,15 @@ bool wait_for_session_start(const std::string& audit_path, int timeout_ms) {
 }
 
 RunResult run_corral(const std::vector<std::string>& options, const std::vector<std::string>& command,
-                     const std::function<void(pid_t)>& while_running) {
+                     const std::function<void(pid_t)>& while_running,
+                     const std::vector<std::string>& wrapper) {
   static int counter = 0;
   RunResult r;
   std::string base = "/tmp/corral-it-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   r.audit_path = base + ".jsonl";
   std::string err_path = base + ".stderr";
   std::filesystem::remove(r.audit_path);
-  pid_t pid = spawn_corral(options, command, r.audit_path, err_path);
+  pid_t pid = spawn_corral(options, command, r.audit_path, err_path, wrapper);
   if (while_running) {
     EXPECT_TRUE(wait_for_session_start(r.audit_path)) << "session never started";
     while_running(pid);

@@ -44,12 +44,15 @@ class TempDir {
 
 // `corral run --quiet --audit <tmp> <options> -- <command>`, waited for.
 // `while_running(pid)` runs once the session has started, if given.
+// `wrapper` runs corral itself (e.g. {"/usr/bin/unshare", "--net"}).
 RunResult run_corral(const std::vector<std::string>& options, const std::vector<std::string>& command,
-                     const std::function<void(pid_t)>& while_running = {});
+                     const std::function<void(pid_t)>& while_running = {},
+                     const std::vector<std::string>& wrapper = {});
 
 // Spawns corral without waiting; returns its pid. The audit path is set.
 pid_t spawn_corral(const std::vector<std::string>& options, const std::vector<std::string>& command,
-                   const std::string& audit_path, const std::string& stderr_path);
+                   const std::string& audit_path, const std::string& stderr_path,
+                   const std::vector<std::string>& wrapper = {});
 std::vector<audit::Record> read_audit(const std::string& path);
 // Waits until the audit file holds a session_start record (or times out).
 bool wait_for_session_start(const std::string& audit_path, int timeout_ms = 10000);

@@ -1,0 +1,128 @@
+// Egress, on the real kernel: a session reaches what the policy allows and
+// its own listeners, nothing else; processes outside are never affected.
+// All traffic stays on loopback, or inside a network namespace with only a
+// loopback device (for the link-local case).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+
+#include "harness.h"
+
+namespace corral::test {
+namespace {
+
+int listen_tcp(const char* ip, uint16_t* port) {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  inet_pton(AF_INET, ip, &a.sin_addr);
+  socklen_t len = sizeof(a);
+  EXPECT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  EXPECT_EQ(::listen(s, 16), 0);
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  *port = ntohs(a.sin_port);
+  return s;
+}
+
+std::string write_policy(const TempDir& dir, const std::string& body) {
+  std::string path = dir.path() + "/policy.yaml";
+  std::ofstream(path) << "version: 1\n" << body;
+  return path;
+}
+
+// "inet 127.0.0.1:80 0" for each connect record, and whether it was denied.
+std::set<std::string> connects(const RunResult& r) {
+  std::set<std::string> out;
+  for (const auto& rec : r.records) {
+    if (!rec.has_connect()) continue;
+    out.insert(rec.connect().address() + ":" + std::to_string(rec.connect().port()) + " " +
+               (rec.has_decision() ? "denied-by-" + rec.decision().rule()
+                                   : "result-" + std::to_string(rec.connect().result())));
+  }
+  return out;
+}
+
+TEST(Egress, LoopbackOnlyToTheSessionsOwnListeners) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  uint16_t port = 0;
+  int l = listen_tcp("127.0.0.1", &port);  // the host's service, not the session's
+  auto r = run_corral({"--allow-root", "--policy", write_policy(dir, "")},
+                      {"/bin/bash", "-c",
+                       actor_bin() + " self-connect | grep -q '> 0$' || exit 3; " + actor_bin() +
+                           " connect6 " + std::to_string(port) + " | grep -q '> -1$' || exit 4; " +
+                           "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) + " && exit 5; exit 0"});
+  EXPECT_EQ(r.exit_code, 0) << "3: own listener refused, 4/5: host listener reached\n" << r.stderr_text;
+  auto seen = connects(r);
+  EXPECT_TRUE(seen.count("127.0.0.1:" + std::to_string(port) + " denied-by-egress-loopback"))
+      << r.stderr_text;
+  EXPECT_TRUE(seen.count("::1:" + std::to_string(port) + " denied-by-egress-loopback"));
+  // meanwhile the host reaches its own service
+  int c = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ::close(c);
+  ::close(l);
+}
+
+TEST(Egress, AllowlistByCidrPortAndProtocol) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  uint16_t p2 = 0, p3 = 0;
+  int l2 = listen_tcp("127.0.0.2", &p2);
+  int l3 = listen_tcp("127.0.0.3", &p3);
+  std::string policy = write_policy(dir,
+                                    "egress:\n  allow:\n"
+                                    "    - id: db\n      cidr: 127.0.0.2/32\n      ports: [" +
+                                        std::to_string(p2) +
+                                        "]\n"
+                                        "    - id: wide\n      cidr: 127.0.0.0/30\n      ports: [9]\n"
+                                        "      protocol: udp\n");
+  std::string a = actor_bin();
+  auto r = run_corral(
+      {"--allow-root", "--policy", policy},
+      {"/bin/bash", "-c",
+       "exec 3<>/dev/tcp/127.0.0.2/" + std::to_string(p2) + " || exit 3; " +  // named: allowed
+           "(exec 4<>/dev/tcp/127.0.0.3/" + std::to_string(p3) + ") && exit 4; " +  // not named
+           "(exec 5<>/dev/tcp/127.0.0.2/" + std::to_string(p3) + ") && exit 5; " +  // wrong port
+           a + " udp 127.0.0.2 9 | grep -q '> 1$' || exit 6; " +  // covered by the /30, udp
+           a + " udp 127.0.0.2 10 | grep -q '> -1$' || exit 7; exit 0"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto seen = connects(r);
+  EXPECT_TRUE(seen.count("127.0.0.2:" + std::to_string(p2) + " result-0"));
+  EXPECT_TRUE(seen.count("127.0.0.3:" + std::to_string(p3) + " denied-by-egress-loopback"));
+  EXPECT_TRUE(seen.count("127.0.0.2:10 denied-by-egress-loopback")) << "udp sendmsg audited";
+  ::close(l2);
+  ::close(l3);
+}
+
+// Link-local metadata and the wider network: denied before any packet
+// exists. corral runs in a fresh network namespace (only a loopback
+// device), so nothing could leave the machine even if it were allowed.
+TEST(Egress, MetadataAndUnlistedHostsDenied) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  std::string policy = write_policy(
+      dir, "egress:\n  allow:\n    - id: lan\n      cidr: 10.1.0.0/16\n      protocol: any\n");
+  std::string a = actor_bin();
+  auto r = run_corral({"--allow-root", "--policy", policy},
+                      {"/bin/sh", "-c",
+                       a + " udp 169.254.169.254 80; " + a + " udp 10.2.0.1 53; " + a +
+                           " udp 10.1.2.3 53; true"},
+                      {}, {"/usr/bin/unshare", "--net"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto seen = connects(r);
+  EXPECT_TRUE(seen.count("169.254.169.254:80 denied-by-egress-default-deny")) << r.stderr_text;
+  EXPECT_TRUE(seen.count("10.2.0.1:53 denied-by-egress-default-deny"));
+  for (const auto& s : seen) EXPECT_EQ(s.find("10.1.2.3"), std::string::npos) << "allowed: " << s;
+}
+
+}  // namespace
+}  // namespace corral::test
