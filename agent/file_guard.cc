@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "decode.h"
 
@@ -30,6 +31,33 @@ bool agent_may_write(const struct stat& st, const Credentials& who) {
     return std::find(who.groups.begin(), who.groups.end(), st.st_gid) != who.groups.end();
   }
   return false;
+}
+
+// The rest of the opener's identity, from procfs (never marked: the read
+// cannot wait on this very guard).
+void fill_from_proc(pid_t tid, audit::Process& p) {
+  std::ifstream in("/proc/" + std::to_string(tid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "Name:") {
+      std::string name;
+      in >> name;
+      p.set_comm(name);
+    } else if (key == "PPid:") {
+      uint32_t v;
+      in >> v;
+      p.set_ppid(v);
+    } else if (key == "Uid:") {
+      uint32_t v;
+      in >> v;
+      p.set_uid(v);
+    } else if (key == "Gid:") {
+      uint32_t v;
+      in >> v;
+      p.set_gid(v);
+    }
+    in.ignore(4096, '\n');
+  }
 }
 
 }  // namespace
@@ -157,6 +185,7 @@ Verdict FileGuard::decide(const FileAccess& a) {
   auto* p = rec.mutable_process();
   p->set_pid(a.pid);
   p->set_tid(a.tid);
+  fill_from_proc(a.tid, *p);
   auto* o = rec.mutable_open();
   o->set_path(a.path);
   o->add_flags(a.exec ? "exec" : a.write ? (a.write_known ? "write" : "write?") : "read");

@@ -85,6 +85,7 @@ static __always_inline void report(__u64 sid, __u16 family, const void *addr, in
 	e.hdr.tid = (__u32)pid_tgid;
 	e.hdr.uid = (__u32)uid_gid;
 	e.hdr.gid = uid_gid >> 32;
+	bpf_get_current_comm(e.hdr.comm, sizeof(e.hdr.comm));
 	e.family = family;
 	e.port = port;
 	e.protocol = proto;
