@@ -1,7 +1,9 @@
 #include "egress_rules.h"
 
 #include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <netdb.h>
+#include <resolv.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -52,7 +54,7 @@ std::string prefix_text(const EgressPrefix& p) {
 }  // namespace
 
 EgressMaps compile_egress_rules(const std::vector<rules::EgressRule>& rules, uint32_t gen,
-                                const std::function<std::vector<rules::Cidr>(const std::string&)>& resolve,
+                                const std::function<Resolved(const std::string&)>& resolve,
                                 const std::vector<rules::Cidr>& resolvers) {
   EgressMaps out;
   std::vector<Item> items;
@@ -61,9 +63,11 @@ EgressMaps compile_egress_rules(const std::vector<rules::EgressRule>& rules, uin
     if (r.mode == rules::Mode::kOff) continue;
     std::vector<rules::Cidr> cidrs = r.cidrs;
     if (!r.host.empty()) {
-      auto addrs = resolve(r.host);
-      if (addrs.empty()) out.notes.push_back("egress rule " + r.id + ": " + r.host + " did not resolve");
-      cidrs.insert(cidrs.end(), addrs.begin(), addrs.end());
+      Resolved res = resolve(r.host);
+      if (res.addrs.empty())
+        out.notes.push_back("egress rule " + r.id + ": " + r.host + " did not resolve");
+      cidrs.insert(cidrs.end(), res.addrs.begin(), res.addrs.end());
+      if (res.ttl && (!out.min_ttl || res.ttl < out.min_ttl)) out.min_ttl = res.ttl;
     }
     std::vector<rules::PortRange> ports = r.ports;
     if (ports.empty()) ports.push_back({1, 65535});
@@ -92,12 +96,52 @@ EgressMaps compile_egress_rules(const std::vector<rules::EgressRule>& rules, uin
   return out;
 }
 
-std::vector<rules::Cidr> resolve_host(const std::string& host) {
+namespace {
+
+// One DNS question through libresolv, for the TTL getaddrinfo hides.
+void query(res_state state, const std::string& host, int type, Resolved& out) {
+  unsigned char answer[4096];
+  int len = res_nquery(state, host.c_str(), ns_c_in, type, answer, sizeof(answer));
+  if (len <= 0) return;
+  ns_msg msg;
+  if (ns_initparse(answer, len, &msg) != 0) return;
+  for (int i = 0; i < ns_msg_count(msg, ns_s_an); i++) {
+    ns_rr rr;
+    if (ns_parserr(&msg, ns_s_an, i, &rr) != 0 || ns_rr_type(rr) != type) continue;
+    rules::Cidr c;
+    if (type == ns_t_a && ns_rr_rdlen(rr) == 4) {
+      c.family = AF_INET;
+      c.prefix = 32;
+      std::memcpy(c.addr.data(), ns_rr_rdata(rr), 4);
+    } else if (type == ns_t_aaaa && ns_rr_rdlen(rr) == 16) {
+      c.family = AF_INET6;
+      c.prefix = 128;
+      std::memcpy(c.addr.data(), ns_rr_rdata(rr), 16);
+    } else {
+      continue;
+    }
+    out.addrs.push_back(c);
+    uint32_t ttl = ns_rr_ttl(rr);
+    if (!out.ttl || ttl < out.ttl) out.ttl = ttl;
+  }
+}
+
+}  // namespace
+
+Resolved resolve_host(const std::string& host, uint32_t fallback_ttl) {
+  Resolved out;
+  struct __res_state state {};
+  if (res_ninit(&state) == 0) {
+    query(&state, host, ns_t_a, out);
+    query(&state, host, ns_t_aaaa, out);
+    res_nclose(&state);
+  }
+  if (!out.addrs.empty()) return out;
+
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  std::vector<rules::Cidr> out;
   if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0) return out;
   for (addrinfo* a = res; a; a = a->ai_next) {
     rules::Cidr c;
@@ -111,9 +155,10 @@ std::vector<rules::Cidr> resolve_host(const std::string& host) {
     } else {
       continue;
     }
-    out.push_back(c);
+    out.addrs.push_back(c);
   }
   freeaddrinfo(res);
+  if (!out.addrs.empty()) out.ttl = fallback_ttl;
   return out;
 }
 

@@ -25,23 +25,31 @@ struct EgressPrefix {
 struct EgressMaps {
   std::map<EgressPrefix, corral_egress_allow> prefixes;
   std::vector<std::string> notes;  // hosts that did not resolve, and the like
+  uint32_t min_ttl = 0;            // seconds until a host's answer expires; 0: no hosts
 };
 
+// Addresses of `host` (A and AAAA from the system's DNS servers, with the
+// smallest TTL of the answers), or from getaddrinfo (/etc/hosts and the
+// like) with `fallback_ttl` when DNS has no answer.
+struct Resolved {
+  std::vector<rules::Cidr> addrs;
+  uint32_t ttl = 0;
+};
 // The rule index the kernel reports for the system resolvers' DNS entries.
 inline constexpr uint32_t kResolverRule = 0xffffffff;
 
-// `resolve(host)` returns the host's addresses now (as /32 or /128);
+// `resolve(host)` returns the host's addresses now (as /32 or /128) and
+// their TTL;
 // `resolvers` are the system's DNS servers, allowed on port 53 (tcp and udp)
 // so that the names in the policy can be looked up at all. Every prefix
 // gets the entries of every rule whose CIDR contains it: the kernel's trie
 // returns only the longest match. Throws std::invalid_argument when more
 // than CORRAL_EGRESS_ENTRIES entries apply to one prefix.
 EgressMaps compile_egress_rules(const std::vector<rules::EgressRule>& rules, uint32_t gen,
-                                const std::function<std::vector<rules::Cidr>(const std::string&)>& resolve,
+                                const std::function<Resolved(const std::string&)>& resolve,
                                 const std::vector<rules::Cidr>& resolvers);
 
-// Addresses of `host` from getaddrinfo (A and AAAA).
-std::vector<rules::Cidr> resolve_host(const std::string& host);
+Resolved resolve_host(const std::string& host, uint32_t fallback_ttl = 300);
 // The nameservers of a resolv.conf text.
 std::vector<rules::Cidr> parse_resolv_conf(const std::string& text);
 

@@ -30,6 +30,8 @@ std::vector<rules::Cidr> system_resolvers() {
   return parse_resolv_conf(text.str());
 }
 
+Resolved resolve_one(const std::string& host) { return resolve_host(host); }
+
 std::string join(const std::vector<std::string>& v, const char* sep) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
@@ -55,8 +57,9 @@ audit::PolicyLoad Enforcer::load() {
     // Compile everything before touching the kernel: a policy the kernel
     // cannot hold is refused whole.
     ExecRuleMaps exec = compile_exec_rules(policy->exec, gen, real_path, kBinaryDirs);
-    EgressMaps egress = compile_egress_rules(policy->egress, gen, resolve_host, system_resolvers());
+    EgressMaps egress = compile_egress_rules(policy->egress, gen, resolve_one, system_resolvers());
     for (const auto& note : egress.notes) spdlog::warn("{}", note);
+    egress_ttl_ = egress.min_ttl;
     bpf_.load_exec_rules(std::move(exec));
     bpf_.load_egress_rules(std::move(egress), policy->egress_default_allow);
   } catch (const std::exception& e) {
@@ -72,6 +75,19 @@ audit::PolicyLoad Enforcer::load() {
   for (const auto& s : policy->sources) out.add_sources(s);
   out.set_summary(rules::summary(*policy));
   return out;
+}
+
+void Enforcer::refresh_egress() {
+  if (!loaded()) return;
+  const rules::Policy& p = policy();
+  try {
+    EgressMaps egress = compile_egress_rules(p.egress, generation_, resolve_one, system_resolvers());
+    egress_ttl_ = egress.min_ttl;
+    bpf_.load_egress_rules(std::move(egress), p.egress_default_allow);
+  } catch (const std::exception& e) {
+    // the previous answers stay in force
+    spdlog::warn("egress refresh failed: {}", e.what());
+  }
 }
 
 void Enforcer::describe(audit::Record& record) const {

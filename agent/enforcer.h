@@ -28,6 +28,11 @@ class Enforcer {
   uint32_t generation() const { return generation_; }
   const rules::Policy& policy() const { return *policies_.at(generation_); }
 
+  // Seconds until a resolved host's answer expires (0: nothing to refresh);
+  // refresh_egress() then resolves again and swaps the allowlist.
+  uint32_t egress_ttl() const { return egress_ttl_; }
+  void refresh_egress();
+
   // Completes a kernel decision (generation + rule index) with the rule's
   // id and what it matched.
   void describe(audit::Record& record) const;
@@ -36,6 +41,7 @@ class Enforcer {
   BpfLoader& bpf_;
   std::string path_;
   uint32_t generation_ = 0;
+  uint32_t egress_ttl_ = 0;
   // Events in flight may name the previous generation's rules.
   std::map<uint32_t, std::shared_ptr<const rules::Policy>> policies_;
 };

@@ -53,7 +53,8 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
       log_(options_.audit_path),
       ring_watch_(io),
       signal_watch_(io),
-      stats_timer_(io) {
+      stats_timer_(io),
+      dns_timer_(io) {
   if (cgroup_root_.empty())
     throw std::runtime_error("cgroup2 is not mounted (no cgroup2 entry in /proc/self/mountinfo)");
   Cgroup::sweep_stale(cgroup_root_);
@@ -73,6 +74,7 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
   watch_ring();
   watch_signals();
   schedule_stats();
+  schedule_dns_refresh();
 }
 
 Supervisor::~Supervisor() {
@@ -191,11 +193,24 @@ void Supervisor::audit_losses() {
   }
 }
 
+void Supervisor::schedule_dns_refresh() {
+  uint32_t ttl = enforcer_->egress_ttl();
+  if (!ttl) return;
+  // not more often than every 10 s, however short the TTL
+  dns_timer_.expires_after(std::chrono::seconds(std::max<uint32_t>(ttl, 10)));
+  dns_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    enforcer_->refresh_egress();
+    schedule_dns_refresh();
+  });
+}
+
 void Supervisor::reload_policy() {
   audit::PolicyLoad load = enforcer_->load();
   if (load.accepted()) {
     policy_load_ = load;
     for (auto& [id, session] : sessions_) session->apply_policy(enforcer_->policy());
+    schedule_dns_refresh();
     spdlog::info("policy reloaded: generation {}: {}", load.generation(), load.summary());
   } else {
     for (const auto& e : load.errors()) spdlog::error("policy reload refused: {}", e);

@@ -59,6 +59,8 @@ class Supervisor {
   void audit_losses();
   // Reloads the policy (SIGHUP) and tells every session's trail.
   void reload_policy();
+  // Re-resolves the policy's hosts when their TTL runs out.
+  void schedule_dns_refresh();
   void announce_policy(const audit::PolicyLoad& load, Session& session);
 
   boost::asio::io_context& io_;
@@ -73,6 +75,7 @@ class Supervisor {
   boost::asio::posix::stream_descriptor ring_watch_;
   boost::asio::posix::stream_descriptor signal_watch_;
   boost::asio::steady_timer stats_timer_;
+  boost::asio::steady_timer dns_timer_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   BpfStats last_stats_;
   uint64_t undecodable_ = 0;
