@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "decode.h"
+#include "path.h"
 
 namespace corral {
 namespace fs = std::filesystem;
@@ -64,6 +65,7 @@ void fill_from_proc(pid_t tid, audit::Process& p) {
 
 struct FileGuard::Rules {
   std::shared_ptr<const rules::Policy> policy;  // owns what the matchers point into
+  uint32_t generation = 0;
   rules::PathMatcher secrets;
   rules::PathMatcher protect;
   std::map<Identity, const rules::PathRule*> secret_ids, protected_ids;
@@ -108,8 +110,27 @@ std::vector<std::string> expand_glob(const std::string& glob, const std::string&
   return out;
 }
 
-std::unique_ptr<FileGuard::Rules> FileGuard::build(const rules::Policy& policy) const {
+std::vector<std::string> protected_mount_points(const rules::Policy& policy,
+                                                const std::string& home, const std::string& cwd) {
+  std::set<std::string> found;
+  for (const auto& rule : policy.protected_paths) {
+    if (rule.mode != rules::Mode::kEnforce) continue;
+    for (const auto& g : rule.globs)
+      for (auto& p : expand_glob(g, home, cwd, kWalkLimit)) found.insert(normalize_path(p));
+  }
+  std::vector<std::string> out;
+  for (const auto& p : found) {  // sorted: an ancestor comes before its descendants
+    if (!out.empty() && p.rfind(out.back() + "/", 0) == 0) continue;
+    struct stat st;
+    if (::lstat(p.c_str(), &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) out.push_back(p);
+  }
+  return out;
+}
+
+std::unique_ptr<FileGuard::Rules> FileGuard::build(const rules::Policy& policy,
+                                                   uint32_t generation) const {
   auto r = std::make_unique<Rules>(std::make_shared<const rules::Policy>(policy), agent_.home);
+  r->generation = generation;
   auto index = [&](const std::vector<rules::PathRule>& section,
                    std::map<Identity, const rules::PathRule*>& ids) {
     for (const auto& rule : section) {
@@ -128,9 +149,9 @@ std::unique_ptr<FileGuard::Rules> FileGuard::build(const rules::Policy& policy) 
 }
 
 FileGuard::FileGuard(boost::asio::io_context& io, pid_t ns_pid, const Credentials& agent,
-                     std::string cwd, const rules::Policy& policy, Emit emit)
+                     std::string cwd, const rules::Policy& policy, uint32_t generation, Emit emit)
     : agent_(agent), cwd_(std::move(cwd)), emit_(std::move(emit)), watch_(io) {
-  rules_ = build(policy);
+  rules_ = build(policy, generation);
   guard_ = std::make_unique<FanotifyGuard>(ns_pid, [this](const FileAccess& a) { return decide(a); });
   watch_.assign(guard_->fd());
   watch();
@@ -147,9 +168,32 @@ void FileGuard::watch() {
                     });
 }
 
-void FileGuard::apply(const rules::Policy& policy) {
-  rules_ = build(policy);
+void FileGuard::apply(const rules::Policy& policy, uint32_t generation) {
+  rules_ = build(policy, generation);
   guard_->reset_cache();
+}
+
+void FileGuard::annotate(audit::Record& r) const {
+  std::vector<const std::string*> paths;
+  const std::string* error = nullptr;
+  if (r.has_open()) paths = {&r.open().path()}, error = &r.open().error();
+  if (r.has_unlink()) paths = {&r.unlink().path()}, error = &r.unlink().error();
+  if (r.has_truncate()) paths = {&r.truncate().path()}, error = &r.truncate().error();
+  if (r.has_rename()) paths = {&r.rename().from(), &r.rename().to()}, error = &r.rename().error();
+  if (!error || *error != "EROFS" || r.has_decision()) return;
+  for (const std::string* path : paths) {
+    const rules::PathRule* rule = rules_->protect.match(*path).rule;
+    if (!rule || rule->mode != rules::Mode::kEnforce) continue;
+    auto* d = r.mutable_decision();
+    d->set_action("deny");
+    d->set_rule(rule->id);
+    d->set_mode("enforce");
+    d->set_reason("write to a protected path (read-only in the session)");
+    d->set_policy_generation(rules_->generation);
+    for (size_t i = 0; i < rules_->policy->protected_paths.size(); i++)
+      if (rules_->policy->protected_paths[i].id == rule->id) d->set_rule_index(static_cast<uint32_t>(i));
+    return;
+  }
 }
 
 Verdict FileGuard::decide(const FileAccess& a) {
@@ -196,6 +240,11 @@ Verdict FileGuard::decide(const FileAccess& a) {
   d->set_rule(rule->id);
   d->set_mode(std::string(rules::mode_name(rule->mode)));
   d->set_reason(what);
+  d->set_policy_generation(rules_->generation);
+  // the matchers hold copies of the rules: find it in its section by id
+  for (const auto* section : {&rules_->policy->secrets, &rules_->policy->protected_paths})
+    for (size_t i = 0; i < section->size(); i++)
+      if ((*section)[i].id == rule->id) d->set_rule_index(static_cast<uint32_t>(i));
   emit_(rec);
   return enforce ? Verdict::kDeny : Verdict::kAllow;
 }

@@ -30,11 +30,15 @@ class FileGuard {
   // Marks the mounts of `ns_pid`'s mount namespace and starts answering.
   // `emit` receives a record for every deny and would-deny. Throws.
   FileGuard(boost::asio::io_context& io, pid_t ns_pid, const Credentials& agent,
-            std::string cwd, const rules::Policy& policy, Emit emit);
+            std::string cwd, const rules::Policy& policy, uint32_t generation, Emit emit);
   ~FileGuard();
 
   // A new policy: matchers and identities are rebuilt, cached allows dropped.
-  void apply(const rules::Policy& policy);
+  void apply(const rules::Policy& policy, uint32_t generation);
+
+  // A kernel record refused with EROFS on a protected path gets the
+  // decision that made the path read-only.
+  void annotate(audit::Record& record) const;
 
   // The decision for one open (public for tests).
   Verdict decide(const FileAccess& access);
@@ -42,7 +46,7 @@ class FileGuard {
  private:
   struct Rules;
   void watch();
-  std::unique_ptr<Rules> build(const rules::Policy& policy) const;
+  std::unique_ptr<Rules> build(const rules::Policy& policy, uint32_t generation) const;
 
   Credentials agent_;
   std::string cwd_;
@@ -51,6 +55,13 @@ class FileGuard {
   std::unique_ptr<FanotifyGuard> guard_;
   boost::asio::posix::stream_descriptor watch_;
 };
+
+// Existing files and directories under the policy's enforcing protected
+// rules, outermost only: the session sees them through read-only bind
+// mounts, which also refuse what fanotify cannot see (rename, link,
+// unlink, truncate).
+std::vector<std::string> protected_mount_points(const rules::Policy& policy,
+                                                const std::string& home, const std::string& cwd);
 
 // Existing files that `glob` matches (home-expanded): a literal path is
 // checked, a wildcard below a fixed directory walks that directory, and a

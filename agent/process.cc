@@ -120,6 +120,7 @@ namespace {
 // child only makes async-signal-safe calls.
 struct InitPlan {
   const std::vector<sock_filter>* filter;
+  char* const* readonly;  // NULL-terminated
   const char* exe;
   char* const* argv;
   char* const* envp;
@@ -154,6 +155,14 @@ struct InitPlan {
   // A private copy: mounts made on the host later do not appear here
   // unwatched, and the supervisor can mark exactly this namespace's mounts.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) e = errno;
+  // Protected paths, read-only for the session: what an open-time guard
+  // cannot stop (rename, link, unlink, truncate) fails here with EROFS.
+  for (char* const* path = p.readonly; !e && *path; path++) {
+    if (::mount(*path, *path, nullptr, MS_BIND, nullptr) != 0 ||
+        ::mount(nullptr, *path, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+      if (errno != ENOENT) e = errno;  // gone since the policy was read: nothing to protect
+    }
+  }
   if (!e && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) e = errno;
   (void)!::write(p.ready_w, &e, sizeof(e));
   if (e) _exit(126);
@@ -204,7 +213,8 @@ struct InitPlan {
 }  // namespace
 
 SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>& argv,
-                         const std::vector<std::string>& env, const Credentials& creds) {
+                         const std::vector<std::string>& env, const Credentials& creds,
+                         const std::vector<std::string>& readonly) {
   auto make_pipe = [](UniqueFd& r, UniqueFd& w) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw errno_error("failed to create a pipe");
@@ -222,8 +232,11 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   cargv.push_back(nullptr);
   for (auto& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
   cenv.push_back(nullptr);
+  std::vector<char*> cro;
+  for (auto& r : readonly) cro.push_back(const_cast<char*>(r.c_str()));
+  cro.push_back(nullptr);
   std::vector<sock_filter> filter = build_session_filter();
-  InitPlan plan{&filter, exe.c_str(), cargv.data(), cenv.data(), &creds,
+  InitPlan plan{&filter, cro.data(), exe.c_str(), cargv.data(), cenv.data(), &creds,
                 ready_w.get(), go_r.get(), err_w.get(), status_w.get()};
 
   // clone without a new stack behaves like fork; the child is pid 1 of the
@@ -264,7 +277,8 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
     errno = n == sizeof(e) ? e : EPIPE;
-    throw errno_error("failed to make the session's mounts private");
+    throw errno_error("failed to set up the session's mounts (private copy, read-only "
+                      "protected paths)");
   }
 }
 

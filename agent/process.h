@@ -40,8 +40,11 @@ class SessionInit {
  public:
   // Clones the init and waits until its namespaces are set up. Throws
   // std::runtime_error naming the failed step.
+  // `readonly` paths are bind-mounted read-only over themselves in the
+  // session's mount namespace before the agent exists.
   SessionInit(const std::string& exe, const std::vector<std::string>& argv,
-              const std::vector<std::string>& env, const Credentials& creds);
+              const std::vector<std::string>& env, const Credentials& creds,
+              const std::vector<std::string>& readonly);
   ~SessionInit();  // kills the init (and so the session) if never released
   SessionInit(const SessionInit&) = delete;
   SessionInit& operator=(const SessionInit&) = delete;

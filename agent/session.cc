@@ -65,10 +65,13 @@ void Session::start() {
     egress_links_ = std::make_unique<CgroupLinks>(sup_.bpf().attach_egress(dir.get(), cgroup_->path()));
   }
 
-  child_ = std::make_unique<SessionInit>(spec_.exe, spec_.argv, spec_.env, spec_.creds);
+  child_ = std::make_unique<SessionInit>(
+      spec_.exe, spec_.argv, spec_.env, spec_.creds,
+      protected_mount_points(sup_.policy(), spec_.creds.home, spec_.cwd));
   // Every mount the agent will see is marked before it runs.
   file_guard_ = std::make_unique<FileGuard>(sup_.io(), child_->pid(), spec_.creds, spec_.cwd,
-                                            sup_.policy(), [this](audit::Record& r) {
+                                            sup_.policy(), sup_.policy_generation(),
+                                            [this](audit::Record& r) {
                                               r.set_session(id_string_);
                                               count_record();
                                               sup_.emit(r);
@@ -191,8 +194,8 @@ void Session::finish() {
   if (on_end) on_end(code);
 }
 
-void Session::apply_policy(const rules::Policy& policy) {
-  if (file_guard_ && !ended_) file_guard_->apply(policy);
+void Session::apply_policy(const rules::Policy& policy, uint32_t generation) {
+  if (file_guard_ && !ended_) file_guard_->apply(policy, generation);
 }
 
 void Session::on_signal(int signo, bool from_kernel) {

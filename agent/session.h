@@ -48,6 +48,10 @@ class Session {
   uint64_t id() const { return id_; }
   const std::string& id_string() const { return id_string_; }
   void count_record() { records_++; }
+  // Adds what only this session knows to one of its kernel records.
+  void annotate(audit::Record& record) const {
+    if (file_guard_) file_guard_->annotate(record);
+  }
 
   // A signal the supervisor received. One the kernel sent (the terminal's
   // Ctrl-C, Ctrl-\, hangup) already reached the agent, which shares our
@@ -56,7 +60,7 @@ class Session {
   void on_signal(int signo, bool from_kernel);
 
   // A reloaded policy: the file guard switches to it.
-  void apply_policy(const rules::Policy& policy);
+  void apply_policy(const rules::Policy& policy, uint32_t generation);
 
  private:
   void watch_main();

@@ -128,7 +128,10 @@ void Supervisor::on_event(std::span<const uint8_t> bytes) {
                      ? reinterpret_cast<const corral_event_header*>(bytes.data())->session_id
                      : 0;
   auto it = sessions_.find(sid);
-  if (it != sessions_.end()) it->second->count_record();
+  if (it != sessions_.end()) {
+    it->second->annotate(record);
+    it->second->count_record();
+  }
   emit(record);
 }
 
@@ -209,7 +212,7 @@ void Supervisor::reload_policy() {
   audit::PolicyLoad load = enforcer_->load();
   if (load.accepted()) {
     policy_load_ = load;
-    for (auto& [id, session] : sessions_) session->apply_policy(enforcer_->policy());
+    for (auto& [id, session] : sessions_) session->apply_policy(enforcer_->policy(), enforcer_->generation());
     schedule_dns_refresh();
     spdlog::info("policy reloaded: generation {}: {}", load.generation(), load.summary());
   } else {

@@ -47,6 +47,7 @@ class Supervisor {
   boost::asio::io_context& io() { return io_; }
   BpfLoader& bpf() { return *bpf_; }
   const rules::Policy& policy() const { return enforcer_->policy(); }
+  uint32_t policy_generation() const { return enforcer_->generation(); }
   const std::string& cgroup_root() const { return cgroup_root_; }
 
  private:

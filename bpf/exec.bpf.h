@@ -94,20 +94,14 @@ __noinline int split_argv(struct argv_tokens *t, __u32 argv, __u32 len)
 	return t->count;
 }
 
-static __always_inline bool tokens_match(struct argv_tokens *t, const struct corral_exec_rule *r)
+/* Do the rule's tokens follow in argv from token `start` on? */
+static __always_inline bool tokens_at(struct argv_tokens *t, const struct corral_exec_rule *r,
+				      __u32 start)
 {
-	__u32 i = 0;
-	int k;
-	/* skip leading options, and the value of -C / -c */
-	for (k = 0; k < CORRAL_ARGV_SCAN_TOKENS; k++) {
-		if (i >= t->count || !t->option[i & (CORRAL_ARGV_SCAN_TOKENS - 1)])
-			break;
-		i += t->takes_value[i & (CORRAL_ARGV_SCAN_TOKENS - 1)] ? 2 : 1;
-	}
-	for (k = 0; k < CORRAL_EXEC_TOKENS_MAX; k++) {
+	for (int k = 0; k < CORRAL_EXEC_TOKENS_MAX; k++) {
 		if (k >= r->ntokens)
 			return true;
-		__u32 at = i + k;
+		__u32 at = start + k;
 		if (at >= t->count)
 			return false;
 		t->key.rule_index = r->rule_index;
@@ -118,6 +112,27 @@ static __always_inline bool tokens_match(struct argv_tokens *t, const struct cor
 			return false;
 	}
 	return true;
+}
+
+/* The rule's tokens begin at the first token that is not an option (the
+ * value of -C / -c skipped too), or at one of the options before it, so
+ * that a rule like `nc -e` matches `nc -v -e ...`. */
+static __always_inline bool tokens_match(struct argv_tokens *t, const struct corral_exec_rule *r)
+{
+	__u32 i = 0;
+	if (!r->ntokens)
+		return true;
+	for (int k = 0; k < CORRAL_ARGV_SCAN_TOKENS; k++) {
+		if (i >= t->count)
+			return false;
+		if (tokens_at(t, r, i))
+			return true;
+		__u32 idx = i & (CORRAL_ARGV_SCAN_TOKENS - 1);
+		if (!t->option[idx])
+			return false;
+		i += t->takes_value[idx] ? 2 : 1;
+	}
+	return false;
 }
 
 /* Is the resolved path (leaf-first components at scratch offset `comp`,

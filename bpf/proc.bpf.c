@@ -60,14 +60,16 @@ static __always_inline void check_exec_rules(struct corral_exec_event *e)
 			struct corral_exec_rule *rule = &set->rules[r];
 			if (!rule_matches(t, rule, data, comp))
 				continue;
+			/* the first matching rule decides, shadow or not */
 			e->rule_index = rule->rule_index;
 			e->policy_gen = set->policy_gen;
 			if (rule->mode == CORRAL_MODE_ENFORCE) {
 				e->verdict = CORRAL_VERDICT_DENIED;
 				bpf_send_signal(9 /* SIGKILL */);
-				return;
+			} else {
+				e->verdict = CORRAL_VERDICT_WOULD_DENY;
 			}
-			e->verdict = CORRAL_VERDICT_WOULD_DENY;
+			return;
 		}
 	}
 }

@@ -164,7 +164,8 @@ struct corral_connect_event {
  * 15 bytes). A rule may pin the resolved path (`exec_paths`: its leaf-first
  * components, zero-padded) and argv tokens (`exec_tokens`): after argv[0],
  * tokens starting with '-' are skipped ("-C"/"-c" with the next token too),
- * then the rule's tokens must follow in order.
+ * and the rule's tokens must follow in order from the first other token,
+ * or from one of the skipped options (rules/README.md, "Exec rules").
  */
 #define CORRAL_EXEC_NAME_LEN 64
 #define CORRAL_EXEC_TOKEN_LEN 32
