@@ -1,4 +1,5 @@
 #include "cgroup2.h"
+#include "mountinfo.h"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -43,21 +44,8 @@ bool rmdir_retry(const std::string& path) {
 }  // namespace
 
 std::string find_cgroup2_mount(std::string_view mountinfo) {
-  // mountinfo: id parent major:minor root mountpoint options... - fstype source super
-  std::istringstream in{std::string(mountinfo)};
-  std::string line;
-  while (std::getline(in, line)) {
-    auto sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::istringstream tail(line.substr(sep + 3));
-    std::string fstype;
-    tail >> fstype;
-    if (fstype != "cgroup2") continue;
-    std::istringstream head(line.substr(0, sep));
-    std::string id, parent, devno, root, mountpoint;
-    head >> id >> parent >> devno >> root >> mountpoint;
-    return mountpoint;
-  }
+  for (const Mount& m : parse_mountinfo(mountinfo))
+    if (m.fstype == "cgroup2") return m.mountpoint;
   return "";
 }
 

@@ -1,4 +1,5 @@
 #include "fanotify.h"
+#include "mountinfo.h"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -59,19 +60,6 @@ std::string read_small_file(int dirfd, const std::string& rel, const std::string
   return out;
 }
 
-std::string decode_octal(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); i++) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
-        s[i + 3] >= '0' && s[i + 3] <= '7') {
-      out.push_back(static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
-      i += 3;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
 
 // Thread group id of a thread, from /proc/<tid>/status; 0 when it is gone.
 pid_t tgid_of(pid_t tid) {
@@ -151,35 +139,6 @@ void read_intent(pid_t tid, FileAccess& a) {
 
 }  // namespace
 
-std::vector<FanotifyGuard::Mount> FanotifyGuard::parse_mountinfo(std::string_view text) {
-  // id parent major:minor root mountpoint options [optional...] - fstype source super
-  std::vector<Mount> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t eol = text.find('\n', pos);
-    if (eol == std::string_view::npos) eol = text.size();
-    std::string_view line = text.substr(pos, eol - pos);
-    pos = eol + 1;
-    std::vector<std::string_view> fields;
-    size_t i = 0;
-    while (i < line.size()) {
-      size_t sp = line.find(' ', i);
-      if (sp == std::string_view::npos) sp = line.size();
-      if (sp > i) fields.push_back(line.substr(i, sp - i));
-      i = sp + 1;
-    }
-    if (fields.size() < 7) continue;
-    size_t sep = 6;
-    while (sep < fields.size() && fields[sep] != "-") sep++;
-    if (sep + 1 >= fields.size()) continue;
-    Mount m;
-    m.id = std::atoi(std::string(fields[0]).c_str());
-    m.mountpoint = decode_octal(fields[4]);
-    m.fstype = std::string(fields[sep + 1]);
-    out.push_back(std::move(m));
-  }
-  return out;
-}
 
 FanotifyGuard::FanotifyGuard(pid_t ns_pid, Decider decider)
     : ns_pid_(ns_pid), decider_(std::move(decider)) {

@@ -129,12 +129,6 @@ class FanotifyGuard {
   // One line of /proc/PID/mountinfo: mount id, mount point (field 5, octal
   // escapes such as \040 decoded), filesystem type. Malformed lines are
   // left out.
-  struct Mount {
-    int id = 0;
-    std::string mountpoint;
-    std::string fstype;
-  };
-  static std::vector<Mount> parse_mountinfo(std::string_view text);
 
  private:
   size_t mark_mounts();

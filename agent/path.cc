@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "glob.h"
+
 namespace corral {
 
 std::string components_to_path(std::string_view components) {
@@ -25,26 +27,7 @@ std::string components_to_path(std::string_view components) {
 }
 
 std::string normalize_path(std::string_view path) {
-  std::vector<std::string_view> parts;
-  size_t pos = 0;
-  while (pos <= path.size()) {
-    size_t end = path.find('/', pos);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view part = path.substr(pos, end - pos);
-    if (part == "..") {
-      if (!parts.empty()) parts.pop_back();
-    } else if (!part.empty() && part != ".") {
-      parts.push_back(part);
-    }
-    pos = end + 1;
-  }
-  if (parts.empty()) return "/";
-  std::string out;
-  for (auto p : parts) {
-    out += '/';
-    out += p;
-  }
-  return out;
+  return rules::normalize_absolute(path).value_or(std::string(path));
 }
 
 ResolvedPath resolve_slot(const corral_path& desc, std::string_view slot) {

@@ -13,7 +13,8 @@ namespace corral {
 std::string components_to_path(std::string_view components);
 
 // Lexical normalisation of an absolute path: collapses "//", "." and "..";
-// ".." at the root stays at the root.
+// ".." at the root stays at the root (rules::normalize_absolute). A
+// relative path comes back as it is.
 std::string normalize_path(std::string_view path);
 
 // The absolute path a slot describes: the resolved file itself, or the user

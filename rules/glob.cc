@@ -115,35 +115,6 @@ std::optional<GlobError> translate_component(std::string_view comp, size_t base,
   return std::nullopt;
 }
 
-// Lexical normalisation of an absolute path, or nullopt for a relative one.
-std::optional<std::string> normalize(std::string_view path) {
-  if (path.empty() || path[0] != '/') return std::nullopt;
-  bool clean = path.find("//") == std::string_view::npos &&
-               path.find("/./") == std::string_view::npos &&
-               path.find("/../") == std::string_view::npos &&
-               !(path.size() > 1 && path.back() == '/') && !path.ends_with("/.") &&
-               !path.ends_with("/..");
-  if (clean) return std::string(path);
-  std::vector<std::string_view> parts;
-  size_t pos = 0;
-  while (pos <= path.size()) {
-    size_t end = path.find('/', pos);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view part = path.substr(pos, end - pos);
-    if (part == "..") {
-      if (!parts.empty()) parts.pop_back();
-    } else if (!part.empty() && part != ".") {
-      parts.push_back(part);
-    }
-    pos = end + 1;
-  }
-  std::string out;
-  for (auto p : parts) {
-    out += '/';
-    out += p;
-  }
-  return out.empty() ? "/" : out;
-}
 
 // Validates `glob` and, when `re` is set, writes its regex. `home` is only
 // read when writing.
@@ -163,7 +134,7 @@ std::optional<GlobError> translate(std::string_view glob, const std::string* hom
     if (glob == "~") return GlobError{"'~' must be followed by '/'", 0};
     start = 2;
     if (re) {
-      auto h = home ? normalize(*home) : std::nullopt;
+      auto h = home ? normalize_absolute(*home) : std::nullopt;
       if (!h) throw std::invalid_argument(std::string(glob) + ": home directory is not absolute");
       if (*h != "/") {
         for (unsigned char c : *h) append_byte(prefix, c);
@@ -259,7 +230,7 @@ GlobSet& GlobSet::operator=(GlobSet&&) noexcept = default;
 std::vector<int> GlobSet::match(std::string_view path) const {
   std::vector<int> hits;
   if (regexes_.empty()) return hits;
-  auto norm = normalize(path);
+  auto norm = normalize_absolute(path);
   if (!norm) return hits;
   RE2::Set::ErrorInfo info{RE2::Set::kNoError};
   if (!impl_->set.Match(*norm, &hits, &info) && info.kind != RE2::Set::kNoError) {
@@ -276,5 +247,34 @@ std::vector<int> GlobSet::match(std::string_view path) const {
 }
 
 bool GlobSet::any(std::string_view path) const { return !match(path).empty(); }
+
+std::optional<std::string> normalize_absolute(std::string_view path) {
+  if (path.empty() || path[0] != '/') return std::nullopt;
+  bool clean = path.find("//") == std::string_view::npos &&
+               path.find("/./") == std::string_view::npos &&
+               path.find("/../") == std::string_view::npos &&
+               !(path.size() > 1 && path.back() == '/') && !path.ends_with("/.") &&
+               !path.ends_with("/..");
+  if (clean) return std::string(path);
+  std::vector<std::string_view> parts;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t end = path.find('/', pos);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(pos, end - pos);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    pos = end + 1;
+  }
+  std::string out;
+  for (auto p : parts) {
+    out += '/';
+    out += p;
+  }
+  return out.empty() ? "/" : out;
+}
 
 }  // namespace corral::rules

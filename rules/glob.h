@@ -31,6 +31,10 @@ std::optional<std::string> glob_error(std::string_view glob);
 // The anchored RE2 (Latin-1, i.e. bytewise) regular expression for a valid
 // glob; `home` replaces a leading "~/". Throws std::invalid_argument for an
 // invalid glob, or a "~/" glob with a home that is not absolute.
+// Lexical normalisation of an absolute path ("//", ".", ".." collapsed;
+// ".." stops at the root), or nullopt for a relative one.
+std::optional<std::string> normalize_absolute(std::string_view path);
+
 std::string glob_to_regex(std::string_view glob, const std::string& home);
 
 class GlobSet {

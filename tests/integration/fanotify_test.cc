@@ -3,6 +3,7 @@
 // answers on a thread of the test process (which stays in the host
 // namespace and must never be asked about its own opens).
 #include "fanotify.h"
+#include "mountinfo.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -685,7 +686,7 @@ TEST(FanotifyMountinfo, DecodesMountpoints) {
       "60 27 0:50 / /home/a\\040b/x\\134y rw shared:3 master:1 - tmpfs tmpfs rw\n"
       "61 27 0:51 / /mnt/tab\\011 rw - overlay overlay rw,lowerdir=/a\n"
       "bogus line\n";
-  auto m = FanotifyGuard::parse_mountinfo(text);
+  auto m = parse_mountinfo(text);
   ASSERT_EQ(m.size(), 3u);
   EXPECT_EQ(m[0].id, 27);
   EXPECT_EQ(m[0].mountpoint, "/");

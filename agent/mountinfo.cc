@@ -1,0 +1,54 @@
+#include "mountinfo.h"
+
+#include <cstdlib>
+
+namespace corral {
+namespace {
+
+std::string decode_octal(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
+        s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out.push_back(static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Mount> parse_mountinfo(std::string_view text) {
+  // id parent major:minor root mountpoint options [optional...] - fstype source super
+  std::vector<Mount> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    std::string_view line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    std::vector<std::string_view> fields;
+    size_t i = 0;
+    while (i < line.size()) {
+      size_t sp = line.find(' ', i);
+      if (sp == std::string_view::npos) sp = line.size();
+      if (sp > i) fields.push_back(line.substr(i, sp - i));
+      i = sp + 1;
+    }
+    if (fields.size() < 7) continue;
+    size_t sep = 6;
+    while (sep < fields.size() && fields[sep] != "-") sep++;
+    if (sep + 1 >= fields.size()) continue;
+    Mount m;
+    m.id = std::atoi(std::string(fields[0]).c_str());
+    m.mountpoint = decode_octal(fields[4]);
+    m.fstype = std::string(fields[sep + 1]);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace corral
