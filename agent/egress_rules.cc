@@ -132,6 +132,8 @@ Resolved resolve_host(const std::string& host, uint32_t fallback_ttl) {
   Resolved out;
   struct __res_state state {};
   if (res_ninit(&state) == 0) {
+    state.retrans = 2;  // seconds; an unanswered name costs ~4 s, not 30
+    state.retry = 1;
     query(&state, host, ns_t_a, out);
     query(&state, host, ns_t_aaaa, out);
     res_nclose(&state);

@@ -5,6 +5,8 @@
 
 #include <climits>
 #include <fstream>
+#include <set>
+#include <map>
 #include <sstream>
 
 #include "egress_rules.h"
@@ -29,8 +31,6 @@ std::vector<rules::Cidr> system_resolvers() {
   text << in.rdbuf();
   return parse_resolv_conf(text.str());
 }
-
-Resolved resolve_one(const std::string& host) { return resolve_host(host); }
 
 std::string join(const std::vector<std::string>& v, const char* sep) {
   std::string out;
@@ -57,9 +57,7 @@ audit::PolicyLoad Enforcer::load() {
     // Compile everything before touching the kernel: a policy the kernel
     // cannot hold is refused whole.
     ExecRuleMaps exec = compile_exec_rules(policy->exec, gen, real_path, kBinaryDirs);
-    EgressMaps egress = compile_egress_rules(policy->egress, gen, resolve_one, system_resolvers());
-    for (const auto& note : egress.notes) spdlog::warn("{}", note);
-    egress_ttl_ = egress.min_ttl;
+    EgressMaps egress = compile_egress_rules(policy->egress, gen, known_answer(), system_resolvers());
     bpf_.load_exec_rules(std::move(exec));
     bpf_.load_egress_rules(std::move(egress), policy->egress_default_allow);
   } catch (const std::exception& e) {
@@ -77,15 +75,33 @@ audit::PolicyLoad Enforcer::load() {
   return out;
 }
 
-void Enforcer::refresh_egress() {
+std::function<Resolved(const std::string&)> Enforcer::known_answer() const {
+  return [this](const std::string& host) {
+    auto it = answers_.find(host);
+    return it == answers_.end() ? Resolved{} : it->second;
+  };
+}
+
+std::vector<std::string> Enforcer::hosts() const {
+  std::set<std::string> out;
+  if (loaded())
+    for (const auto& r : policy().egress)
+      if (!r.host.empty() && r.mode != rules::Mode::kOff) out.insert(r.host);
+  return {out.begin(), out.end()};
+}
+
+void Enforcer::apply_answers(std::map<std::string, Resolved> answers) {
   if (!loaded()) return;
+  for (auto& [host, res] : answers)
+    if (!res.addrs.empty()) answers_[host] = std::move(res);  // keep the last good answer
   const rules::Policy& p = policy();
   try {
-    EgressMaps egress = compile_egress_rules(p.egress, generation_, resolve_one, system_resolvers());
+    EgressMaps egress = compile_egress_rules(p.egress, generation_, known_answer(), system_resolvers());
+    for (const auto& note : egress.notes) spdlog::warn("{}", note);
     egress_ttl_ = egress.min_ttl;
     bpf_.load_egress_rules(std::move(egress), p.egress_default_allow);
   } catch (const std::exception& e) {
-    // the previous answers stay in force
+    // the previous allowlist stays in force
     spdlog::warn("egress refresh failed: {}", e.what());
   }
 }

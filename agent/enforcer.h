@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "audit.pb.h"
 #include "bpf_loader.h"
+#include "egress_rules.h"
 #include "policy.h"
 
 namespace corral {
@@ -28,20 +30,27 @@ class Enforcer {
   uint32_t generation() const { return generation_; }
   const rules::Policy& policy() const { return *policies_.at(generation_); }
 
-  // Seconds until a resolved host's answer expires (0: nothing to refresh);
-  // refresh_egress() then resolves again and swaps the allowlist.
+  // Hosts are resolved off the event loop (DNS may be slow or silent, and
+  // the loop answers the sessions' opens): until a host's first answer
+  // arrives it is simply not allowed. hosts() names what to resolve;
+  // apply_answers() swaps the allowlist once answers are in; egress_ttl()
+  // says when to ask again (0: nothing to refresh).
+  std::vector<std::string> hosts() const;
+  void apply_answers(std::map<std::string, Resolved> answers);
   uint32_t egress_ttl() const { return egress_ttl_; }
-  void refresh_egress();
 
   // Completes a kernel decision (generation + rule index) with the rule's
   // id and what it matched.
   void describe(audit::Record& record) const;
 
  private:
+  std::function<Resolved(const std::string&)> known_answer() const;
+
   BpfLoader& bpf_;
   std::string path_;
   uint32_t generation_ = 0;
   uint32_t egress_ttl_ = 0;
+  std::map<std::string, Resolved> answers_;  // the latest answer per host
   // Events in flight may name the previous generation's rules.
   std::map<uint32_t, std::shared_ptr<const rules::Policy>> policies_;
 };

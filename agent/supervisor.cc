@@ -10,7 +10,9 @@
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <iostream>
+#include <thread>
 
 #include "console.h"
 #include "decode.h"
@@ -74,10 +76,18 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
   watch_ring();
   watch_signals();
   schedule_stats();
-  schedule_dns_refresh();
+  dns_channel_ = std::make_shared<DnsChannel>();
+  dns_channel_->io = &io_;
+  dns_channel_->supervisor = this;
+  resolve_hosts();
 }
 
 Supervisor::~Supervisor() {
+  if (dns_channel_) {
+    std::lock_guard lock(dns_channel_->mutex);
+    dns_channel_->io = nullptr;
+    dns_channel_->supervisor = nullptr;
+  }
   sessions_.clear();
   ring_watch_.release();  // the ring buffer owns that fd
   try {
@@ -196,15 +206,34 @@ void Supervisor::audit_losses() {
   }
 }
 
+void Supervisor::resolve_hosts() {
+  dns_timer_.cancel();
+  auto hosts = enforcer_->hosts();
+  if (hosts.empty()) return;
+  std::thread([hosts, channel = dns_channel_] {
+    std::vector<std::future<Resolved>> lookups;
+    for (const auto& h : hosts)
+      lookups.push_back(std::async(std::launch::async, [h] { return resolve_host(h); }));
+    std::map<std::string, Resolved> answers;
+    for (size_t i = 0; i < hosts.size(); i++) answers[hosts[i]] = lookups[i].get();
+    std::lock_guard lock(channel->mutex);
+    if (!channel->io) return;
+    boost::asio::post(*channel->io, [channel, answers = std::move(answers)]() mutable {
+      Supervisor* sup = channel->supervisor;  // same thread as the destructor
+      if (!sup) return;
+      sup->enforcer_->apply_answers(std::move(answers));
+      sup->schedule_dns_refresh();
+    });
+  }).detach();
+}
+
 void Supervisor::schedule_dns_refresh() {
   uint32_t ttl = enforcer_->egress_ttl();
   if (!ttl) return;
   // not more often than every 10 s, however short the TTL
   dns_timer_.expires_after(std::chrono::seconds(std::max<uint32_t>(ttl, 10)));
   dns_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
-    enforcer_->refresh_egress();
-    schedule_dns_refresh();
+    if (!ec) resolve_hosts();
   });
 }
 
@@ -213,7 +242,7 @@ void Supervisor::reload_policy() {
   if (load.accepted()) {
     policy_load_ = load;
     for (auto& [id, session] : sessions_) session->apply_policy(enforcer_->policy(), enforcer_->generation());
-    schedule_dns_refresh();
+    resolve_hosts();
     spdlog::info("policy reloaded: generation {}: {}", load.generation(), load.summary());
   } else {
     for (const auto& e : load.errors()) spdlog::error("policy reload refused: {}", e);

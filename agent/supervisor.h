@@ -9,6 +9,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "audit.pb.h"
@@ -60,7 +61,9 @@ class Supervisor {
   void audit_losses();
   // Reloads the policy (SIGHUP) and tells every session's trail.
   void reload_policy();
-  // Re-resolves the policy's hosts when their TTL runs out.
+  // Resolves the policy's hosts on a thread of their own, now and again
+  // when their TTL runs out; answers come back through the loop.
+  void resolve_hosts();
   void schedule_dns_refresh();
   void announce_policy(const audit::PolicyLoad& load, Session& session);
 
@@ -77,6 +80,13 @@ class Supervisor {
   boost::asio::posix::stream_descriptor signal_watch_;
   boost::asio::steady_timer stats_timer_;
   boost::asio::steady_timer dns_timer_;
+  // The resolver threads' way back: cleared when the supervisor goes.
+  struct DnsChannel {
+    std::mutex mutex;
+    boost::asio::io_context* io = nullptr;
+    Supervisor* supervisor = nullptr;
+  };
+  std::shared_ptr<DnsChannel> dns_channel_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   BpfStats last_stats_;
   uint64_t undecodable_ = 0;
