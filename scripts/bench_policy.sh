@@ -182,7 +182,7 @@ count_results() {
 }
 
 # median / min of the numbers on stdin
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 minimum() { sort -g | head -n1; }
 
 # ---- BPF objects of a process, from /proc/PID/fdinfo -------------------------
