@@ -128,14 +128,21 @@ struct InitPlan {
   int ready_w, go_r, err_w, status_w;
 };
 
+// The init and the agent are made with raw clone(2) from a supervisor that
+// may have other threads (DNS lookups): glibc's view of this process is
+// then wrong (other threads, locks they held), so from here to execve only
+// raw system calls. glibc's set*id would try to signal threads that do not
+// exist here, and its fork would wait on a lock nobody will release.
+long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, 0); }
+
 [[noreturn]] void agent_main(const InitPlan& p) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   int e = 0;
-  if (::setgroups(p.creds->groups.size(), p.creds->groups.data()) != 0 ||
-      ::setresgid(p.creds->gid, p.creds->gid, p.creds->gid) != 0 ||
-      ::setresuid(p.creds->uid, p.creds->uid, p.creds->uid) != 0)
+  if (::syscall(SYS_setgroups, p.creds->groups.size(), p.creds->groups.data()) != 0 ||
+      ::syscall(SYS_setresgid, p.creds->gid, p.creds->gid, p.creds->gid) != 0 ||
+      ::syscall(SYS_setresuid, p.creds->uid, p.creds->uid, p.creds->uid) != 0)
     e = errno;
   // After the uid change, which clears it: die with the init.
   if (!e && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) e = errno;
@@ -180,7 +187,7 @@ struct InitPlan {
   if (n != 1) _exit(127);  // the supervisor gave up, or died
   ::close(p.go_r);
 
-  pid_t agent = ::fork();
+  pid_t agent = static_cast<pid_t>(raw_fork());
   if (agent < 0) {
     int err = errno;
     (void)!::write(p.err_w, &err, sizeof(err));
