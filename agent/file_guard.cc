@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <fstream>
 
 #include "decode.h"
@@ -76,48 +77,64 @@ struct FileGuard::Rules {
         protect(policy->protected_paths, home) {}
 };
 
+std::vector<std::pair<std::string, size_t>> find_existing(const std::vector<std::string>& globs,
+                                                          const std::string& home,
+                                                          const std::string& cwd, size_t limit) {
+  std::vector<std::pair<std::string, size_t>> out;
+  std::error_code ec;
+  // literal paths are looked at; the others are grouped by the directory
+  // their walk starts from, so each tree is walked once for all its globs
+  std::map<std::string, std::vector<size_t>> by_root;
+  for (size_t i = 0; i < globs.size(); i++) {
+    const std::string& glob = globs[i];
+    std::string pattern = glob.rfind("~/", 0) == 0 ? home + glob.substr(1) : glob;
+    if (!has_wildcard(pattern)) {
+      if (fs::exists(pattern, ec)) out.emplace_back(pattern, i);
+      continue;
+    }
+    std::string root;
+    if (pattern.rfind("**/", 0) == 0) {
+      root = cwd;
+    } else {
+      size_t wild = pattern.find_first_of("*?[");
+      root = pattern.substr(0, pattern.rfind('/', wild));
+      if (root.empty()) root = "/";
+    }
+    by_root[root].push_back(i);
+  }
+  for (const auto& [root, indices] : by_root) {
+    std::vector<std::string> subset;
+    for (size_t i : indices) subset.push_back(globs[i]);
+    rules::GlobSet set(subset, home);
+    size_t seen = 0;
+    auto opts = fs::directory_options::skip_permission_denied;
+    for (auto it = fs::recursive_directory_iterator(root, opts, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (++seen > limit) {
+        spdlog::warn("existing-file scan: stopped walking {} after {} entries", root, limit);
+        break;
+      }
+      std::string p = it->path().string();
+      for (int k : set.match(p)) out.emplace_back(p, indices[k]);
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> expand_glob(const std::string& glob, const std::string& home,
                                      const std::string& cwd, size_t limit) {
-  std::string pattern = glob.rfind("~/", 0) == 0 ? home + glob.substr(1) : glob;
   std::vector<std::string> out;
-  std::error_code ec;
-  if (!has_wildcard(pattern)) {
-    if (fs::exists(pattern, ec)) out.push_back(pattern);
-    return out;
-  }
-  // walk from the deepest directory without wildcards
-  std::string root;
-  if (pattern.rfind("**/", 0) == 0) {
-    root = cwd;
-  } else {
-    size_t wild = pattern.find_first_of("*?[");
-    root = pattern.substr(0, pattern.rfind('/', wild));
-    if (root.empty()) root = "/";
-  }
-  rules::GlobSet set({glob}, home);
-  size_t seen = 0;
-  auto opts = fs::directory_options::skip_permission_denied;
-  for (auto it = fs::recursive_directory_iterator(root, opts, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (++seen > limit) {
-      spdlog::warn("secret identities: stopped walking {} after {} entries for {}", root, limit,
-                   glob);
-      break;
-    }
-    std::string p = it->path().string();
-    if (set.any(p)) out.push_back(p);
-  }
+  for (auto& [path, index] : find_existing({glob}, home, cwd, limit)) out.push_back(path);
   return out;
 }
 
 std::vector<std::string> protected_mount_points(const rules::Policy& policy,
                                                 const std::string& home, const std::string& cwd) {
+  std::vector<std::string> globs;
+  for (const auto& rule : policy.protected_paths)
+    if (rule.mode == rules::Mode::kEnforce) globs.insert(globs.end(), rule.globs.begin(), rule.globs.end());
   std::set<std::string> found;
-  for (const auto& rule : policy.protected_paths) {
-    if (rule.mode != rules::Mode::kEnforce) continue;
-    for (const auto& g : rule.globs)
-      for (auto& p : expand_glob(g, home, cwd, kWalkLimit)) found.insert(normalize_path(p));
-  }
+  for (auto& [p, index] : find_existing(globs, home, cwd, kWalkLimit)) found.insert(normalize_path(p));
   std::vector<std::string> out;
   for (const auto& p : found) {  // sorted: an ancestor comes before its descendants
     if (!out.empty() && p.rfind(out.back() + "/", 0) == 0) continue;
@@ -133,14 +150,22 @@ std::unique_ptr<FileGuard::Rules> FileGuard::build(const rules::Policy& policy,
   r->generation = generation;
   auto index = [&](const std::vector<rules::PathRule>& section,
                    std::map<Identity, const rules::PathRule*>& ids) {
+    std::vector<std::string> globs;
+    std::vector<const rules::PathRule*> rule_of;
     for (const auto& rule : section) {
       if (rule.mode == rules::Mode::kOff) continue;
-      for (const auto& g : rule.globs)
-        for (const auto& path : expand_glob(g, agent_.home, cwd_, kWalkLimit)) {
-          struct stat st;
-          if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode))
-            ids.emplace(Identity{st.st_dev, st.st_ino}, &rule);
-        }
+      for (const auto& g : rule.globs) {
+        globs.push_back(g);
+        rule_of.push_back(&rule);
+      }
+    }
+    for (const auto& [path, i] : find_existing(globs, agent_.home, cwd_, kWalkLimit)) {
+      struct stat st;
+      // the first rule in policy order wins for a file several match
+      if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        auto [it, fresh] = ids.emplace(Identity{st.st_dev, st.st_ino}, rule_of[i]);
+        if (!fresh && rule_of[i] < it->second) it->second = rule_of[i];
+      }
     }
   };
   index(r->policy->secrets, r->secret_ids);

@@ -63,6 +63,12 @@ class FileGuard {
 std::vector<std::string> protected_mount_points(const rules::Policy& policy,
                                                 const std::string& home, const std::string& cwd);
 
+// Existing files that any of `globs` match, with the index of each glob
+// that does, walking each tree once for all its globs (see expand_glob).
+std::vector<std::pair<std::string, size_t>> find_existing(const std::vector<std::string>& globs,
+                                                          const std::string& home,
+                                                          const std::string& cwd, size_t limit);
+
 // Existing files that `glob` matches (home-expanded): a literal path is
 // checked, a wildcard below a fixed directory walks that directory, and a
 // "**/" pattern walks `cwd` (the project). At most `limit` entries walked.
