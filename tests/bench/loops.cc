@@ -29,38 +29,11 @@
 
 extern char **environ;
 
+#include "bench_util.h"
+
+using namespace corral_bench;
+
 namespace {
-
-double now()
-{
-	timespec ts{};
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-[[noreturn]] void die(const char *what)
-{
-	std::fprintf(stderr, "corral_bench_loops: %s: %s\n", what, std::strerror(errno));
-	std::exit(1);
-}
-
-// Runs `op` until `seconds` have passed, looking at the clock every `check`
-// iterations; returns the operation count and sets `elapsed`.
-template <typename Op>
-unsigned long long run_for(double seconds, unsigned check, double &elapsed, Op op)
-{
-	unsigned long long ops = 0;
-	const double start = now();
-	double t = start;
-	do {
-		for (unsigned i = 0; i < check; ++i)
-			op();
-		ops += check;
-		t = now();
-	} while (t - start < seconds);
-	elapsed = t - start;
-	return ops;
-}
 
 unsigned long long open_loop(double seconds, double &elapsed)
 {
@@ -149,6 +122,7 @@ unsigned long long connect_loop(double seconds, double &elapsed)
 
 int main(int argc, char **argv)
 {
+	program = "corral_bench_loops";
 	if (argc != 3) {
 		std::fprintf(stderr, "usage: %s open|exec|connect SECONDS\n", argv[0]);
 		return 2;

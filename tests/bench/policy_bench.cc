@@ -64,40 +64,13 @@
 #include "policy.h"
 #endif
 
+#include "bench_util.h"
+
+using namespace corral_bench;
+
 namespace {
 
-double now()
-{
-	timespec ts{};
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
 #ifndef CORRAL_BENCH_POLICY
-
-[[noreturn]] void die(const char *what)
-{
-	std::fprintf(stderr, "corral_bench: %s: %s\n", what, std::strerror(errno));
-	std::exit(1);
-}
-
-// Runs `op` until `seconds` have passed, looking at the clock every `check`
-// iterations; returns the operation count and sets `elapsed`.
-template <typename Op>
-unsigned long long run_for(double seconds, unsigned check, double &elapsed, Op op)
-{
-	unsigned long long ops = 0;
-	const double start = now();
-	double t = start;
-	do {
-		for (unsigned i = 0; i < check; ++i)
-			op();
-		ops += check;
-		t = now();
-	} while (t - start < seconds);
-	elapsed = t - start;
-	return ops;
-}
 
 // socket + connect + close to `addr`, for `seconds`.
 unsigned long long connect_to_loop(const sockaddr_in &addr, double seconds, double &elapsed)
