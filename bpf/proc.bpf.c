@@ -16,7 +16,7 @@ int BPF_PROG(corral_fork, struct task_struct *parent, struct task_struct *child)
 	/* a quiet member's children are the agent: they join, not quiet */
 	struct corral_task *t =
 		bpf_task_storage_get(&session_tasks, bpf_get_current_task_btf(), 0, 0);
-	__u64 sid = t ? t->session_id : current_session_or_cgroup();
+	__u64 sid = t ? t->session_id : adopt_by_cgroup();
 	if (!sid)
 		return 0;
 	/* threads too: each task carries its own entry */

@@ -58,6 +58,19 @@ static __always_inline struct corral_task *join_session(struct task_struct *task
 	return t;
 }
 
+/* For a task without an entry: its session if it runs in a session cgroup
+ * (it is adopted), else 0. */
+static __always_inline __u64 adopt_by_cgroup(void)
+{
+	__u64 cgid = bpf_get_current_cgroup_id();
+	__u64 *sid = bpf_map_lookup_elem(&session_cgroups, &cgid);
+	if (!sid)
+		return 0;
+	__u64 id = *sid;
+	join_session(bpf_get_current_task_btf(), id);
+	return id;
+}
+
 /* The session of the current task, adopting it when it runs in a session
  * cgroup without an entry. For the rare paths (fork, exec) only. */
 static __always_inline __u64 current_session_or_cgroup(void)
@@ -66,13 +79,7 @@ static __always_inline __u64 current_session_or_cgroup(void)
 		bpf_task_storage_get(&session_tasks, bpf_get_current_task_btf(), 0, 0);
 	if (t)
 		return t->flags & CORRAL_TASK_QUIET ? 0 : t->session_id;
-	__u64 cgid = bpf_get_current_cgroup_id();
-	__u64 *sid = bpf_map_lookup_elem(&session_cgroups, &cgid);
-	if (!sid)
-		return 0;
-	__u64 id = *sid;
-	join_session(bpf_get_current_task_btf(), id);
-	return id;
+	return adopt_by_cgroup();
 }
 
 #endif /* CORRAL_SESSION_BPF_H */
