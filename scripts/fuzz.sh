@@ -52,6 +52,8 @@ printf 'version: 1\nexec: [[[[[[[[{a: [[[[1]]]]}]]]]]]]]\n' >"$seeds/nested.yaml
 echo "fuzz: running for ${seconds}s"
 cd "$out"
 # -timeout: one input may not take 5 s (a hang); -rss_limit_mb: nor 2 GiB.
-./policy_fuzz -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 \
+# FUZZ_SEED pins the run (CI passes one so that a gate does not depend on
+# luck); unset, every run explores from a new seed.
+./policy_fuzz -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 ${FUZZ_SEED:+-seed=$FUZZ_SEED} \
   -dict="$root/tests/fuzz/policy.dict" -artifact_prefix="$out/" -print_final_stats=1 \
   "$out/corpus" "$seeds"

@@ -24,7 +24,9 @@ void require(bool ok, const char* what) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+namespace {
+
+int one_input(const uint8_t* data, size_t size) {
   using namespace corral::rules;
   std::string_view text(reinterpret_cast<const char*>(data), size);
   LoadResult r = parse_policy(text, "fuzz.yaml");
@@ -58,4 +60,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)match_exec(p.exec, argv[i], tail);
   }
   return 0;
+}
+
+}  // namespace
+
+// An exception escaping would abort with no word of what it was.
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try {
+    return one_input(data, size);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "exception escaped: %s\n", e.what());
+    std::abort();
+  }
 }
