@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,11 +12,18 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
 #include "cgroup2.h"
 #include "check.h"
 #include "process.h"
+#include "kafka_sink.h"
+#include "shipper.h"
 #include "supervisor.h"
+#include "syslog_sink.h"
+#include "tail.h"
+#include "verify.h"
 
 extern char** environ;
 
@@ -26,9 +34,54 @@ constexpr int kCorralFailed = 125;
 constexpr int kCannotRun = 126;
 constexpr int kNotFound = 127;
 constexpr const char* kDefaultAudit = "/var/log/corral/audit.jsonl";
+constexpr const char* kDefaultAuditKey = "/etc/corral/audit.key";
+
+// The local log's settings, shared by every command that writes it.
+struct AuditFlags {
+  std::string path = kDefaultAudit;
+  std::string key = kDefaultAuditKey;
+  std::string fsync = "interval";
+  uint32_t checkpoint_every = 1000;
+  uint64_t max_mib = 64;
+  double max_age_hours = 24;
+
+  void add_to(CLI::App* cmd) {
+    cmd->add_option("--audit", path, "audit log (hash-chained JSON lines)")->capture_default_str();
+    cmd->add_option("--audit-key", key,
+                    "Ed25519 key signing the log's checkpoints (created when missing; the public "
+                    "half is KEY.pub)")
+        ->capture_default_str();
+    cmd->add_option("--audit-fsync", fsync,
+                    "never | interval (fdatasync once a second) | always (after every batch)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"never", "interval", "always"}));
+    cmd->add_option("--checkpoint-every", checkpoint_every, "records between signed checkpoints")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 10'000'000u));
+    cmd->add_option("--audit-max-mib", max_mib, "rotate the log at this size")
+        ->capture_default_str()
+        ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20));
+    cmd->add_option("--audit-max-age", max_age_hours, "rotate the log at this age, hours")
+        ->capture_default_str()
+        ->check(CLI::Range(0.001, 24.0 * 366));
+  }
+
+  AuditLogOptions options() const {
+    AuditLogOptions o;
+    o.path = path;
+    o.key_path = key;
+    o.fsync = fsync == "never"    ? FsyncPolicy::kNever
+              : fsync == "always" ? FsyncPolicy::kAlways
+                                  : FsyncPolicy::kInterval;
+    o.checkpoint_every = checkpoint_every;
+    o.max_bytes = max_mib << 20;
+    o.max_age = std::chrono::seconds(static_cast<int64_t>(max_age_hours * 3600));
+    return o;
+  }
+};
 
 struct RunOptions {
-  std::string audit = kDefaultAudit;
+  AuditFlags audit;
   bool quiet = false;
   std::string user;
   bool allow_root = false;
@@ -77,11 +130,11 @@ int run(const RunOptions& o) {
   auto exe = find_executable(o.command.front(), path_env ? path_env : "/usr/bin:/bin");
   if (!exe) throw Failure{kNotFound, "command not found: " + o.command.front()};
 
-  if (o.audit == kDefaultAudit) std::filesystem::create_directories("/var/log/corral");
+  if (o.audit.path == kDefaultAudit) std::filesystem::create_directories("/var/log/corral");
 
   boost::asio::io_context io;
   SupervisorOptions sopts;
-  sopts.audit_path = o.audit;
+  sopts.audit = o.audit.options();
   sopts.quiet = o.quiet;
   sopts.ringbuf_bytes = o.ringbuf_mib << 20;
   sopts.policy_path = o.policy;
@@ -113,6 +166,153 @@ int run(const RunOptions& o) {
   return exit_code;
 }
 
+
+struct ExportOptions {
+  AuditFlags audit;
+  std::string state_dir = "/var/lib/corral/export";
+  std::string format = "json";
+  std::string syslog;  // HOST:PORT
+  bool syslog_tls = false;
+  std::string syslog_ca, syslog_cert, syslog_key, syslog_server_name;
+  double replay_window = 2;
+  std::string kafka;  // bootstrap servers
+  std::string kafka_topic = "corral.audit";
+  std::vector<std::string> kafka_properties;  // K=V
+};
+
+std::pair<std::string, uint16_t> host_port(const std::string& s, const char* flag) {
+  auto colon = s.rfind(':');
+  unsigned long port = 0;
+  try {
+    if (colon != std::string::npos) port = std::stoul(s.substr(colon + 1));
+  } catch (const std::exception&) {
+  }
+  if (colon == std::string::npos || colon == 0 || port == 0 || port > 65535)
+    throw Failure{2, std::string(flag) + ": expected HOST:PORT, got '" + s + "'"};
+  std::string host = s.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return {host, static_cast<uint16_t>(port)};
+}
+
+// Waits for SIGINT or SIGTERM on this thread (blocked everywhere else).
+int wait_for_stop_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+void block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int export_main(const ExportOptions& o) {
+  if (o.syslog.empty() && o.kafka.empty())
+    throw Failure{2, "corral export: no sink given (--syslog HOST:PORT, --kafka BROKERS)"};
+  SinkFormat format = o.format == "ocsf" ? SinkFormat::kOcsf : SinkFormat::kJson;
+  block_stop_signals();  // before any thread starts, so they inherit it
+
+  // The shipper's own news (a sink down, back) goes into the trail itself.
+  AuditLogOptions lo = o.audit.options();
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  lo.host = host;
+  std::mutex log_mutex;
+  std::unique_ptr<AuditLog> log;
+  try {
+    log = std::make_unique<AuditLog>(lo);
+  } catch (const std::exception& e) {
+    throw Failure{kCorralFailed, e.what()};
+  }
+  auto note = [&](const std::string& kind, const std::string& message) {
+    std::lock_guard lock(log_mutex);
+    audit::Record r;
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
+    r.mutable_time()->set_seconds(ns / 1'000'000'000);
+    r.mutable_time()->set_nanos(static_cast<int32_t>(ns % 1'000'000'000));
+    r.set_host(lo.host);
+    r.mutable_agent()->set_component("export");
+    r.mutable_agent()->set_kind(kind);
+    r.mutable_agent()->set_message(message);
+    try {
+      log->append(r);
+      log->flush();
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+    }
+  };
+
+  ShipperOptions so;
+  so.log_path = o.audit.path;
+  so.state_dir = o.state_dir;
+  so.on_change = [&](const std::string& sink, bool up, const std::string& message) {
+    note(up ? "sink_up" : "sink_down", sink + ": " + message);
+  };
+  Shipper shipper(so);
+  if (!o.syslog.empty()) {
+    SyslogSinkOptions sy;
+    std::tie(sy.host, sy.port) = host_port(o.syslog, "--syslog");
+    sy.tls = o.syslog_tls;
+    sy.ca_file = o.syslog_ca;
+    sy.cert_file = o.syslog_cert;
+    sy.key_file = o.syslog_key;
+    sy.server_name = o.syslog_server_name;
+    sy.format = format;
+    sy.replay_window = std::chrono::milliseconds(static_cast<int64_t>(o.replay_window * 1000));
+    shipper.add(std::make_unique<SyslogSink>(sy));
+  }
+  if (!o.kafka.empty()) {
+    KafkaSinkOptions ko;
+    ko.brokers = o.kafka;
+    ko.topic = o.kafka_topic;
+    ko.format = format;
+    for (const auto& kv : o.kafka_properties) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw Failure{2, "--kafka-property: expected KEY=VALUE, got '" + kv + "'"};
+      ko.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    try {
+      shipper.add(std::make_unique<KafkaSink>(ko));
+    } catch (const std::invalid_argument& e) {
+      throw Failure{2, e.what()};
+    }
+  }
+  note("start", "shipping " + o.audit.path + " (" + o.format + ")");
+  shipper.start();
+  int sig = wait_for_stop_signal();
+  shipper.stop();
+  note("stop", std::string("stopped by ") + strsignal(sig));
+  return 0;
+}
+
+int tail_main(TailOptions o) {
+  block_stop_signals();
+  std::atomic<bool> stop{false};
+  std::thread waiter;
+  if (o.follow)
+    waiter = std::thread([&] {
+      wait_for_stop_signal();
+      stop = true;
+    });
+  tail(o, std::cout, stop);
+  if (waiter.joinable()) {
+    // The waiter is still in sigwait when tail ended by itself.
+    if (!stop) kill(getpid(), SIGTERM);
+    waiter.join();
+  }
+  return 0;
+}
+
 }  // namespace
 
 int cli_main(int argc, char** argv) {
@@ -128,7 +328,7 @@ int cli_main(int argc, char** argv) {
 
   RunOptions ro;
   auto* run_cmd = app.add_subcommand("run", "run a command as a guarded session");
-  run_cmd->add_option("--audit", ro.audit, "audit log (JSON lines)")->capture_default_str();
+  ro.audit.add_to(run_cmd);
   run_cmd->add_flag("--quiet,-q", ro.quiet, "no live event lines on stderr");
   run_cmd->add_option("--user", ro.user, "run the command as USER (default: the sudo caller)");
   run_cmd->add_flag("--allow-root", ro.allow_root, "allow the command to run as root");
@@ -151,6 +351,64 @@ int cli_main(int argc, char** argv) {
   auto* check_cmd = policy_cmd->add_subcommand("check", "validate a policy file");
   check_cmd->add_option("file", check_path, "the policy file")->required();
 
+  auto* audit_cmd = app.add_subcommand("audit", "work with the audit trail");
+  audit_cmd->require_subcommand(1);
+  std::vector<std::string> verify_files;
+  std::string verify_key = std::string(kDefaultAuditKey) + ".pub";
+  auto* verify_cmd = audit_cmd->add_subcommand(
+      "verify", "check the hash chain and signatures of a log and its rotated files; exit 1 "
+                "when tampered with");
+  verify_cmd->add_option("--key", verify_key, "the signing key's public half (PEM)")
+      ->capture_default_str();
+  verify_cmd->add_option("files", verify_files, "the log files (PATH and PATH.<seq>)")
+      ->required();
+
+  ExportOptions eo;
+  auto* export_cmd = app.add_subcommand(
+      "export", "ship the audit log to the SOC (syslog, Kafka), each sink from its own durable "
+                "cursor, until SIGTERM");
+  eo.audit.add_to(export_cmd);
+  export_cmd->add_option("--state-dir", eo.state_dir, "where the sinks' cursors are kept")
+      ->capture_default_str();
+  export_cmd->add_option("--format", eo.format, "message body: json (the record) or ocsf")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"json", "ocsf"}));
+  export_cmd->add_option("--syslog", eo.syslog,
+                         "RFC 5424 over TCP (octet counting) to HOST:PORT");
+  export_cmd->add_flag("--syslog-tls", eo.syslog_tls, "over TLS (RFC 5425)");
+  export_cmd->add_option("--syslog-ca", eo.syslog_ca, "CA file the collector's certificate must chain to");
+  export_cmd->add_option("--syslog-cert", eo.syslog_cert, "client certificate (PEM)");
+  export_cmd->add_option("--syslog-key", eo.syslog_key, "client key (PEM)");
+  export_cmd->add_option("--syslog-server-name", eo.syslog_server_name,
+                         "name the collector's certificate must carry (default: HOST)");
+  export_cmd->add_option("--replay-window", eo.replay_window,
+                         "seconds of records sent again when a syslog connection fails")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600.0));
+
+  export_cmd->add_option("--kafka", eo.kafka, "Kafka bootstrap servers, HOST:PORT[,...]");
+  export_cmd->add_option("--kafka-topic", eo.kafka_topic, "Kafka topic")->capture_default_str();
+  export_cmd->add_option("--kafka-property", eo.kafka_properties,
+                         "a librdkafka property KEY=VALUE (repeatable), e.g. "
+                         "security.protocol=ssl");
+
+  TailOptions to;
+  to.path = kDefaultAudit;
+  bool no_follow = false;
+  std::string color = "auto";
+  auto* tail_cmd = app.add_subcommand("tail", "follow the audit trail live");
+  tail_cmd->add_option("--audit", to.path, "the audit log")->capture_default_str();
+  tail_cmd->add_option("--session", to.session, "only this session (id or prefix)");
+  tail_cmd->add_option("--kind", to.kind,
+                       "only this kind: exec, open, connect, unlink, rename, decision, ...");
+  tail_cmd->add_flag("--json", to.json, "the log's JSON lines");
+  tail_cmd->add_option("-n,--last", to.last, "start with this many records")->capture_default_str();
+  tail_cmd->add_flag("--from-start", to.from_start, "start at the log's first record");
+  tail_cmd->add_flag("--no-follow", no_follow, "stop at the end of the log");
+  tail_cmd->add_option("--color", color, "auto, always, never")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "always", "never"}));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -161,6 +419,17 @@ int cli_main(int argc, char** argv) {
   try {
     if (run_cmd->parsed()) return run(ro);
     if (check_cmd->parsed()) return rules::policy_check(check_path, std::cout, std::cerr);
+    if (export_cmd->parsed()) return export_main(eo);
+    if (tail_cmd->parsed()) {
+      to.follow = !no_follow;
+      to.color = color == "always" || (color == "auto" && isatty(STDOUT_FILENO));
+      return tail_main(to);
+    }
+    if (verify_cmd->parsed()) {
+      auto r = verify_audit_logs(verify_files, chain::VerifyKey::load(verify_key));
+      std::cout << describe(r);
+      return r.problem ? 1 : 0;
+    }
   } catch (const Failure& f) {
     spdlog::error("{}", f.message);
     return f.code;

@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <thread>
@@ -32,6 +33,19 @@ std::string host_name() {
   return buf;
 }
 
+std::string boot_id() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+AuditLogOptions with_identity(AuditLogOptions o, const std::string& host, const std::string& boot) {
+  o.host = host;
+  o.boot_id = boot;
+  return o;
+}
+
 uint64_t new_session_id() {
   uint64_t id = 0;
   while (id == 0) {
@@ -50,9 +64,10 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
     : io_(io),
       options_(std::move(options)),
       host_(host_name()),
+      boot_id_(boot_id()),
       boot_to_wall_ns_(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)),
       cgroup_root_(find_cgroup2_mount()),
-      log_(options_.audit_path),
+      log_(with_identity(options_.audit, host_, boot_id_)),
       ring_watch_(io),
       signal_watch_(io),
       stats_timer_(io),
@@ -91,7 +106,7 @@ Supervisor::~Supervisor() {
   sessions_.clear();
   ring_watch_.release();  // the ring buffer owns that fd
   try {
-    log_.flush();
+    log_.close();
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
   }
@@ -121,6 +136,7 @@ void Supervisor::emit(audit::Record& record) {
   record.mutable_time()->set_seconds(wall / 1'000'000'000);
   record.mutable_time()->set_nanos(static_cast<int32_t>(wall % 1'000'000'000));
   record.set_host(host_);
+  record.set_boot_id(boot_id_);
   log_.append(record);
   if (!options_.quiet) std::cerr << format_record(record) << '\n';
 }
@@ -173,7 +189,11 @@ void Supervisor::schedule_stats() {
   stats_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     audit_losses();
-    log_.flush();
+    try {
+      log_.tick();
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+    }
     schedule_stats();
   });
 }

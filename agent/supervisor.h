@@ -21,7 +21,7 @@
 namespace corral {
 
 struct SupervisorOptions {
-  std::string audit_path;
+  AuditLogOptions audit;  // host and boot_id are filled in by the supervisor
   bool quiet = false;  // no live lines on stderr
   uint32_t ringbuf_bytes = 16u << 20;
   std::string policy_path;  // empty: the shipped default
@@ -38,7 +38,7 @@ class Supervisor {
   // Starts a session; `on_end` runs once it has ended and been recorded.
   Session& start_session(SessionSpec spec, Session::EndHandler on_end);
 
-  // Stamps host and time, numbers, writes and shows a record.
+  // Stamps host, boot and time, numbers, writes and shows a record.
   void emit(audit::Record& record);
   // Reads every waiting event now and audits any new loss.
   void drain();
@@ -70,6 +70,7 @@ class Supervisor {
   boost::asio::io_context& io_;
   SupervisorOptions options_;
   std::string host_;
+  std::string boot_id_;
   int64_t boot_to_wall_ns_ = 0;
   std::string cgroup_root_;
   AuditLog log_;

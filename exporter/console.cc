@@ -67,6 +67,18 @@ std::string describe(const audit::Record& r) {
       return fmt::format("policy   reload refused, generation {} stays: {}", p.generation(),
                          p.errors_size() ? p.errors(0) : std::string("(no error text)"));
     }
+    case audit::Record::kCheckpoint:
+      return fmt::format("audit    checkpoint ({}) signed through seq {}", r.checkpoint().reason(),
+                         r.seq());
+    case audit::Record::kAgent:
+      return fmt::format("corral   {} {}: {}", r.agent().component(), r.agent().kind(),
+                         r.agent().message());
+    case audit::Record::kBudget: {
+      const auto& b = r.budget();
+      return fmt::format("budget   {} {}: {} in / {} out tokens, ${:.4f} of ${:.2f} ({})",
+                         b.provider(), b.model(), b.input_tokens(), b.output_tokens(),
+                         b.cost_usd(), b.limit_usd(), b.action());
+    }
     case audit::Record::EVENT_NOT_SET:
       break;
   }

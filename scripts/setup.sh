@@ -13,6 +13,10 @@ packages=(
   libcli11-dev                          # command line
   libseccomp-dev                        # the session's syscall filter
   libyaml-cpp-dev libre2-dev            # policy files, glob matching
+  libssl-dev                            # audit chain (SHA-256, Ed25519), syslog TLS
+  nlohmann-json3-dev                    # OCSF output, reading the log back
+  librdkafka-dev                        # Kafka sink (and its mock cluster for tests)
+  rsyslog rsyslog-openssl openssl       # the syslog collector tests start
   libgtest-dev                          # tests
 )
 

@@ -21,6 +21,40 @@ bool in_ci() {
 }
 
 std::string actor_bin() { return CORRAL_ACTOR_BIN; }
+std::string corral_bin() { return CORRAL_BIN; }
+std::string audit_key() { return "/tmp/corral-it-audit.key"; }
+
+CommandResult run_command(const std::vector<std::string>& args) {
+  int pipefd[2];
+  CommandResult r;
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return r;
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(pipefd[1], 1);
+    ::dup2(pipefd[1], 2);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  ::close(pipefd[1]);
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) r.output.append(buf, static_cast<size_t>(n));
+  ::close(pipefd[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+CommandResult verify_audit(const std::vector<std::string>& files) {
+  std::vector<std::string> args = {CORRAL_BIN, "audit", "verify", "--key", audit_key() + ".pub"};
+  args.insert(args.end(), files.begin(), files.end());
+  return run_command(args);
+}
 
 TempDir::TempDir() {
   char tmpl[] = "/tmp/corral-test-XXXXXX";
@@ -41,6 +75,7 @@ std::vector<audit::Record> read_audit(const std::string& path) {
     audit::Record r;
     auto status = google::protobuf::util::JsonStringToMessage(line, &r);
     EXPECT_TRUE(status.ok()) << "unparseable audit line: " << line;
+    if (r.has_checkpoint()) continue;  // the log's own; `corral audit verify` checks them
     out.push_back(std::move(r));
   }
   return out;
@@ -52,6 +87,8 @@ pid_t spawn_corral(const std::vector<std::string>& options, const std::vector<st
   std::vector<std::string> args = wrapper;
   for (const char* a : {CORRAL_BIN, "run", "--quiet", "--audit"}) args.push_back(a);
   args.push_back(audit_path);
+  args.push_back("--audit-key");
+  args.push_back(audit_key());
   args.insert(args.end(), options.begin(), options.end());
   args.push_back("--");
   args.insert(args.end(), command.begin(), command.end());
@@ -105,8 +142,13 @@ RunResult run_corral(const std::vector<std::string>& options, const std::vector<
   ss << err.rdbuf();
   r.stderr_text = ss.str();
   r.records = read_audit(r.audit_path);
+  if (std::filesystem::exists(r.audit_path)) {
+    auto v = verify_audit({r.audit_path});
+    EXPECT_EQ(v.exit_code, 0) << "the audit log does not verify:\n" << v.output;
+  }
   std::filesystem::remove(err_path);
   std::filesystem::remove(r.audit_path);
+  std::filesystem::remove(r.audit_path + ".lock");
   return r;
 }
 

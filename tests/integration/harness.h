@@ -42,7 +42,8 @@ class TempDir {
   std::string path_;
 };
 
-// `corral run --quiet --audit <tmp> <options> -- <command>`, waited for.
+// `corral run --quiet --audit <tmp> <options> -- <command>`, waited for;
+// the log must then pass `corral audit verify`.
 // `while_running(pid)` runs once the session has started, if given.
 // `wrapper` runs corral itself (e.g. {"/usr/bin/unshare", "--net"}).
 RunResult run_corral(const std::vector<std::string>& options, const std::vector<std::string>& command,
@@ -53,11 +54,24 @@ RunResult run_corral(const std::vector<std::string>& options, const std::vector<
 pid_t spawn_corral(const std::vector<std::string>& options, const std::vector<std::string>& command,
                    const std::string& audit_path, const std::string& stderr_path,
                    const std::vector<std::string>& wrapper = {});
+// The records of a log, its checkpoints left out.
 std::vector<audit::Record> read_audit(const std::string& path);
 // Waits until the audit file holds a session_start record (or times out).
 bool wait_for_session_start(const std::string& audit_path, int timeout_ms = 10000);
 
 std::string actor_bin();
+std::string corral_bin();
+// The signing key every test run uses (created by corral on first use).
+std::string audit_key();
+
+// Runs a command, waits; its exit code and everything it printed.
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr, interleaved
+};
+CommandResult run_command(const std::vector<std::string>& argv);
+// `corral audit verify` on the given files with the test key.
+CommandResult verify_audit(const std::vector<std::string>& files);
 
 template <typename Pred>
 std::vector<const audit::Record*> select(const RunResult& r, Pred pred) {

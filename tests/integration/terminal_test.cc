@@ -30,7 +30,8 @@ TEST(Terminal, CtrlCReachesTheAgent) {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     // the agent reads the terminal, as an interactive one would
-    ::execl(CORRAL_BIN, "corral", "run", "--quiet", "--allow-root", "--audit", audit.c_str(), "--",
+    ::execl(CORRAL_BIN, "corral", "run", "--quiet", "--allow-root", "--audit", audit.c_str(),
+            "--audit-key", audit_key().c_str(), "--",
             "/bin/sh", "-c", "read line; echo got-$line; sleep 30", nullptr);
     _exit(120);
   }
@@ -57,6 +58,7 @@ TEST(Terminal, CtrlCReachesTheAgent) {
   EXPECT_TRUE(records.back().has_session_end());
   EXPECT_EQ(records.back().session_end().signal(), SIGINT);
   std::filesystem::remove(audit);
+  std::filesystem::remove(audit + ".lock");
 }
 
 }  // namespace

@@ -1,0 +1,42 @@
+// Follows the local log from a sequence number on, across rotations: what
+// the shipper feeds sinks from and what `corral tail` shows.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "sink.h"
+#include "unique_fd.h"
+
+namespace corral {
+
+class LogReader {
+ public:
+  // Reads records with seq >= from_seq of the log at `path` (and its
+  // rotated files). Nothing is opened until the first next().
+  LogReader(std::string path, uint64_t from_seq);
+
+  // The next whole record, or nullopt when the writer has not written it
+  // yet. A line that is not valid JSON comes with an empty `record`.
+  std::optional<LogRecord> next();
+  // The seq the next record will have at least.
+  uint64_t position() const { return want_; }
+
+ private:
+  bool open_for(uint64_t seq);
+  bool advance_file();
+  bool fill();
+
+  std::string path_;
+  uint64_t want_;
+  UniqueFd fd_;
+  std::string file_;       // what fd_ was opened as
+  uint64_t ino_ = 0;
+  bool active_ = false;    // fd_ is (or was, until rotated) PATH itself
+  uint64_t last_seq_ = 0;  // the last seq read from fd_'s file
+  std::string buf_;
+  size_t pos_ = 0;
+};
+
+}  // namespace corral
