@@ -170,7 +170,8 @@ int run(const RunOptions& o) {
 struct ExportOptions {
   AuditFlags audit;
   std::string state_dir = "/var/lib/corral/export";
-  std::string format = "json";
+  std::string format = "json";  // for every sink without a format of its own
+  std::string syslog_format, kafka_format;
   std::string syslog;  // HOST:PORT
   bool syslog_tls = false;
   std::string syslog_ca, syslog_cert, syslog_key, syslog_server_name;
@@ -217,14 +218,16 @@ void block_stop_signals() {
 int export_main(const ExportOptions& o) {
   if (o.syslog.empty() && o.kafka.empty())
     throw Failure{2, "corral export: no sink given (--syslog HOST:PORT, --kafka BROKERS)"};
-  SinkFormat format = o.format == "ocsf" ? SinkFormat::kOcsf : SinkFormat::kJson;
+  auto format_of = [&](const std::string& own) {
+    return (own.empty() ? o.format : own) == "ocsf" ? SinkFormat::kOcsf : SinkFormat::kJson;
+  };
   block_stop_signals();  // before any thread starts, so they inherit it
 
   // The shipper's own news (a sink down, back) goes into the trail itself.
   AuditLogOptions lo = o.audit.options();
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
-  lo.host = host;
+  HostIdentity id = host_identity();
+  lo.host = id.host;
+  lo.boot_id = id.boot_id;
   std::mutex log_mutex;
   std::unique_ptr<AuditLog> log;
   try {
@@ -240,6 +243,10 @@ int export_main(const ExportOptions& o) {
     r.mutable_time()->set_seconds(ns / 1'000'000'000);
     r.mutable_time()->set_nanos(static_cast<int32_t>(ns % 1'000'000'000));
     r.set_host(lo.host);
+    r.set_boot_id(lo.boot_id);
+    timespec boot;
+    clock_gettime(CLOCK_BOOTTIME, &boot);
+    r.set_boot_ns(static_cast<uint64_t>(boot.tv_sec) * 1'000'000'000 + boot.tv_nsec);
     r.mutable_agent()->set_component("export");
     r.mutable_agent()->set_kind(kind);
     r.mutable_agent()->set_message(message);
@@ -266,7 +273,7 @@ int export_main(const ExportOptions& o) {
     sy.cert_file = o.syslog_cert;
     sy.key_file = o.syslog_key;
     sy.server_name = o.syslog_server_name;
-    sy.format = format;
+    sy.format = format_of(o.syslog_format);
     sy.replay_window = std::chrono::milliseconds(static_cast<int64_t>(o.replay_window * 1000));
     shipper.add(std::make_unique<SyslogSink>(sy));
   }
@@ -274,7 +281,7 @@ int export_main(const ExportOptions& o) {
     KafkaSinkOptions ko;
     ko.brokers = o.kafka;
     ko.topic = o.kafka_topic;
-    ko.format = format;
+    ko.format = format_of(o.kafka_format);
     for (const auto& kv : o.kafka_properties) {
       auto eq = kv.find('=');
       if (eq == std::string::npos || eq == 0)
@@ -287,7 +294,7 @@ int export_main(const ExportOptions& o) {
       throw Failure{2, e.what()};
     }
   }
-  note("start", "shipping " + o.audit.path + " (" + o.format + ")");
+  note("start", "shipping " + o.audit.path);
   shipper.start();
   int sig = wait_for_stop_signal();
   shipper.stop();
@@ -375,6 +382,8 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::IsMember({"json", "ocsf"}));
   export_cmd->add_option("--syslog", eo.syslog,
                          "RFC 5424 over TCP (octet counting) to HOST:PORT");
+  export_cmd->add_option("--syslog-format", eo.syslog_format, "json or ocsf (default: --format)")
+      ->check(CLI::IsMember({"json", "ocsf"}));
   export_cmd->add_flag("--syslog-tls", eo.syslog_tls, "over TLS (RFC 5425)");
   export_cmd->add_option("--syslog-ca", eo.syslog_ca, "CA file the collector's certificate must chain to");
   export_cmd->add_option("--syslog-cert", eo.syslog_cert, "client certificate (PEM)");
@@ -388,6 +397,8 @@ int cli_main(int argc, char** argv) {
 
   export_cmd->add_option("--kafka", eo.kafka, "Kafka bootstrap servers, HOST:PORT[,...]");
   export_cmd->add_option("--kafka-topic", eo.kafka_topic, "Kafka topic")->capture_default_str();
+  export_cmd->add_option("--kafka-format", eo.kafka_format, "json or ocsf (default: --format)")
+      ->check(CLI::IsMember({"json", "ocsf"}));
   export_cmd->add_option("--kafka-property", eo.kafka_properties,
                          "a librdkafka property KEY=VALUE (repeatable), e.g. "
                          "security.protocol=ssl");

@@ -10,7 +10,6 @@
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <future>
 #include <iostream>
 #include <thread>
@@ -27,22 +26,9 @@ int64_t clock_ns(clockid_t clock) {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-std::string host_name() {
-  char buf[256] = {};
-  gethostname(buf, sizeof(buf) - 1);
-  return buf;
-}
-
-std::string boot_id() {
-  std::ifstream in("/proc/sys/kernel/random/boot_id");
-  std::string id;
-  std::getline(in, id);
-  return id;
-}
-
-AuditLogOptions with_identity(AuditLogOptions o, const std::string& host, const std::string& boot) {
-  o.host = host;
-  o.boot_id = boot;
+AuditLogOptions with_identity(AuditLogOptions o, const HostIdentity& id) {
+  o.host = id.host;
+  o.boot_id = id.boot_id;
   return o;
 }
 
@@ -63,11 +49,10 @@ constexpr size_t kRingBatch = 4096;
 Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
     : io_(io),
       options_(std::move(options)),
-      host_(host_name()),
-      boot_id_(boot_id()),
+      host_(host_identity()),
       boot_to_wall_ns_(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)),
       cgroup_root_(find_cgroup2_mount()),
-      log_(with_identity(options_.audit, host_, boot_id_)),
+      log_(with_identity(options_.audit, host_)),
       ring_watch_(io),
       signal_watch_(io),
       stats_timer_(io),
@@ -135,8 +120,8 @@ void Supervisor::emit(audit::Record& record) {
   int64_t wall = static_cast<int64_t>(record.boot_ns()) + boot_to_wall_ns_;
   record.mutable_time()->set_seconds(wall / 1'000'000'000);
   record.mutable_time()->set_nanos(static_cast<int32_t>(wall % 1'000'000'000));
-  record.set_host(host_);
-  record.set_boot_id(boot_id_);
+  record.set_host(host_.host);
+  record.set_boot_id(host_.boot_id);
   log_.append(record);
   if (!options_.quiet) std::cerr << format_record(record) << '\n';
 }

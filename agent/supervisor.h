@@ -38,7 +38,7 @@ class Supervisor {
   // Starts a session; `on_end` runs once it has ended and been recorded.
   Session& start_session(SessionSpec spec, Session::EndHandler on_end);
 
-  // Stamps host, boot and time, numbers, writes and shows a record.
+  // Stamps host, boot and time, masks secrets, writes and shows a record.
   void emit(audit::Record& record);
   // Reads every waiting event now and audits any new loss.
   void drain();
@@ -69,8 +69,7 @@ class Supervisor {
 
   boost::asio::io_context& io_;
   SupervisorOptions options_;
-  std::string host_;
-  std::string boot_id_;
+  HostIdentity host_;
   int64_t boot_to_wall_ns_ = 0;
   std::string cgroup_root_;
   AuditLog log_;

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 
 #include "json.h"
@@ -89,6 +90,16 @@ std::string record_to_json_line(const audit::Record& record) {
   append_json(record, line);
   line.push_back('\n');
   return line;
+}
+
+HostIdentity host_identity() {
+  HostIdentity id;
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  id.host = buf;
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::getline(in, id.boot_id);
+  return id;
 }
 
 uint64_t last_seq_in_log(const std::string& path) {

@@ -23,6 +23,13 @@ namespace corral {
 // Serialises one record as a single JSON line (newline included).
 std::string record_to_json_line(const audit::Record& record);
 
+// Who writes: stamped on every record.
+struct HostIdentity {
+  std::string host;     // gethostname()
+  std::string boot_id;  // /proc/sys/kernel/random/boot_id
+};
+HostIdentity host_identity();
+
 // The seq of the last whole record in the log at PATH (its active file,
 // else its newest rotated one); 0 when there is none.
 uint64_t last_seq_in_log(const std::string& path);

@@ -28,27 +28,29 @@ LogReader::LogReader(std::string path, uint64_t from_seq)
 bool LogReader::open_for(uint64_t seq) {
   auto rotated = AuditLog::rotated_files(path_);
   std::string pick;
-  bool active = false;
   for (const auto& f : rotated)
     if (seq_in_name(f) <= seq) pick = f;
   if (pick.empty() && !rotated.empty() && seq < seq_in_name(rotated.front())) pick = rotated.front();
-  if (pick.empty()) {
-    pick = path_;
-    active = true;
-  }
-  UniqueFd fd(::open(pick.c_str(), O_RDONLY | O_CLOEXEC));
+  if (pick.empty()) return open_file(path_, true);
+  return open_file(pick, false);
+}
+
+// Reads `file` from its start next; false when it is not there, or is the
+// file already being read.
+bool LogReader::open_file(const std::string& file, bool active) {
+  UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) {
     if (errno == ENOENT) return false;
-    throw std::system_error(errno, std::generic_category(), "failed to open audit log " + pick);
+    throw std::system_error(errno, std::generic_category(), "failed to open audit log " + file);
   }
   struct stat st;
   if (::fstat(fd.get(), &st) != 0)
-    throw std::system_error(errno, std::generic_category(), "failed to stat audit log " + pick);
+    throw std::system_error(errno, std::generic_category(), "failed to stat audit log " + file);
+  if (fd_ && st.st_ino == ino_) return false;
   fd_ = std::move(fd);
-  file_ = pick;
+  file_ = file;
   ino_ = st.st_ino;
   active_ = active;
-  last_seq_ = 0;
   buf_.clear();
   pos_ = 0;
   return true;
@@ -63,33 +65,9 @@ bool LogReader::advance_file() {
     if (fill()) return true;  // the writer's last bytes before renaming
   }
   uint64_t next = last_seq_ + 1;
-  for (const auto& f : AuditLog::rotated_files(path_)) {
-    if (seq_in_name(f) == next) {
-      UniqueFd fd(::open(f.c_str(), O_RDONLY | O_CLOEXEC));
-      if (!fd) continue;
-      struct stat st;
-      ::fstat(fd.get(), &st);
-      fd_ = std::move(fd);
-      file_ = f;
-      ino_ = st.st_ino;
-      active_ = false;
-      buf_.clear();
-      pos_ = 0;
-      return true;
-    }
-  }
-  UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return false;
-  struct stat st;
-  ::fstat(fd.get(), &st);
-  if (st.st_ino == ino_) return false;
-  fd_ = std::move(fd);
-  file_ = path_;
-  ino_ = st.st_ino;
-  active_ = true;
-  buf_.clear();
-  pos_ = 0;
-  return true;
+  for (const auto& f : AuditLog::rotated_files(path_))
+    if (seq_in_name(f) == next) return open_file(f, false);
+  return open_file(path_, true);
 }
 
 // Reads what was appended since; false when nothing was.

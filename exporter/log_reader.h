@@ -25,6 +25,7 @@ class LogReader {
 
  private:
   bool open_for(uint64_t seq);
+  bool open_file(const std::string& file, bool active);
   bool advance_file();
   bool fill();
 
