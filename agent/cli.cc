@@ -19,6 +19,7 @@
 #include "check.h"
 #include "process.h"
 #include "kafka_sink.h"
+#include "redact.h"
 #include "shipper.h"
 #include "supervisor.h"
 #include "syslog_sink.h"
@@ -250,6 +251,7 @@ int export_main(const ExportOptions& o) {
     r.mutable_agent()->set_component("export");
     r.mutable_agent()->set_kind(kind);
     r.mutable_agent()->set_message(message);
+    if (uint32_t masked = redact(r)) r.set_redacted(masked);
     try {
       log->append(r);
       log->flush();

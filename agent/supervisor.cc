@@ -16,6 +16,7 @@
 
 #include "console.h"
 #include "decode.h"
+#include "redact.h"
 
 namespace corral {
 namespace {
@@ -122,6 +123,8 @@ void Supervisor::emit(audit::Record& record) {
   record.mutable_time()->set_nanos(static_cast<int32_t>(wall % 1'000'000'000));
   record.set_host(host_.host);
   record.set_boot_id(host_.boot_id);
+  // Before anything leaves: the log, the console and the SOC see it masked.
+  if (uint32_t masked = redact(record)) record.set_redacted(record.redacted() + masked);
   log_.append(record);
   if (!options_.quiet) std::cerr << format_record(record) << '\n';
 }

@@ -94,6 +94,31 @@ TEST(Session, ExecIsRecordedWithArgv) {
   EXPECT_EQ(echo->process().comm(), "echo");
 }
 
+// Secrets an agent puts on a command line are masked before the record is
+// written: the trail (and so the SOC) never holds them.
+TEST(Session, SecretsInArgvNeverReachTheTrail) {
+  CORRAL_REQUIRE_ROOT();
+  const std::string token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+  const std::string aws = "AKIAIOSFODNN7EXAMPLE";
+  auto r = run_corral(kRoot, {"/bin/sh", "-c",
+                              "/bin/echo --token=" + token + " " + aws + " API_KEY=hunter2 >/dev/null"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  for (const auto& rec : r.records) {
+    std::string text = rec.DebugString();
+    EXPECT_EQ(text.find(token), std::string::npos) << text;
+    EXPECT_EQ(text.find(aws), std::string::npos) << text;
+    EXPECT_EQ(text.find("hunter2"), std::string::npos) << text;
+  }
+  const auto* echo = find_exec(r, "/usr/bin/echo");
+  ASSERT_NE(echo, nullptr);
+  std::vector<std::string> argv(echo->exec().argv().begin(), echo->exec().argv().end());
+  EXPECT_EQ(argv, (std::vector<std::string>{"/bin/echo", "--token=[REDACTED]", "[REDACTED]",
+                                            "API_KEY=[REDACTED]"}));
+  EXPECT_EQ(echo->redacted(), 3u);
+  ASSERT_TRUE(r.records.front().has_session_start());
+  EXPECT_GE(r.records.front().redacted(), 3u);
+}
+
 TEST(Session, LongArgvIsTruncatedAndFlagged) {
   CORRAL_REQUIRE_ROOT();
   std::vector<std::string> cmd = {"/bin/true"};
