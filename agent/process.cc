@@ -16,6 +16,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "mnt.h"
 #include "seccomp_filter.h"
 
 namespace corral {
@@ -120,7 +121,7 @@ namespace {
 // child only makes async-signal-safe calls.
 struct InitPlan {
   const std::vector<sock_filter>* filter;
-  char* const* readonly;  // NULL-terminated
+  const MountPlanArgs* mounts;
   const char* exe;
   char* const* argv;
   char* const* envp;
@@ -158,20 +159,13 @@ long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr
 
 [[noreturn]] void init_main(const InitPlan& p) {
   ::prctl(PR_SET_NAME, "corral-init");
-  int e = 0;
-  // A private copy: mounts made on the host later do not appear here
-  // unwatched, and the supervisor can mark exactly this namespace's mounts.
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) e = errno;
-  // Protected paths, read-only for the session: what an open-time guard
-  // cannot stop (rename, link, unlink, truncate) fails here with EROFS.
-  for (char* const* path = p.readonly; !e && *path; path++) {
-    if (::mount(*path, *path, nullptr, MS_BIND, nullptr) != 0 ||
-        ::mount(nullptr, *path, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
-      if (errno != ENOENT) e = errno;  // gone since the policy was read: nothing to protect
-    }
+  MountFailure f = setup_session_mounts(*p.mounts);
+  int& e = f.error;
+  if (!e && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+    e = errno;
+    f.step = 0;
   }
-  if (!e && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) e = errno;
-  (void)!::write(p.ready_w, &e, sizeof(e));
+  (void)!::write(p.ready_w, &f, sizeof(f));
   if (e) _exit(126);
   ::close(p.ready_w);
 
@@ -221,7 +215,7 @@ long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr
 
 SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>& argv,
                          const std::vector<std::string>& env, const Credentials& creds,
-                         const std::vector<std::string>& readonly) {
+                         const MountPlan& mounts) {
   auto make_pipe = [](UniqueFd& r, UniqueFd& w) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw errno_error("failed to create a pipe");
@@ -239,18 +233,17 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   cargv.push_back(nullptr);
   for (auto& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
   cenv.push_back(nullptr);
-  std::vector<char*> cro;
-  for (auto& r : readonly) cro.push_back(const_cast<char*>(r.c_str()));
-  cro.push_back(nullptr);
+  MountPlanArgs mount_args(mounts);
   std::vector<sock_filter> filter = build_session_filter();
-  InitPlan plan{&filter, cro.data(), exe.c_str(), cargv.data(), cenv.data(), &creds,
+  InitPlan plan{&filter, &mount_args, exe.c_str(), cargv.data(), cenv.data(), &creds,
                 ready_w.get(), go_r.get(), err_w.get(), status_w.get()};
 
   // clone without a new stack behaves like fork; the child is pid 1 of the
-  // new PID namespace.
-  pid_t pid = static_cast<pid_t>(
-      ::syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, nullptr, nullptr, nullptr, 0));
-  if (pid < 0) throw errno_error("failed to create the session's pid and mount namespaces");
+  // new PID namespace, with mounts, System V IPC and host name of its own.
+  pid_t pid = static_cast<pid_t>(::syscall(
+      SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, nullptr,
+      nullptr, nullptr, 0));
+  if (pid < 0) throw errno_error("failed to create the session's namespaces");
   if (pid == 0) {
     // Only the plan's descriptors survive in the init: the supervisor's
     // maps, ring buffer and log must not.
@@ -275,17 +268,31 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   exec_err_ = std::move(err_r);
   status_ = std::move(status_r);
   ready_w.reset();
-  int e = 0;
+  MountFailure f;
   ssize_t n;
-  do n = ::read(ready_r.get(), &e, sizeof(e));
+  do n = ::read(ready_r.get(), &f, sizeof(f));
   while (n < 0 && errno == EINTR);
-  if (n != sizeof(e) || e) {
+  if (n != sizeof(f) || f.error) {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
-    errno = n == sizeof(e) ? e : EPIPE;
-    throw errno_error("failed to set up the session's mounts (private copy, read-only "
-                      "protected paths)");
+    if (n != sizeof(f)) {
+      errno = EPIPE;
+      throw errno_error("the session init died while setting up its mounts");
+    }
+    auto path_of = [&]() -> std::string {
+      const std::vector<std::string>* list =
+          f.step == 5 || f.step == 2 ? &mounts.writable
+          : f.step == 6              ? &mounts.hidden
+          : f.step == 7              ? &mounts.readonly
+                                     : nullptr;
+      if (!list || f.index < 0 || static_cast<size_t>(f.index) >= list->size()) return "";
+      return " " + (*list)[static_cast<size_t>(f.index)];
+    };
+    errno = f.error;
+    throw errno_error(std::string("failed to ") +
+                      (f.step ? mount_step_name(f.step) : "tie the session init to corral") +
+                      path_of() + " in the session's mount namespace");
   }
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "mnt.h"
 #include "unique_fd.h"
 
 namespace corral {
@@ -30,8 +31,8 @@ Credentials resolve_credentials(const std::string& user, const char* sudo_uid,
 // Returns the path, or nullopt when no executable file is found.
 std::optional<std::string> find_executable(const std::string& cmd, const std::string& path);
 
-// The session's first process: pid 1 of a new PID namespace, in a private
-// copy of the mount namespace, held until release(). Then it forks the
+// The session's first process: pid 1 of new PID, mount, IPC and UTS
+// namespaces, its mounts laid out by `mounts` (mnt.h), held until release(). Then it forks the
 // agent, which drops privileges and execs, and stays behind as the
 // namespace's reaper. It dies with the supervisor (PR_SET_PDEATHSIG), and
 // the kernel kills every process of a PID namespace whose init dies: no
@@ -39,12 +40,10 @@ std::optional<std::string> find_executable(const std::string& cmd, const std::st
 class SessionInit {
  public:
   // Clones the init and waits until its namespaces are set up. Throws
-  // std::runtime_error naming the failed step.
-  // `readonly` paths are bind-mounted read-only over themselves in the
-  // session's mount namespace before the agent exists.
+  // std::runtime_error naming the failed step and path.
   SessionInit(const std::string& exe, const std::vector<std::string>& argv,
               const std::vector<std::string>& env, const Credentials& creds,
-              const std::vector<std::string>& readonly);
+              const MountPlan& mounts);
   ~SessionInit();  // kills the init (and so the session) if never released
   SessionInit(const SessionInit&) = delete;
   SessionInit& operator=(const SessionInit&) = delete;

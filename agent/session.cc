@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "decode.h"
+#include "mnt.h"
 #include "supervisor.h"
 
 namespace corral {
@@ -67,7 +68,7 @@ void Session::start() {
 
   child_ = std::make_unique<SessionInit>(
       spec_.exe, spec_.argv, spec_.env, spec_.creds,
-      protected_mount_points(sup_.policy(), spec_.creds.home, spec_.cwd));
+      session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd));
   // Every mount the agent will see is marked before it runs.
   file_guard_ = std::make_unique<FileGuard>(sup_.io(), child_->pid(), spec_.creds, spec_.cwd,
                                             sup_.policy(), sup_.policy_generation(),

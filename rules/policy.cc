@@ -55,7 +55,7 @@ std::string_view default_policy_text() {
 
 namespace {
 
-enum class Section { kSecrets, kProtected, kExec, kEgress };
+enum class Section { kSecrets, kProtected, kExec, kEgress, kWritable, kHidden };
 
 std::string_view section_name(Section s) {
   switch (s) {
@@ -63,8 +63,28 @@ std::string_view section_name(Section s) {
     case Section::kProtected: return "protected";
     case Section::kExec: return "exec";
     case Section::kEgress: return "egress.allow";
+    case Section::kWritable: return "writable";
+    case Section::kHidden: return "hidden";
   }
   return "?";
+}
+
+// A path the session init mounts: absolute or under ~/, no wildcards, no
+// "." or ".." components; nullopt when fine, else why not.
+std::optional<std::string> check_mount_path(std::string_view p) {
+  if (!(p.starts_with("/") || p.starts_with("~/")))
+    return "a mount path must be absolute or start with ~/";
+  if (p.find_first_of("*?[") != std::string_view::npos)
+    return "a mount path, not a glob: no *, ? or [";
+  std::string_view rest = p.substr(p[0] == '~' ? 2 : 1);
+  while (!rest.empty()) {
+    size_t slash = rest.find('/');
+    std::string_view part = rest.substr(0, slash);
+    if (part == "." || part == "..") return "no . or .. components";
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+  }
+  return std::nullopt;
 }
 
 // Where a rule id was defined: for duplicate and override diagnostics.
@@ -381,8 +401,8 @@ class Parser {
   }
 
   void walk_root(const YAML::Node& root, Document& doc) {
-    static const std::vector<std::string_view> kKeys = {"version", "extends", "secrets",
-                                                        "protected", "exec", "egress"};
+    static const std::vector<std::string_view> kKeys = {
+        "version", "extends", "secrets", "protected", "exec", "egress", "writable", "hidden"};
     if (root.IsNull()) {
       error_at({file_, 1, 1}, "empty policy: expected a mapping starting with 'version: 1'");
       return;
@@ -417,11 +437,16 @@ class Parser {
       path_section(p->value, Section::kProtected, doc, doc.policy.protected_paths);
     if (const Entry* x = find(*entries, "exec")) exec_section(x->value, doc);
     if (const Entry* g = find(*entries, "egress")) egress_section(g->value, doc);
+    if (const Entry* w = find(*entries, "writable"))
+      path_section(w->value, Section::kWritable, doc, doc.policy.writable);
+    if (const Entry* h = find(*entries, "hidden"))
+      path_section(h->value, Section::kHidden, doc, doc.policy.hidden);
   }
 
   void path_section(const YAML::Node& n, Section section, Document& doc,
                     std::vector<PathRule>& out) {
     const std::string name(section_name(section));
+    const bool mount_section = section == Section::kWritable || section == Section::kHidden;
     auto rules = rule_list(n, name);
     for (size_t i = 0; i < rules.size(); ++i) {
       const std::string where = name + "[" + std::to_string(i) + "]";
@@ -436,8 +461,13 @@ class Parser {
           bool list = p->value.IsSequence();
           for (size_t j = 0; j < globs->size(); ++j) {
             const auto& [glob, node] = (*globs)[j];
-            if (auto err = check_glob(glob)) {
-              std::string w = where + ".paths" + (list ? "[" + std::to_string(j) + "]" : "");
+            std::string w = where + ".paths" + (list ? "[" + std::to_string(j) + "]" : "");
+            if (mount_section) {
+              if (auto why = check_mount_path(glob)) {
+                error(node, w, quoted(glob) + ": " + *why);
+                ok = false;
+              }
+            } else if (auto err = check_glob(glob)) {
               error_at(loc(node.Mark(), scalar_offset(node, err->offset)),
                        w + ": bad glob " + quoted(glob) + ": " + err->reason);
               ok = false;
@@ -448,6 +478,11 @@ class Parser {
           ok = false;
         }
       } else {
+        ok = false;
+      }
+      if (ok && mount_section && *mode == Mode::kShadow) {
+        error(find(*e, "mode")->value, where + ".mode",
+              "a mount cannot be in shadow mode: use enforce or off");
         ok = false;
       }
       if (!ok) continue;
@@ -920,6 +955,8 @@ LoadResult parse(std::string_view text, const std::string& filename, bool is_def
   merge_section(p.protected_paths, doc.policy.protected_paths);
   merge_section(p.exec, doc.policy.exec);
   merge_section(p.egress, doc.policy.egress);
+  merge_section(p.writable, doc.policy.writable);
+  merge_section(p.hidden, doc.policy.hidden);
   p.egress_default_allow =
       doc.egress_default_allow.value_or(base.egress_default_allow.value_or(false));
   p.sources.push_back(filename);
@@ -986,12 +1023,16 @@ std::string summary(const Policy& p) {
   count(p.protected_paths);
   count(p.exec);
   count(p.egress);
+  count(p.writable);
+  count(p.hidden);
   std::string s = "policy ok: " + std::to_string(p.secrets.size()) + " secret rules (" +
                   std::to_string(globs(p.secrets)) + " globs), " +
                   std::to_string(p.protected_paths.size()) + " protected (" +
                   std::to_string(globs(p.protected_paths)) + " globs), " +
                   std::to_string(p.exec.size()) + " exec, " + std::to_string(p.egress.size()) +
-                  " egress allow (default " + (p.egress_default_allow ? "allow" : "deny") + ")";
+                  " egress allow (default " + (p.egress_default_allow ? "allow" : "deny") + "), " +
+                  std::to_string(p.writable.size()) + " writable, " +
+                  std::to_string(p.hidden.size()) + " hidden";
   if (shadow || off)
     s += "; " + std::to_string(shadow) + " in shadow mode, " + std::to_string(off) + " off";
   return s;

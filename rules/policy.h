@@ -69,6 +69,11 @@ struct EgressRule {
 
 struct Policy {
   std::vector<PathRule> secrets, protected_paths;
+  // The session's mount namespace: paths made writable besides the project
+  // directory and a private /tmp (the rest of the host is read-only), and
+  // directories covered by an empty read-only mount. Literal paths ("~/"
+  // allowed), not globs; enforce or off.
+  std::vector<PathRule> writable, hidden;
   std::vector<ExecRule> exec;
   bool egress_default_allow = false;
   std::vector<EgressRule> egress;

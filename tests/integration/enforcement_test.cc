@@ -65,18 +65,6 @@ bool wait_for_file(const std::string& path, int timeout_ms = 5000) {
 
 // corral's cwd is the session's: the agent starts there, and `**/` globs
 // find the secrets that exist at load (for their identity) below it.
-class InDir {
- public:
-  explicit InDir(const std::string& dir) : old_(fs::current_path()) { fs::current_path(dir); }
-  ~InDir() {
-    std::error_code ec;
-    fs::current_path(old_, ec);
-  }
-
- private:
-  fs::path old_;
-};
-
 // A git repository with one commit, made outside any session (git init
 // writes .git/hooks and .git/config, which policies protect).
 std::string make_repo(const std::string& path) {
@@ -86,27 +74,9 @@ std::string make_repo(const std::string& path) {
   return path;
 }
 
-// The agents below are bash scripts that write "NAME VALUE" lines to a
-// status file:
-//   t NAME CMD...   runs CMD, VALUE is its exit status (137: SIGKILL)
-//   o NAME PATH     the actor opens PATH read-only, VALUE is the fd or -errno
-//   await FILE      waits (at most ~5 s) for the test to create FILE
-std::string prelude(const std::string& status) {
-  return "S=" + status + "\n" +
-         "t() { local n=$1; shift; \"$@\" >/dev/null 2>&1; echo \"$n $?\" >> $S; }\n"
-         "o() { local r; r=$(" + actor_bin() + " openat . \"$2\"); echo \"$1 ${r##*-> }\" >> $S; }\n"
-         "await() { local i=0; while [ ! -e \"$1\" ]; do sleep 0.01; i=$((i+1)); "
-         "[ $i -gt 500 ] && exit 99; done; }\n";
-}
-
-std::map<std::string, std::string> read_status(const std::string& path) {
-  std::map<std::string, std::string> out;
-  std::ifstream in(path);
-  std::string name, value;
-  while (in >> name >> value) out[name] = value;
-  return out;
-}
-
+// The agents below are bash scripts of prelude() (harness.h): t NAME CMD
+// records CMD's exit status (137: SIGKILL), o NAME PATH the fd or -errno of
+// an open, await FILE waits for the test.
 bool is_fd(const std::string& v) { return !v.empty() && v.find_first_not_of("0123456789") == std::string::npos; }
 
 std::string join(const google::protobuf::RepeatedPtrField<std::string>& v) {
@@ -214,7 +184,7 @@ TEST(Enforcement, DefaultPolicyKillsGitPushHoweverItIsRun) {
   CORRAL_REQUIRE_ROOT();
   TempDir dir;
   const std::string repo = make_repo(dir.path() + "/repo");
-  const std::string status = dir.path() + "/status";
+  const std::string status = repo + "/status";  // the project directory: writable
   InDir cwd(repo);
   auto r = run_corral(kRoot, {"/bin/bash", "-c",
                               prelude(status) +
@@ -276,7 +246,7 @@ TEST(Enforcement, RuleTurnedOffByAnExtendingPolicyDoesNothing) {
   CORRAL_REQUIRE_ROOT();
   TempDir dir;
   const std::string repo = make_repo(dir.path() + "/repo");
-  const std::string status = dir.path() + "/status";
+  const std::string status = repo + "/status";  // the project directory: writable
   const std::string policy = dir.path() + "/policy.yaml";
   write_file(policy,
              "version: 1\n"
@@ -450,7 +420,7 @@ TEST(Enforcement, ShadowRuleBeforeAnEnforcingOneDecides) {
   CORRAL_REQUIRE_ROOT();
   TempDir dir;
   const std::string repo = make_repo(dir.path() + "/repo");
-  const std::string status = dir.path() + "/status";
+  const std::string status = repo + "/status";  // the project directory: writable
   const std::string policy = dir.path() + "/policy.yaml";
   write_file(policy,
              "version: 1\n"
@@ -501,8 +471,10 @@ TEST(Enforcement, SecretFilesAreDeniedThroughEveryAlias) {
              "  - id: test-keys\n"
              "    paths: [\"" + d + "/keys/id_*\"]\n");
 
+  // The project directory is d (the session can write only there); the
+  // agent works in proj.
   const std::string script =
-      prelude(status) +
+      prelude(status) + "cd " + proj + "\n" +
       "o plain " + proj + "/.env\n"
       "o relative sub/../.env\n"
       "o symlink link-env\n"
@@ -522,7 +494,7 @@ TEST(Enforcement, SecretFilesAreDeniedThroughEveryAlias) {
 
   HostRun host_cat;
   std::string host_env, host_hard, host_key, host_innocent, host_late;
-  InDir cwd(proj);
+  InDir cwd(d);
   auto r = run_corral({"--user", "nobody", "--policy", policy}, {"/bin/bash", "-c", script},
                       [&](pid_t) {
                         ASSERT_TRUE(wait_for_file(d + "/ready")) << "the agent never got ready";
@@ -594,7 +566,7 @@ TEST(Enforcement, SecretFilesAreDeniedThroughEveryAlias) {
 void protected_paths_case(const std::string& mode) {
   TempDir dir;
   const std::string repo = make_repo(dir.path() + "/repo");
-  const std::string status = dir.path() + "/status";
+  const std::string status = repo + "/status";  // the project directory: writable
   const std::string policy = dir.path() + "/policy.yaml";
   write_file(policy,
              "version: 1\n"
@@ -686,8 +658,8 @@ TEST(Enforcement, ProtectedPathsCannotBeChangedWithoutAnOpen) {
   CORRAL_REQUIRE_ROOT();
   TempDir dir;
   const std::string repo = make_repo(dir.path() + "/repo");
-  const std::string status = dir.path() + "/status";
-  const std::string evil = dir.path() + "/evil";
+  const std::string status = repo + "/status";  // the project directory: writable
+  const std::string evil = repo + "/evil";  // written where the agent may write
   const std::string config_before = read_file(repo + "/.git/config");
   InDir cwd(repo);
   auto r = run_corral(kRoot, {"/bin/bash", "-c",
@@ -890,7 +862,7 @@ TEST(Enforcement, PolicyCheckSummarisesOrListsEveryProblem) {
   EXPECT_EQ(WEXITSTATUS(ok.status), 0) << ok.err;
   EXPECT_EQ(ok.out,
             "policy ok: 1 secret rules (1 globs), 0 protected (0 globs), 1 exec, 0 egress allow "
-            "(default deny); 1 in shadow mode, 0 off\n");
+            "(default deny), 0 writable, 0 hidden; 1 in shadow mode, 0 off\n");
   EXPECT_EQ(ok.err, "");
 
   auto ko = run_on_host({CORRAL_BIN, "policy", "check", bad}, dir.path());
@@ -919,10 +891,11 @@ TEST(Enforcement, HostIsUntouchedDuringASession) {
   write_file(repo + "/.env", "TOKEN=host\n");
   HostRun push, cat;
   std::string env;
-  InDir cwd(repo);
+  InDir cwd(d);  // the project directory, which holds the repository
   auto r = run_corral(kNobody,
                       {"/bin/bash", "-c",
-                       prelude(status) + "o env .env\ntouch " + d + "/ready\nawait " + d +
+                       prelude(status) + "cd " + repo + "\no env .env\ntouch " + d +
+                           "/ready\nawait " + d +
                            "/go\no again .env\n"},
                       [&](pid_t) {
                         ASSERT_TRUE(wait_for_file(d + "/ready"));

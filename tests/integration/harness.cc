@@ -62,6 +62,15 @@ TempDir::TempDir() {
   std::filesystem::permissions(path_, std::filesystem::perms::all);
 }
 
+InDir::InDir(const std::string& dir) : old_(std::filesystem::current_path()) {
+  std::filesystem::current_path(dir);
+}
+
+InDir::~InDir() {
+  std::error_code ec;
+  std::filesystem::current_path(old_, ec);
+}
+
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
@@ -150,6 +159,22 @@ RunResult run_corral(const std::vector<std::string>& options, const std::vector<
   std::filesystem::remove(r.audit_path);
   std::filesystem::remove(r.audit_path + ".lock");
   return r;
+}
+
+std::string prelude(const std::string& status) {
+  return "S=" + status + "\n" +
+         "t() { local n=$1; shift; \"$@\" >/dev/null 2>&1; echo \"$n $?\" >> $S; }\n"
+         "o() { local r; r=$(" + actor_bin() + " openat . \"$2\"); echo \"$1 ${r##*-> }\" >> $S; }\n"
+         "await() { local i=0; while [ ! -e \"$1\" ]; do sleep 0.01; i=$((i+1)); "
+         "[ $i -gt 500 ] && exit 99; done; }\n";
+}
+
+std::map<std::string, std::string> read_status(const std::string& path) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(path);
+  std::string name, value;
+  while (in >> name >> value) out[name] = value;
+  return out;
 }
 
 }  // namespace corral::test

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,18 @@ class TempDir {
   std::string path_;
 };
 
+// Runs the test (and the corral it starts) in `dir` until the scope ends:
+// a session's project directory, the one writable place it has, is the
+// directory corral runs in.
+class InDir {
+ public:
+  explicit InDir(const std::string& dir);
+  ~InDir();
+
+ private:
+  std::string old_;
+};
+
 // `corral run --quiet --audit <tmp> <options> -- <command>`, waited for;
 // the log must then pass `corral audit verify`.
 // `while_running(pid)` runs once the session has started, if given.
@@ -72,6 +85,12 @@ struct CommandResult {
 CommandResult run_command(const std::vector<std::string>& argv);
 // `corral audit verify` on the given files with the test key.
 CommandResult verify_audit(const std::vector<std::string>& files);
+
+// Shell helpers for an agent script that writes "NAME RESULT" lines to
+// `status`: t NAME CMD... (exit status), o NAME PATH (open's fd or -errno),
+// await FILE (until it exists, else exit 99).
+std::string prelude(const std::string& status);
+std::map<std::string, std::string> read_status(const std::string& path);
 
 template <typename Pred>
 std::vector<const audit::Record*> select(const RunResult& r, Pred pred) {

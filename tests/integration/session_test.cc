@@ -134,6 +134,7 @@ TEST(Session, LongArgvIsTruncatedAndFlagged) {
 TEST(Session, RelativeOpenIsRecordedAbsolute) {
   CORRAL_REQUIRE_ROOT();
   TempDir dir;
+  InDir cwd(dir.path());  // the session's writable project directory
   std::filesystem::create_directories(dir.path() + "/sub");
   std::ofstream(dir.path() + "/notes.txt") << "x";
   auto r = run_corral(kRoot, {"/bin/sh", "-c",
@@ -164,6 +165,7 @@ TEST(Session, LoopbackConnectsWithPorts) {
   int l4 = listen_on(AF_INET, &port4);
   int l6 = listen_on(AF_INET6, &port6);
   TempDir dir;
+  InDir cwd(dir.path());  // the session's writable project directory
   std::string sock = dir.path() + "/s.sock";
   int lu = ::socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un ua{};
@@ -227,6 +229,7 @@ TEST(Session, GrandchildrenBelongToTheSession) {
 TEST(Session, DoubleForkedChildOutlivingItsParentStays) {
   CORRAL_REQUIRE_ROOT();
   TempDir dir;
+  InDir cwd(dir.path());  // the session's writable project directory
   std::string marker = dir.path() + "/late";
   std::ofstream(marker) << "x";
   // the subshell exits at once; its child goes on, reparented, and acts later
@@ -252,6 +255,7 @@ TEST(Session, DoubleForkedChildOutlivingItsParentStays) {
 TEST(Session, FileRemovalsRenamesAndTruncations) {
   CORRAL_REQUIRE_ROOT();
   TempDir dir;
+  InDir cwd(dir.path());  // the session's writable project directory
   const std::string d = dir.path();
   std::filesystem::create_directories(d + "/out/empty");
   for (auto f : {"report.xml", "junit.xml", "log.txt", "big.bin"}) std::ofstream(d + "/out/" + f) << "data";
@@ -290,6 +294,7 @@ TEST(Session, FileRemovalsRenamesAndTruncations) {
 TEST(Session, NothingFromOutsideTheSession) {
   CORRAL_REQUIRE_ROOT();
   TempDir dir;
+  InDir cwd(dir.path());  // the session's writable project directory
   std::string marker = dir.path() + "/outsider-marker";
   std::ofstream(marker) << "x";
   uint16_t port = 0;

@@ -54,13 +54,35 @@ TEST(PolicyDiagnostics, YamlErrorsStayOnOneLine) {
 TEST(PolicyDiagnostics, UnknownKeyNamesItAndTheAllowedOnes) {
   EXPECT_EQ(errors_of("version: 1\nsecret: []\n"),
             Errors{"p.yaml:2:1: unknown key 'secret' (allowed: version, extends, secrets, "
-                   "protected, exec, egress)"});
+                   "protected, exec, egress, writable, hidden)"});
   EXPECT_EQ(errors_of("version: 1\n"
                       "secrets:\n"
                       "  - id: a\n"
                       "    path: /x\n"),
             (Errors{"p.yaml:3:5: secrets[0]: missing key 'paths'",
                     "p.yaml:4:5: secrets[0]: unknown key 'path' (allowed: id, mode, paths)"}));
+}
+
+// writable and hidden are mounts: literal paths, never in shadow mode.
+TEST(PolicyDiagnostics, MountSectionsTakePathsNotGlobs) {
+  EXPECT_EQ(errors_of("version: 1\n"
+                      "writable:\n"
+                      "  - {id: w, paths: [\"~/.cache/*\", rel/dir, /a/../b, ~/ok]}\n"
+                      "hidden:\n"
+                      "  - {id: h, mode: shadow, paths: ~/.ssh}\n"),
+            (Errors{"p.yaml:3:21: writable[0].paths[0]: '~/.cache/*': a mount path, not a "
+                    "glob: no *, ? or [",
+                    "p.yaml:3:35: writable[0].paths[1]: 'rel/dir': a mount path must be "
+                    "absolute or start with ~/",
+                    "p.yaml:3:44: writable[0].paths[2]: '/a/../b': no . or .. components",
+                    "p.yaml:5:19: hidden[0].mode: a mount cannot be in shadow mode: use enforce "
+                    "or off"}));
+  auto r = corral::rules::parse_policy(
+      "version: 1\nwritable: [{id: w, paths: [~/.cache]}]\nhidden: [{id: h, paths: /x}]\n",
+      "p.yaml");
+  ASSERT_TRUE(r.policy) << r.errors.front().str();
+  EXPECT_EQ(r.policy->writable.at(0).globs, std::vector<std::string>{"~/.cache"});
+  EXPECT_EQ(r.policy->hidden.at(0).globs, std::vector<std::string>{"/x"});
 }
 
 TEST(PolicyDiagnostics, WrongTypes) {
@@ -84,7 +106,7 @@ TEST(PolicyDiagnostics, WrongTypes) {
             Errors{"p.yaml:2:37: exec[0].args[1]: expected a string"});
   EXPECT_EQ(errors_of("- version: 1\n"),
             Errors{"p.yaml:1:1: a policy is a mapping with keys version, extends, secrets, "
-                   "protected, exec, egress"});
+                   "protected, exec, egress, writable, hidden"});
   EXPECT_EQ(errors_of("version: 1\negress: [a]\n"),
             Errors{"p.yaml:2:9: egress: expected a mapping with keys default, allow"});
   EXPECT_EQ(errors_of("version: 1\nsecrets: [{id: a, paths: []}]\n"),
@@ -349,7 +371,8 @@ TEST(PolicyFile, CheckPrintsDiagnosticsOrSummary) {
   EXPECT_EQ(policy_check(good, out2, err2), 0);
   EXPECT_EQ(err2.str(), "");
   EXPECT_EQ(out2.str(), "policy ok: 1 secret rules (2 globs), 0 protected (0 globs), 1 exec, 0 "
-                        "egress allow (default allow); 1 in shadow mode, 0 off\n");
+                        "egress allow (default allow), 0 writable, 0 hidden; 1 in shadow mode, "
+                        "0 off\n");
   unlink(bad.c_str());
   unlink(good.c_str());
 }

@@ -1,0 +1,190 @@
+#include "mnt.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "file_guard.h"
+#include "path.h"
+
+namespace corral {
+namespace {
+
+// Private scratch space: fresh, empty, the session's own.
+constexpr const char* kPrivateTmp[] = {"/tmp", "/dev/shm"};
+constexpr size_t kMaxWritable = 64;
+
+enum Step {
+  kPrivate = 1,
+  kClone,
+  kReadOnly,
+  kTmp,
+  kAttach,
+  kHide,
+  kProtect,
+  kProc,
+  kChdir,
+};
+
+std::string expand(const std::string& p, const std::string& home) {
+  return p.starts_with("~/") ? home + p.substr(1) : p;
+}
+
+// mkdir -p of `path`'s missing components, in a private tmpfs; existing
+// ones (read-only or not) answer EEXIST first.
+int make_parents(const char* path) {
+  char buf[4096];
+  size_t n = std::strlen(path);
+  if (n >= sizeof buf) return ENAMETOOLONG;
+  std::memcpy(buf, path, n + 1);
+  for (size_t i = 1; i < n; ++i) {
+    if (buf[i] != '/') continue;
+    buf[i] = '\0';
+    if (::mkdir(buf, 0755) != 0 && errno != EEXIST) return errno;
+    buf[i] = '/';
+  }
+  return 0;
+}
+
+// The mount point for a tree cloned from `fd`: a directory or a file, as
+// the tree's root is.
+int make_mount_point(int fd, const char* path) {
+  struct stat st;
+  if (::lstat(path, &st) == 0) return 0;
+  if (int e = make_parents(path)) return e;
+  if (::fstat(fd, &st) != 0) return errno;
+  if (S_ISDIR(st.st_mode)) return ::mkdir(path, 0755) == 0 ? 0 : errno;
+  int f = ::open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (f < 0) return errno;
+  ::close(f);
+  return 0;
+}
+
+}  // namespace
+
+const char* mount_step_name(int step) {
+  switch (step) {
+    case kPrivate: return "make the mount namespace private";
+    case kClone: return "take the writable paths";
+    case kReadOnly: return "make the host read-only";
+    case kTmp: return "mount a private /tmp";
+    case kAttach: return "mount a writable path";
+    case kHide: return "cover a hidden path";
+    case kProtect: return "mount a protected path read-only";
+    case kProc: return "mount the session's /proc";
+    case kChdir: return "enter the project directory";
+  }
+  return "set up the mounts";
+}
+
+MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
+                         const std::string& cwd) {
+  MountPlan plan;
+  std::string project = normalize_path(cwd);
+  if (project == "/")
+    throw std::invalid_argument(
+        "refusing to make / the session's writable project directory: run corral from the "
+        "project's directory");
+  plan.writable.push_back(project);
+  for (const auto& rule : policy.writable) {
+    if (rule.mode != rules::Mode::kEnforce) continue;
+    for (const auto& p : rule.globs) {
+      std::string path = normalize_path(expand(p, home));
+      if (path != "/" && plan.writable.size() < kMaxWritable) plan.writable.push_back(path);
+    }
+  }
+  for (const auto& rule : policy.hidden) {
+    if (rule.mode != rules::Mode::kEnforce) continue;
+    for (const auto& p : rule.globs) {
+      std::string path = normalize_path(expand(p, home));
+      struct stat st;
+      // Only directories: a file is left to the secrets guard.
+      if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) plan.hidden.push_back(path);
+    }
+  }
+  plan.readonly = protected_mount_points(policy, home, project);
+  return plan;
+}
+
+MountPlanArgs::MountPlanArgs(const MountPlan& plan) : plan_(plan) {
+  auto fill = [](std::vector<std::string>& from, std::vector<char*>& to) {
+    for (auto& s : from) to.push_back(s.data());
+    to.push_back(nullptr);
+  };
+  fill(plan_.writable, writable_);
+  fill(plan_.hidden, hidden_);
+  fill(plan_.readonly, readonly_);
+}
+
+MountFailure setup_session_mounts(const MountPlanArgs& args) {
+  auto fail = [](int step, int index = -1) { return MountFailure{errno, step, index}; };
+  // A private copy: mounts made on the host later do not appear here
+  // unwatched, and nothing done here reaches the host.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return fail(kPrivate);
+
+  // The writable trees are cloned before the host turns read-only, so the
+  // clones keep their read-write state; attached after /tmp is private, so
+  // a project under /tmp stays visible.
+  int fds[kMaxWritable];
+  size_t n = 0;
+  for (char* const* w = args.writable(); *w && n < kMaxWritable; ++w, ++n) {
+    fds[n] = static_cast<int>(
+        ::open_tree(AT_FDCWD, *w, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+    // A writable path that does not exist is nothing to mount; the project
+    // directory must.
+    if (fds[n] < 0 && (errno != ENOENT || n == 0)) return fail(kClone, static_cast<int>(n));
+  }
+
+  mount_attr ro{};
+  ro.attr_set = MOUNT_ATTR_RDONLY;
+  if (::mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro) != 0) return fail(kReadOnly);
+
+  for (const char* t : kPrivateTmp)
+    if (::mount("tmpfs", t, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0 && errno != ENOENT)
+      return fail(kTmp);
+
+  for (size_t i = 0; i < n; ++i) {
+    if (fds[i] < 0) continue;
+    const char* path = args.writable()[i];
+    if (int e = make_mount_point(fds[i], path)) {
+      errno = e;
+      return fail(kAttach, static_cast<int>(i));
+    }
+    if (::move_mount(fds[i], "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) != 0)
+      return fail(kAttach, static_cast<int>(i));
+    ::close(fds[i]);
+  }
+
+  int i = 0;
+  for (char* const* h = args.hidden(); *h; ++h, ++i)
+    if (::mount("tmpfs", *h, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "mode=0555,size=4k,nr_inodes=2") != 0 &&
+        errno != ENOENT && errno != ENOTDIR)
+      return fail(kHide, i);
+
+  // Protected paths inside the writable ones: what an open-time guard cannot
+  // stop (rename, link, unlink, truncate) fails here with EROFS.
+  i = 0;
+  for (char* const* p = args.readonly(); *p; ++p, ++i) {
+    if (::mount(*p, *p, nullptr, MS_BIND, nullptr) != 0 ||
+        ::mount(nullptr, *p, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+      if (errno != ENOENT) return fail(kProtect, i);  // gone since the policy was read
+    }
+  }
+
+  // The init is pid 1 of the session's PID namespace: this /proc shows the
+  // session's processes only.
+  if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    return fail(kProc);
+  // The cwd inherited from the supervisor is the host's (now read-only)
+  // view of the directory; the agent must start in the writable one.
+  if (::chdir(args.writable()[0]) != 0) return fail(kChdir);
+  return {};
+}
+
+}  // namespace corral

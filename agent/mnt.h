@@ -1,0 +1,53 @@
+// The session's mount namespace: the host read-only, the project directory
+// and the policy's writable paths read-write, a private /tmp and /dev/shm,
+// credential directories covered by empty read-only mounts, protected paths
+// read-only inside the writable ones, and a /proc of the session's own PID
+// namespace.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "policy.h"
+
+namespace corral {
+
+struct MountPlan {
+  std::vector<std::string> writable;  // the project directory first
+  std::vector<std::string> hidden;
+  std::vector<std::string> readonly;  // protected paths that exist
+};
+
+// The plan for a session of `policy` run by a user with `home` in `cwd`.
+// Throws std::invalid_argument when `cwd` cannot be the project directory.
+MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
+                         const std::string& cwd);
+
+// The same plan as NULL-terminated arrays, built before clone so that the
+// session init, which may only make raw system calls, reads it as is.
+class MountPlanArgs {
+ public:
+  explicit MountPlanArgs(const MountPlan& plan);
+  char* const* writable() const { return writable_.data(); }
+  char* const* hidden() const { return hidden_.data(); }
+  char* const* readonly() const { return readonly_.data(); }
+
+ private:
+  MountPlan plan_;
+  std::vector<char*> writable_, hidden_, readonly_;
+};
+
+// Which step of the setup failed, for the supervisor's message.
+struct MountFailure {
+  int error = 0;  // errno; 0 when everything is in place
+  int step = 0;
+  int index = -1;  // the path's index in its list, when the step has one
+};
+const char* mount_step_name(int step);
+
+// Run by the session init in its new mount namespace, before the agent
+// exists: raw system calls only (no allocation, no locks). Leaves the init's
+// cwd at `args.writable()[0]` as the new mounts show it.
+MountFailure setup_session_mounts(const MountPlanArgs& args);
+
+}  // namespace corral

@@ -1,0 +1,184 @@
+// The session's namespaces (agent/mnt.cc, agent/process.cc): the host is
+// read-only but for the project directory, /tmp is private, credential
+// directories are empty, host processes are invisible, host name and IPC
+// are the session's own; and ordinary work in the project still succeeds.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "harness.h"
+
+namespace corral::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string> kRoot = {"--allow-root"};
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::vector<const audit::Record*> failed_opens(const RunResult& r, const std::string& path) {
+  return select(r, [&](const audit::Record& rec) {
+    return rec.has_open() && rec.open().path() == path && rec.open().result() < 0;
+  });
+}
+
+// Writes anywhere but the project directory fail with EROFS, and the trail
+// has each attempt; the project directory and the private /tmp work, and
+// what the session put in /tmp never reaches the host's.
+TEST(Sandbox, OnlyTheProjectIsWritable) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  const std::string d = dir.path();
+  const std::string status = d + "/status";
+  const std::string outside = "/var/tmp/corral-sandbox-" + std::to_string(::getpid());
+  fs::remove(outside);
+  InDir cwd(d);
+  auto r = run_corral(kRoot, {"/bin/bash", "-c",
+                              prelude(status) +
+                                  "t project sh -c 'echo built > out.txt'\n"
+                                  "t etc sh -c 'echo x > /etc/corral-sandbox'\n"
+                                  "t vartmp sh -c 'echo x > " + outside + "'\n"
+                                  "t usr touch /usr/bin/corral-sandbox\n"
+                                  "t tmp sh -c 'echo scratch > /tmp/corral-scratch && "
+                                  "cat /tmp/corral-scratch'\n"
+                                  "t rm rm -f /etc/hostname\n"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto st = read_status(status);
+  EXPECT_EQ(st["project"], "0");
+  EXPECT_EQ(read_file(d + "/out.txt"), "built\n");
+  EXPECT_EQ(st["etc"], "2");
+  EXPECT_EQ(st["vartmp"], "2");
+  EXPECT_EQ(st["usr"], "1");
+  EXPECT_EQ(st["rm"], "1");
+  EXPECT_EQ(st["tmp"], "0");
+  EXPECT_FALSE(fs::exists("/etc/corral-sandbox"));
+  EXPECT_FALSE(fs::exists(outside));
+  EXPECT_FALSE(fs::exists("/tmp/corral-scratch")) << "the session's /tmp is its own";
+  EXPECT_TRUE(fs::exists("/etc/hostname"));
+  for (const std::string& p : {std::string("/etc/corral-sandbox"), outside}) {
+    auto opens = failed_opens(r, p);
+    ASSERT_EQ(opens.size(), 1u) << p;
+    EXPECT_EQ(opens[0]->open().error(), "EROFS");
+  }
+  auto unlinks = select(r, [](const audit::Record& rec) {
+    return rec.has_unlink() && rec.unlink().path() == "/etc/hostname";
+  });
+  ASSERT_EQ(unlinks.size(), 1u);
+  EXPECT_EQ(unlinks[0]->unlink().error(), "EROFS");
+}
+
+// A hidden directory is an empty, read-only one in the session, by its path
+// and by every alias of it; its files stay readable on the host.
+TEST(Sandbox, HiddenDirectoriesAreEmptyByEveryAlias) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  const std::string d = dir.path();
+  const std::string proj = d + "/proj";
+  const std::string keys = d + "/home/.ssh";
+  fs::create_directories(proj);
+  fs::create_directories(keys);
+  write_file(keys + "/id_ed25519", "PRIVATE KEY\n");
+  fs::create_symlink(keys, proj + "/ssh-link");
+  const std::string policy = d + "/policy.yaml";
+  write_file(policy, "version: 1\nextends: default\nhidden:\n  - {id: test-keys, paths: [" +
+                         keys + "]}\n");
+  const std::string status = proj + "/status";
+  InDir cwd(proj);
+  auto r = run_corral({"--allow-root", "--policy", policy},
+                      {"/bin/bash", "-c",
+                       prelude(status) +
+                           "o path " + keys + "/id_ed25519\n"
+                           "o symlink ssh-link/id_ed25519\n"
+                           "o procroot /proc/self/root" + keys + "/id_ed25519\n"
+                           "t list sh -c 'test -z \"$(ls -A " + keys + ")\"'\n"
+                           "t plant sh -c 'echo evil > " + keys + "/authorized_keys'\n"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto st = read_status(status);
+  EXPECT_EQ(st["path"], "-2");  // ENOENT: nothing there
+  EXPECT_EQ(st["symlink"], "-2");
+  EXPECT_EQ(st["procroot"], "-2");
+  EXPECT_EQ(st["list"], "0") << "the hidden directory lists empty";
+  EXPECT_EQ(st["plant"], "2");
+  EXPECT_FALSE(fs::exists(keys + "/authorized_keys"));
+  EXPECT_EQ(read_file(keys + "/id_ed25519"), "PRIVATE KEY\n");
+  auto attempts = select(r, [](const audit::Record& rec) {
+    return rec.has_open() && rec.open().requested().ends_with("/id_ed25519") &&
+           rec.open().error() == "ENOENT";
+  });
+  EXPECT_EQ(attempts.size(), 3u) << "every attempt is on record";
+}
+
+// The session has its own /proc, host name and System V IPC: a host
+// process can be neither seen nor signalled.
+TEST(Sandbox, HostProcessesHostNameAndIpcAreOutOfReach) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  const std::string status = dir.path() + "/status";
+  pid_t host = ::fork();
+  if (host == 0) {
+    ::execl("/bin/sleep", "sleep", "30", nullptr);
+    _exit(127);
+  }
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  InDir cwd(dir.path());
+  const std::string pid = std::to_string(host);
+  auto r = run_corral(kRoot, {"/bin/bash", "-c",
+                              prelude(status) +
+                                  "t see test -e /proc/" + pid + "\n"
+                                  "t signal kill -0 " + pid + "\n"
+                                  "t count sh -c 'test $(ls -d /proc/[0-9]* | wc -l) -lt 10'\n"
+                                  "t hostname hostname corral-sandbox-test\n"
+                                  "t ipc ipcmk -Q\n"});
+  ::kill(host, SIGKILL);
+  ::waitpid(host, nullptr, 0);
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto st = read_status(status);
+  EXPECT_EQ(st["see"], "1") << "a host process is visible in /proc";
+  EXPECT_EQ(st["signal"], "1") << "a host process could be signalled";
+  EXPECT_EQ(st["count"], "0") << "the session's /proc lists more than its own processes";
+  EXPECT_EQ(st["hostname"], "0");
+  char after[256] = {};
+  ::gethostname(after, sizeof after - 1);
+  EXPECT_STREQ(after, name) << "the session changed the host's name";
+  EXPECT_EQ(st["ipc"], "0");
+  auto ipcs = run_command({"/usr/bin/ipcs", "-q"});
+  EXPECT_EQ(ipcs.output.find("0x"), std::string::npos) << "a session's queue is on the host:\n"
+                                                       << ipcs.output;
+}
+
+// What an agent normally does: build, run tests, commit in its repository.
+TEST(Sandbox, OrdinaryWorkInTheProjectSucceeds) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  const std::string repo = dir.path() + "/repo";
+  ASSERT_EQ(std::system(("git init -q " + repo).c_str()), 0);
+  write_file(repo + "/main.c", "int main(void) { return 0; }\n");
+  InDir cwd(repo);
+  auto r = run_corral(kRoot, {"/bin/bash", "-c",
+                              "set -e\n"
+                              "cc -o main main.c && ./main\n"
+                              "mkdir -p node_modules/.cache && echo {} > node_modules/.cache/x\n"
+                              "git add main.c\n"
+                              "git -c user.name=a -c user.email=a@example.com commit -qm work\n"
+                              "git status --short > status.txt\n"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_TRUE(fs::exists(repo + "/main"));
+  auto log = run_command({"/usr/bin/git", "-C", repo, "log", "--format=%s"});
+  EXPECT_EQ(log.output, "work\n");
+}
+
+}  // namespace
+}  // namespace corral::test
