@@ -88,6 +88,8 @@ struct RunOptions {
   bool allow_root = false;
   uint32_t ringbuf_mib = 16;
   double linger_seconds = 2;
+  uint64_t max_pids = 0, max_memory_mib = 0, max_open_files = 0;  // 0: no limit
+  double timeout_seconds = 0;
   std::string policy;
   std::vector<std::string> command;
 };
@@ -153,6 +155,15 @@ int run(const RunOptions& o) {
   spec.creds = creds;
   spec.cwd = std::filesystem::current_path();
   spec.linger = std::chrono::milliseconds(static_cast<int64_t>(o.linger_seconds * 1000));
+  spec.timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_seconds * 1000));
+  if (o.max_pids) spec.limits.max_pids = o.max_pids;
+  if (o.max_memory_mib) spec.limits.max_memory_bytes = o.max_memory_mib << 20;
+  if (o.max_open_files) spec.limits.max_open_files = o.max_open_files;
+  try {
+    validate_limits(spec.limits);
+  } catch (const std::invalid_argument& e) {
+    throw Failure{kCorralFailed, e.what()};
+  }
 
   int exit_code = kCorralFailed;
   try {
@@ -348,6 +359,17 @@ int cli_main(int argc, char** argv) {
                       "seconds processes left by the agent may run on before they are killed")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));
+  run_cmd->add_option("--timeout", ro.timeout_seconds,
+                      "kill the session after this many seconds (0: never)")
+      ->check(CLI::Range(0.0, 30.0 * 24 * 3600));
+  run_cmd->add_option("--max-pids", ro.max_pids, "tasks (threads included) the session may have")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 22));
+  run_cmd->add_option("--max-memory-mib", ro.max_memory_mib,
+                      "memory the session may use, MiB (beyond it the kernel's OOM killer acts "
+                      "inside the session)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
+  run_cmd->add_option("--max-open-files", ro.max_open_files, "open files per process (RLIMIT_NOFILE)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
   run_cmd->add_option("--policy", ro.policy,
                       "policy file (default: the shipped one; `extends: default` builds on it); "
                       "SIGHUP to corral reloads it");

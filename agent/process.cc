@@ -122,6 +122,7 @@ namespace {
 struct InitPlan {
   const std::vector<sock_filter>* filter;
   const MountPlanArgs* mounts;
+  const std::vector<RlimitSetting>* rlimits;
   const char* exe;
   char* const* argv;
   char* const* envp;
@@ -161,6 +162,14 @@ long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr
   ::prctl(PR_SET_NAME, "corral-init");
   MountFailure f = setup_session_mounts(*p.mounts);
   int& e = f.error;
+  // Inherited by the agent and all it starts.
+  for (const auto& r : *p.rlimits) {
+    if (e) break;
+    if (::syscall(SYS_prlimit64, 0, r.resource, &r.value, nullptr) != 0) {
+      e = errno;
+      f.step = -1;
+    }
+  }
   if (!e && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
     e = errno;
     f.step = 0;
@@ -215,7 +224,7 @@ long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr
 
 SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>& argv,
                          const std::vector<std::string>& env, const Credentials& creds,
-                         const MountPlan& mounts) {
+                         const MountPlan& mounts, const std::vector<RlimitSetting>& rlimits) {
   auto make_pipe = [](UniqueFd& r, UniqueFd& w) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw errno_error("failed to create a pipe");
@@ -235,7 +244,7 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   cenv.push_back(nullptr);
   MountPlanArgs mount_args(mounts);
   std::vector<sock_filter> filter = build_session_filter();
-  InitPlan plan{&filter, &mount_args, exe.c_str(), cargv.data(), cenv.data(), &creds,
+  InitPlan plan{&filter, &mount_args, &rlimits, exe.c_str(), cargv.data(), cenv.data(), &creds,
                 ready_w.get(), go_r.get(), err_w.get(), status_w.get()};
 
   // clone without a new stack behaves like fork; the child is pid 1 of the
@@ -291,7 +300,9 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
     };
     errno = f.error;
     throw errno_error(std::string("failed to ") +
-                      (f.step ? mount_step_name(f.step) : "tie the session init to corral") +
+                      (f.step > 0    ? mount_step_name(f.step)
+                       : f.step < 0  ? "set the session's resource limits"
+                                     : "tie the session init to corral") +
                       path_of() + " in the session's mount namespace");
   }
 }

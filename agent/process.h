@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cgroup_limits.h"
 #include "mnt.h"
 #include "unique_fd.h"
 
@@ -39,11 +40,11 @@ std::optional<std::string> find_executable(const std::string& cmd, const std::st
 // session process can outlive its supervisor.
 class SessionInit {
  public:
-  // Clones the init and waits until its namespaces are set up. Throws
-  // std::runtime_error naming the failed step and path.
+  // Clones the init and waits until its namespaces are set up and `rlimits`
+  // applied. Throws std::runtime_error naming the failed step and path.
   SessionInit(const std::string& exe, const std::vector<std::string>& argv,
               const std::vector<std::string>& env, const Credentials& creds,
-              const MountPlan& mounts);
+              const MountPlan& mounts, const std::vector<RlimitSetting>& rlimits);
   ~SessionInit();  // kills the init (and so the session) if never released
   SessionInit(const SessionInit&) = delete;
   SessionInit& operator=(const SessionInit&) = delete;

@@ -22,6 +22,7 @@ namespace {
 constexpr auto kSignalGrace = std::chrono::seconds(5);
 constexpr auto kEmptyPoll = std::chrono::milliseconds(5);
 constexpr auto kEmptyDeadline = std::chrono::seconds(10);
+constexpr auto kLimitsPoll = std::chrono::seconds(1);
 
 }  // namespace
 
@@ -34,7 +35,9 @@ Session::Session(Supervisor& supervisor, uint64_t id, SessionSpec spec, EndHandl
       status_watch_(supervisor.io()),
       exec_watch_(supervisor.io()),
       timer_(supervisor.io()),
-      grace_timer_(supervisor.io()) {}
+      grace_timer_(supervisor.io()),
+      limits_timer_(supervisor.io()),
+      timeout_timer_(supervisor.io()) {}
 
 Session::~Session() {
   status_watch_.close();
@@ -44,6 +47,7 @@ Session::~Session() {
   egress_links_.reset();
   child_.reset();   // kills a child never released
   cgroup_.reset();  // kills what is left, removes the directory
+  limits_.reset();  // after: v1 groups are removed once empty
   if (registered_) {
     try {
       sup_.bpf().remove_session(id_, cgroup_id);
@@ -55,8 +59,10 @@ Session::~Session() {
 
 void Session::start() {
   started_ = std::chrono::steady_clock::now();
-  cgroup_ = std::make_unique<Cgroup>(sup_.cgroup_root(),
-                                     std::to_string(::getpid()) + "-" + id_string_);
+  const std::string name = std::to_string(::getpid()) + "-" + id_string_;
+  cgroup_ = std::make_unique<Cgroup>(sup_.cgroup_root(), name);
+  // A limit asked for and not enforceable stops the session here.
+  limits_ = std::make_unique<SessionLimits>(sup_.cgroup_root(), name, spec_.limits);
   sup_.bpf().add_session(id_, cgroup_->id());
   registered_ = true;
   {
@@ -68,7 +74,7 @@ void Session::start() {
 
   child_ = std::make_unique<SessionInit>(
       spec_.exe, spec_.argv, spec_.env, spec_.creds,
-      session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd));
+      session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd), session_rlimits(spec_.limits));
   // Every mount the agent will see is marked before it runs.
   file_guard_ = std::make_unique<FileGuard>(sup_.io(), child_->pid(), spec_.creds, spec_.cwd,
                                             sup_.policy(), sup_.policy_generation(),
@@ -80,6 +86,7 @@ void Session::start() {
   // Both before release: the kernel sees the agent as a member from its
   // first instruction, through its task entry and through the cgroup.
   cgroup_->add_pid(child_->pid());
+  limits_->add_pid(child_->pid());
   sup_.bpf().add_session_task(id_, child_->pidfd(), /*quiet=*/true);
 
   audit::Record rec;
@@ -92,6 +99,11 @@ void Session::start() {
   s->set_user(spec_.creds.name);
   s->set_cgroup(cgroup_->path());
   s->set_pid(child_->pid());
+  auto* l = s->mutable_limits();
+  l->set_max_pids(spec_.limits.max_pids.value_or(0));
+  l->set_max_memory_bytes(spec_.limits.max_memory_bytes.value_or(0));
+  l->set_max_open_files(spec_.limits.max_open_files.value_or(0));
+  l->set_timeout_seconds(std::chrono::duration<double>(spec_.timeout).count());
   count_record();
   sup_.emit(rec);
 
@@ -106,6 +118,58 @@ void Session::start() {
                          });
   status_watch_.assign(::dup(child_->status_fd()));
   watch_main();
+  if (spec_.limits.max_pids || spec_.limits.max_memory_bytes) watch_limits();
+  if (spec_.timeout.count() > 0) {
+    timeout_timer_.expires_after(spec_.timeout);
+    timeout_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || ended_) return;
+      timed_out_ = true;
+      spdlog::warn("session {}: timeout of {:.1f}s reached; killing the session", id_string_,
+                   std::chrono::duration<double>(spec_.timeout).count());
+      audit::Record rec;
+      rec.set_session(id_string_);
+      rec.mutable_limit()->set_resource("time");
+      rec.mutable_limit()->set_count(1);
+      rec.mutable_limit()->set_current(
+          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(spec_.timeout).count()));
+      count_record();
+      sup_.emit(rec);
+      cgroup_->kill();
+    });
+  }
+}
+
+void Session::watch_limits() {
+  limits_timer_.expires_after(kLimitsPoll);
+  limits_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || ended_) return;
+    check_limits();
+    watch_limits();
+  });
+}
+
+void Session::check_limits() {
+  SessionLimits::Usage now;
+  try {
+    now = limits_->read();
+  } catch (const std::exception& e) {
+    spdlog::warn("session {}: {}", id_string_, e.what());
+    return;
+  }
+  auto record = [&](const char* resource, uint64_t count, uint64_t current) {
+    audit::Record rec;
+    rec.set_session(id_string_);
+    rec.mutable_limit()->set_resource(resource);
+    rec.mutable_limit()->set_count(count);
+    rec.mutable_limit()->set_current(current);
+    count_record();
+    sup_.emit(rec);
+  };
+  if (now.pids_max_hits > limits_seen_.pids_max_hits)
+    record("pids", now.pids_max_hits - limits_seen_.pids_max_hits, now.pids_current);
+  if (now.oom_kills > limits_seen_.oom_kills)
+    record("memory", now.oom_kills - limits_seen_.oom_kills, now.memory_peak_bytes);
+  limits_seen_ = now;
 }
 
 void Session::watch_main() {
@@ -180,14 +244,26 @@ void Session::finish() {
   e->set_leftover_processes_killed(leftovers_killed_);
   e->set_duration_seconds(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+  if (spec_.limits.max_pids || spec_.limits.max_memory_bytes) {
+    check_limits();  // what the last poll did not see yet
+    auto* u = e->mutable_usage();
+    u->set_pids_peak(limits_seen_.pids_peak);
+    u->set_pids_max_hits(limits_seen_.pids_max_hits);
+    u->set_memory_peak_bytes(limits_seen_.memory_peak_bytes);
+    u->set_oom_kills(limits_seen_.oom_kills);
+  }
+  e->set_timed_out(timed_out_);
   e->set_records(records_ + 1);
   sup_.emit(rec);
+  limits_timer_.cancel();
+  timeout_timer_.cancel();
 
   file_guard_.reset();
   egress_links_.reset();
   sup_.bpf().remove_session(id_, cgroup_->id());
   registered_ = false;
   cgroup_.reset();
+  limits_.reset();
 
   auto on_end = std::move(on_end_);
   int code = exit_code_;

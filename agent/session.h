@@ -29,6 +29,8 @@ struct SessionSpec {
   std::string cwd;
   // How long processes the agent left behind may run on after it exits.
   std::chrono::milliseconds linger{2000};
+  LimitSpec limits;
+  std::chrono::milliseconds timeout{0};  // 0: none
 };
 
 class Session {
@@ -69,6 +71,9 @@ class Session {
   // (once) or gives up.
   void await_empty(std::chrono::steady_clock::time_point deadline, bool kill_at_deadline);
   void finish();
+  // Records limits hit since the last look (cgroup counters, polled).
+  void watch_limits();
+  void check_limits();
 
   Supervisor& sup_;
   uint64_t id_;
@@ -79,10 +84,15 @@ class Session {
   std::unique_ptr<SessionInit> child_;
   std::unique_ptr<FileGuard> file_guard_;
   std::unique_ptr<CgroupLinks> egress_links_;
+  std::unique_ptr<SessionLimits> limits_;
+  SessionLimits::Usage limits_seen_;
   boost::asio::posix::stream_descriptor status_watch_;
   boost::asio::posix::stream_descriptor exec_watch_;
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer grace_timer_;
+  boost::asio::steady_timer limits_timer_;
+  boost::asio::steady_timer timeout_timer_;
+  bool timed_out_ = false;
   std::chrono::steady_clock::time_point started_;
   int exit_code_ = 0;
   int exit_signal_ = 0;

@@ -61,6 +61,7 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
   if (cgroup_root_.empty())
     throw std::runtime_error("cgroup2 is not mounted (no cgroup2 entry in /proc/self/mountinfo)");
   Cgroup::sweep_stale(cgroup_root_);
+  SessionLimits::sweep_stale();
 
   bpf_ = std::make_unique<BpfLoader>([this](std::span<const uint8_t> b) { on_event(b); },
                                      options_.ringbuf_bytes);

@@ -336,6 +336,15 @@ Event budget_event(const audit::Record& r) {
   return e;
 }
 
+Event limit_event(const audit::Record& r) {
+  const auto& l = r.limit();
+  Event e{&kBaseEvent, kOther, "Limit"};
+  e.severity_id = 3;  // medium: the kernel refused or killed something
+  e.body["message"] = fmt::format("session limit {} hit: {} (now {})", l.resource(), l.count(),
+                                  l.current());
+  return e;
+}
+
 // No default: a new kind of record breaks the build (-Wswitch) until it is mapped.
 Event event_of(const audit::Record& r) {
   switch (r.event_case()) {
@@ -367,6 +376,8 @@ Event event_of(const audit::Record& r) {
       return agent_event(r);
     case audit::Record::kBudget:
       return budget_event(r);
+    case audit::Record::kLimit:
+      return limit_event(r);
     case audit::Record::EVENT_NOT_SET:
       break;
   }

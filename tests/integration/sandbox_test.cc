@@ -180,5 +180,40 @@ TEST(Sandbox, OrdinaryWorkInTheProjectSucceeds) {
   EXPECT_EQ(log.output, "work\n");
 }
 
+// Limits: a fork bomb stays under --max-pids, a memory hog is OOM-killed
+// inside the session, --timeout ends it; each is on record, the host fine.
+TEST(Sandbox, LimitsContainForkBombsMemoryAndTime) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  InDir cwd(dir.path());
+  auto bomb = run_corral({"--allow-root", "--max-pids", "32", "--timeout", "3"},
+                         {"/bin/bash", "-c", "b() { b | b & }; b 2>/dev/null; sleep 30"});
+  EXPECT_EQ(bomb.exit_code, 137) << bomb.stderr_text;
+  auto hits = select(bomb, [](const audit::Record& r) {
+    return r.has_limit() && r.limit().resource() == "pids";
+  });
+  ASSERT_FALSE(hits.empty()) << "no record of refused forks";
+  for (const auto* h : hits) EXPECT_LE(h->limit().current(), 32u);
+  ASSERT_TRUE(bomb.records.back().has_session_end());
+  const auto& end = bomb.records.back().session_end();
+  EXPECT_TRUE(end.timed_out());
+  EXPECT_LE(end.usage().pids_peak(), 32u);
+  EXPECT_GT(end.usage().pids_max_hits(), 0u);
+  EXPECT_EQ(select(bomb, [](const audit::Record& r) {
+              return r.has_limit() && r.limit().resource() == "time";
+            }).size(),
+            1u);
+  ASSERT_TRUE(bomb.records.front().has_session_start());
+  EXPECT_EQ(bomb.records.front().session_start().limits().max_pids(), 32u);
+
+  // tail holds a 200 MiB line (no newline in /dev/zero) against 64 MiB.
+  auto hog = run_corral({"--allow-root", "--max-memory-mib", "64"},
+                        {"/bin/sh", "-c", "head -c 200M /dev/zero | tail > /dev/null"});
+  EXPECT_NE(hog.exit_code, 0) << hog.stderr_text;
+  ASSERT_TRUE(hog.records.back().has_session_end());
+  EXPECT_GE(hog.records.back().session_end().usage().oom_kills(), 1u);
+  EXPECT_FALSE(hog.records.back().session_end().timed_out());
+}
+
 }  // namespace
 }  // namespace corral::test

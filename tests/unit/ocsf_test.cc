@@ -361,6 +361,14 @@ std::vector<std::pair<std::string, audit::Record>> samples() {
     b->set_action("warn");
     out.emplace_back("budget", r);
   }
+  {
+    auto r = base();
+    auto* l = r.mutable_limit();
+    l->set_resource("pids");
+    l->set_count(12);
+    l->set_current(64);
+    out.emplace_back("limit", r);
+  }
   out.emplace_back("empty", base());
   return out;
 }
@@ -560,7 +568,7 @@ TEST(OcsfTest, SessionPolicyAndCorralRecords) {
   EXPECT_EQ(ev["agent sink down"]["activity_name"], "sink_down");
   EXPECT_EQ(ev["agent sink down"]["message"], "kafka unreachable");
 
-  for (const char* name : {"lost", "checkpoint", "budget"}) {
+  for (const char* name : {"lost", "checkpoint", "budget", "limit"}) {
     EXPECT_EQ(ev[name]["class_uid"], 0) << name;  // Base Event
     EXPECT_EQ(ev[name]["type_uid"], 99) << name;
     EXPECT_FALSE(ev[name].contains("device")) << name;  // not a Base Event attribute
@@ -569,6 +577,7 @@ TEST(OcsfTest, SessionPolicyAndCorralRecords) {
   EXPECT_EQ(ev["lost"]["unmapped"]["lost"]["ringbuf_dropped"], "5");
   EXPECT_EQ(ev["checkpoint"]["unmapped"]["checkpoint"]["key_id"], "0123456789abcdef");
   EXPECT_EQ(ev["budget"]["unmapped"]["budget"]["cost_usd"], 0.42);
+  EXPECT_EQ(ev["limit"]["unmapped"]["limit"]["resource"], "pids");
 }
 
 TEST(OcsfTest, InvalidUtf8InAPathStaysValidJson) {
