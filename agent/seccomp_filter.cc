@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -52,12 +53,34 @@ std::vector<sock_filter> build_session_filter() {
   // libc fall back to clone, which is checked above.
   check(seccomp_rule_add(c, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0), "clone3");
 
+  // What an agent never needs: the mount table, kernel code and BPF, the
+  // kernel's keyrings, perf, io_uring (a second syscall path the guards do
+  // not see), file handles (open_by_handle_at escapes a mount namespace),
+  // userfaultfd (a race widener), swap, reboot, the kernel log.
   for (int nr : {SCMP_SYS(setns), SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(pivot_root),
                  SCMP_SYS(open_tree), SCMP_SYS(move_mount), SCMP_SYS(fsopen), SCMP_SYS(fsconfig),
                  SCMP_SYS(fsmount), SCMP_SYS(fspick), SCMP_SYS(mount_setattr), SCMP_SYS(bpf),
                  SCMP_SYS(kexec_load), SCMP_SYS(kexec_file_load), SCMP_SYS(init_module),
-                 SCMP_SYS(finit_module), SCMP_SYS(delete_module)})
+                 SCMP_SYS(finit_module), SCMP_SYS(delete_module), SCMP_SYS(keyctl),
+                 SCMP_SYS(add_key), SCMP_SYS(request_key), SCMP_SYS(perf_event_open),
+                 SCMP_SYS(io_uring_setup), SCMP_SYS(io_uring_enter), SCMP_SYS(io_uring_register),
+                 SCMP_SYS(open_by_handle_at), SCMP_SYS(name_to_handle_at), SCMP_SYS(userfaultfd),
+                 SCMP_SYS(swapon), SCMP_SYS(swapoff), SCMP_SYS(reboot), SCMP_SYS(syslog),
+                 SCMP_SYS(acct), SCMP_SYS(quotactl), SCMP_SYS(fanotify_init)})
     check(seccomp_rule_add(c, eperm, nr, 0), "deny list");
+  // Raw and packet sockets: forged packets past the egress allowlist.
+  check(seccomp_rule_add(c, eperm, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_PACKET)),
+        "packet sockets");
+  check(seccomp_rule_add(c, eperm, SCMP_SYS(socket), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW)),
+        "raw sockets");
+  // personality: querying is fine; turning address randomisation off or
+  // making data executable is not. The query (0xffffffff) has bit 31 set,
+  // which no persona has: the mask tells them apart in one comparison.
+  for (uint64_t flag : {uint64_t{0x0040000} /* ADDR_NO_RANDOMIZE */,
+                        uint64_t{0x0400000} /* READ_IMPLIES_EXEC */})
+    check(seccomp_rule_add(c, eperm, SCMP_SYS(personality), 1,
+                           SCMP_A0(SCMP_CMP_MASKED_EQ, flag | 0x80000000u, flag)),
+          "personality");
 
   // Export as classic BPF through a memfd, so the child installs it with one
   // syscall and no allocation.
