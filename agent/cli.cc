@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "cgroup2.h"
@@ -25,6 +26,7 @@
 #include "syslog_sink.h"
 #include "tail.h"
 #include "verify.h"
+#include "worktree.h"
 
 extern char** environ;
 
@@ -90,6 +92,7 @@ struct RunOptions {
   double linger_seconds = 2;
   uint64_t max_pids = 0, max_memory_mib = 0, max_open_files = 0;  // 0: no limit
   double timeout_seconds = 0;
+  std::string worktree, base, worktrees_dir;
   std::string policy;
   std::vector<std::string> command;
 };
@@ -133,6 +136,21 @@ int run(const RunOptions& o) {
   auto exe = find_executable(o.command.front(), path_env ? path_env : "/usr/bin:/bin");
   if (!exe) throw Failure{kNotFound, "command not found: " + o.command.front()};
 
+  std::string cwd = std::filesystem::current_path();
+  std::optional<Worktree> wt;
+  std::vector<std::string> git_paths;
+  if (!o.worktree.empty()) {
+    try {
+      wt = prepare_worktree(cwd, o.worktree, o.base, creds, o.worktrees_dir);
+      git_paths = worktree_git_paths(*wt, creds);
+    } catch (const std::exception& e) {
+      throw Failure{kCorralFailed, e.what()};
+    }
+    spdlog::info("{} worktree {} at {} (branch {} from {})", wt->resumed ? "resuming" : "new",
+                 wt->name, wt->path, wt->branch, wt->base_ref);
+    cwd = worktree_cwd(*wt, cwd);
+  }
+
   if (o.audit.path == kDefaultAudit) std::filesystem::create_directories("/var/log/corral");
 
   boost::asio::io_context io;
@@ -153,7 +171,12 @@ int run(const RunOptions& o) {
   spec.argv = o.command;
   spec.env = agent_environment(environ, creds);
   spec.creds = creds;
-  spec.cwd = std::filesystem::current_path();
+  spec.cwd = cwd;
+  if (wt) {
+    spec.worktree = wt->name;
+    spec.writable.push_back(wt->path);
+    spec.writable.insert(spec.writable.end(), git_paths.begin(), git_paths.end());
+  }
   spec.linger = std::chrono::milliseconds(static_cast<int64_t>(o.linger_seconds * 1000));
   spec.timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_seconds * 1000));
   if (o.max_pids) spec.limits.max_pids = o.max_pids;
@@ -370,6 +393,14 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
   run_cmd->add_option("--max-open-files", ro.max_open_files, "open files per process (RLIMIT_NOFILE)")
       ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
+  auto* wt_opt = run_cmd->add_option(
+      "--worktree", ro.worktree,
+      "run in the git worktree NAME (branch corral/NAME, outside your checkout), made or resumed");
+  run_cmd->add_option("--base", ro.base, "what a new --worktree starts from (default: HEAD)")
+      ->needs(wt_opt);
+  run_cmd->add_option("--worktrees-dir", ro.worktrees_dir,
+                      "where new worktrees go (default: ~/.local/share/corral/worktrees)")
+      ->needs(wt_opt);
   run_cmd->add_option("--policy", ro.policy,
                       "policy file (default: the shipped one; `extends: default` builds on it); "
                       "SIGHUP to corral reloads it");
@@ -427,6 +458,36 @@ int cli_main(int argc, char** argv) {
                          "a librdkafka property KEY=VALUE (repeatable), e.g. "
                          "security.protocol=ssl");
 
+  // The review commands run git as the user who asked (sudo's caller).
+  auto git_user = [] {
+    return resolve_credentials("", std::getenv("SUDO_UID"), std::getenv("SUDO_GID"));
+  };
+  auto* worktrees_cmd = app.add_subcommand("worktrees", "this repository's agent worktrees");
+  ReviewOptions rvo;
+  std::string review_color = "auto";
+  bool no_pager = false;
+  uint64_t large_mib = 1;
+  auto* review_cmd =
+      app.add_subcommand("review", "what the agent did in worktree NAME: risks, stat, diff");
+  review_cmd->add_option("name", rvo.name, "the worktree")->required();
+  review_cmd->add_option("--protect", rvo.protected_paths,
+                         "a path whose changes are flagged (repeatable; replaces the defaults)")
+      ->capture_default_str();
+  review_cmd->add_option("--large-mib", large_mib, "flag binary files from this size")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20));
+  review_cmd->add_option("--color", review_color, "auto, always, never")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "always", "never"}));
+  review_cmd->add_flag("--no-pager", no_pager, "print, even to a terminal");
+  MergeOptions mo;
+  auto* merge_cmd =
+      app.add_subcommand("merge", "merge worktree NAME into the branch it was started from");
+  merge_cmd->add_option("name", mo.name, "the worktree")->required();
+  DiscardOptions dso;
+  auto* discard_cmd = app.add_subcommand("discard", "remove worktree NAME and its branch");
+  discard_cmd->add_option("name", dso.name, "the worktree")->required();
+
   TailOptions to;
   to.path = kDefaultAudit;
   bool no_follow = false;
@@ -454,6 +515,21 @@ int cli_main(int argc, char** argv) {
   try {
     if (run_cmd->parsed()) return run(ro);
     if (check_cmd->parsed()) return rules::policy_check(check_path, std::cout, std::cerr);
+    std::string here = std::filesystem::current_path();
+    if (worktrees_cmd->parsed()) return worktrees_main({here, git_user()}, std::cout, std::cerr);
+    if (review_cmd->parsed()) {
+      rvo.repo_dir = here;
+      rvo.as = git_user();
+      rvo.large_bytes = large_mib << 20;
+      bool tty = isatty(STDOUT_FILENO);
+      rvo.color = review_color == "always" || (review_color == "auto" && tty);
+      const char* pager = std::getenv("PAGER");
+      if (tty && !no_pager) rvo.pager = pager && *pager ? pager : "less -R";
+      return review_main(rvo, std::cout, std::cerr);
+    }
+    if (merge_cmd->parsed()) return merge_main({here, git_user(), mo.name}, std::cout, std::cerr);
+    if (discard_cmd->parsed())
+      return discard_main({here, git_user(), dso.name}, std::cout, std::cerr);
     if (export_cmd->parsed()) return export_main(eo);
     if (tail_cmd->parsed()) {
       to.follow = !no_follow;

@@ -83,7 +83,7 @@ const char* mount_step_name(int step) {
 }
 
 MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
-                         const std::string& cwd) {
+                         const std::string& cwd, const std::vector<std::string>& extra) {
   MountPlan plan;
   std::string project = normalize_path(cwd);
   if (project == "/")
@@ -91,6 +91,8 @@ MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
         "refusing to make / the session's writable project directory: run corral from the "
         "project's directory");
   plan.writable.push_back(project);
+  for (const auto& p : extra)
+    if (plan.writable.size() < kMaxWritable) plan.writable.push_back(normalize_path(p));
   for (const auto& rule : policy.writable) {
     if (rule.mode != rules::Mode::kEnforce) continue;
     for (const auto& p : rule.globs) {

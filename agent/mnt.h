@@ -18,10 +18,11 @@ struct MountPlan {
   std::vector<std::string> readonly;  // protected paths that exist
 };
 
-// The plan for a session of `policy` run by a user with `home` in `cwd`.
-// Throws std::invalid_argument when `cwd` cannot be the project directory.
+// The plan for a session of `policy` run by a user with `home` in `cwd`,
+// `extra` writable paths besides (a worktree's git metadata). Throws
+// std::invalid_argument when `cwd` cannot be the project directory.
 MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
-                         const std::string& cwd);
+                         const std::string& cwd, const std::vector<std::string>& extra = {});
 
 // The same plan as NULL-terminated arrays, built before clone so that the
 // session init, which may only make raw system calls, reads it as is.

@@ -74,7 +74,8 @@ void Session::start() {
 
   child_ = std::make_unique<SessionInit>(
       spec_.exe, spec_.argv, spec_.env, spec_.creds,
-      session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd), session_rlimits(spec_.limits));
+      session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd, spec_.writable),
+      session_rlimits(spec_.limits));
   // Every mount the agent will see is marked before it runs.
   file_guard_ = std::make_unique<FileGuard>(sup_.io(), child_->pid(), spec_.creds, spec_.cwd,
                                             sup_.policy(), sup_.policy_generation(),
@@ -94,6 +95,7 @@ void Session::start() {
   auto* s = rec.mutable_session_start();
   for (const auto& a : spec_.argv) s->add_command(a);
   s->set_cwd(spec_.cwd);
+  s->set_worktree(spec_.worktree);
   s->set_uid(spec_.creds.uid);
   s->set_gid(spec_.creds.gid);
   s->set_user(spec_.creds.name);

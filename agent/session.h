@@ -31,6 +31,8 @@ struct SessionSpec {
   std::chrono::milliseconds linger{2000};
   LimitSpec limits;
   std::chrono::milliseconds timeout{0};  // 0: none
+  std::vector<std::string> writable;     // besides cwd and the policy's
+  std::string worktree;                  // NAME for a --worktree session
 };
 
 class Session {

@@ -56,9 +56,9 @@ CommandResult verify_audit(const std::vector<std::string>& files) {
   return run_command(args);
 }
 
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/corral-test-XXXXXX";
-  path_ = ::mkdtemp(tmpl);
+TempDir::TempDir(const std::string& parent) {
+  std::string tmpl = parent + "/corral-test-XXXXXX";
+  path_ = ::mkdtemp(tmpl.data());
   std::filesystem::permissions(path_, std::filesystem::perms::all);
 }
 

@@ -35,7 +35,9 @@ struct RunResult {
 // A fresh scratch directory, removed at destruction.
 class TempDir {
  public:
-  TempDir();
+  // Under `parent`: /tmp is private in sessions, so a test that needs the
+  // session to see the host's files outside its project puts them elsewhere.
+  explicit TempDir(const std::string& parent = "/tmp");
   ~TempDir();
   const std::string& path() const { return path_; }
 

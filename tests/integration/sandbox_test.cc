@@ -215,5 +215,77 @@ TEST(Sandbox, LimitsContainForkBombsMemoryAndTime) {
   EXPECT_FALSE(hog.records.back().session_end().timed_out());
 }
 
+// Two agents side by side in two worktrees of one repository: each commits
+// in its own, neither can write the other's, the user's checkout, or
+// another branch; the user merges one and discards the other.
+TEST(Sandbox, TwoWorktreesSideBySideThenMergeAndDiscard) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");  // the host's view, read-only in sessions (not a private /tmp)
+  const std::string d = dir.path();
+  const std::string repo = d + "/repo";
+  const std::string wts = d + "/worktrees";
+  ASSERT_EQ(std::system(("git init -q -b main " + repo + " && git -C " + repo +
+                         " -c user.name=u -c user.email=u@example.com commit -q --allow-empty "
+                         "-m init")
+                            .c_str()),
+            0);
+  InDir cwd(repo);
+  auto agent = [&](const std::string& name, const std::string& script) {
+    return run_corral({"--allow-root", "--worktree", name, "--worktrees-dir", wts},
+                      {"/bin/bash", "-c",
+                       "git config user.name agent 2>/dev/null; export GIT_AUTHOR_NAME=agent "
+                       "GIT_AUTHOR_EMAIL=a@example.com GIT_COMMITTER_NAME=agent "
+                       "GIT_COMMITTER_EMAIL=a@example.com\n" +
+                           script});
+  };
+  auto b = agent("b", "echo B > b.txt && git add b.txt && git commit -qm b");
+  ASSERT_EQ(b.exit_code, 0) << b.stderr_text;
+  ASSERT_TRUE(b.records.front().has_session_start());
+  const std::string b_path = b.records.front().session_start().cwd();
+  EXPECT_EQ(b.records.front().session_start().worktree(), "b");
+  EXPECT_TRUE(b_path.starts_with(wts)) << b_path;
+
+  // The status file is relative: in a's worktree, the one place it may write.
+  auto a = agent("a", prelude("status-a") +
+                          "t commit sh -c 'echo A > a.txt && git add a.txt && git commit -qm a'\n"
+                          "t checkout sh -c 'echo x > " + repo + "/evil'\n"
+                          "t other sh -c 'echo x > " + b_path + "/evil'\n"
+                          "t main git update-ref refs/heads/main HEAD\n"
+                          "t hook sh -c 'echo x > " + repo + "/.git/hooks/pre-commit'\n");
+  ASSERT_EQ(a.exit_code, 0) << a.stderr_text;
+  const std::string a_path = a.records.front().session_start().cwd();
+  auto st = read_status(a_path + "/status-a");
+  fs::remove(a_path + "/status-a");  // untracked files would block the merge
+  EXPECT_EQ(st["commit"], "0");
+  EXPECT_EQ(st["checkout"], "2");  // sh: cannot create (EROFS)
+  EXPECT_EQ(st["other"], "2");
+  EXPECT_NE(st["main"], "0");
+  EXPECT_EQ(st["hook"], "2");
+  EXPECT_FALSE(fs::exists(repo + "/.git/hooks/pre-commit"));
+  EXPECT_TRUE(fs::exists(a_path + "/a.txt"));
+  EXPECT_FALSE(fs::exists(repo + "/evil")) << "the user's checkout was written";
+  EXPECT_FALSE(fs::exists(b_path + "/evil")) << "the other worktree was written";
+  auto main_ref = run_command({"/usr/bin/git", "-C", repo, "rev-parse", "main"});
+  auto init_ref = run_command({"/usr/bin/git", "-C", repo, "rev-list", "--max-parents=0", "main"});
+  EXPECT_EQ(main_ref.output, init_ref.output) << "an agent moved the user's branch";
+  auto a_log = run_command({"/usr/bin/git", "-C", a_path, "log", "--format=%s", "-1"});
+  EXPECT_EQ(a_log.output, "a\n") << "git commit in the worktree did not work";
+
+  auto review = run_command({corral_bin(), "review", "--no-pager", "--color", "never", "a"});
+  EXPECT_EQ(review.exit_code, 0) << review.output;
+  EXPECT_NE(review.output.find("a.txt"), std::string::npos) << review.output;
+  auto merge = run_command({corral_bin(), "merge", "a"});
+  EXPECT_EQ(merge.exit_code, 0) << merge.output;
+  EXPECT_EQ(read_file(repo + "/a.txt"), "A\n");
+  auto discard = run_command({corral_bin(), "discard", "b"});
+  EXPECT_EQ(discard.exit_code, 0) << discard.output;
+  EXPECT_FALSE(fs::exists(b_path));
+  EXPECT_FALSE(fs::exists(repo + "/b.txt"));
+  auto branches = run_command({"/usr/bin/git", "-C", repo, "branch", "--list", "corral/*"});
+  EXPECT_EQ(branches.output.find("corral/b"), std::string::npos) << branches.output;
+  // Merging again is refused: nothing to merge.
+  EXPECT_NE(run_command({corral_bin(), "merge", "a"}).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace corral::test
