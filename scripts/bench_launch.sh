@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Launch cost: wall time of one `/bin/true`, N times each, in one run:
+#   bare    /bin/true
+#   bwrap   bubblewrap with namespaces and binds like a corral session's
+#           (pid, mount, ipc, uts; the host read-only, the project and a
+#           private /tmp writable, a credential directory hidden, /proc new)
+#   corral  `corral run -- /bin/true`: cold, the embedded mode, which loads
+#           and attaches the kernel programs, makes the cgroup, the
+#           namespaces and the guard, then tears it all down.
+# A warm mode (programs already loaded, a session only registers) needs a
+# running supervisor or pinned programs, which corral does not have yet; it
+# is reported as missing, not guessed.
+# Then the creation time of a worktree (`corral run --worktree`) in a
+# repository of BENCH_FILES files, separately.
+#
+# Prints median and p90 in ms and the ratios to bare and to bwrap. Goals
+# (issue 5): warm <= 5 ms added median and not slower than bwrap; cold <=
+# 100 ms. A benchmark, not a test: missed goals are only printed.
+#
+#   sudo scripts/bench_launch.sh
+# Environment: BUILD (default build), BENCH_RUNS (default 30),
+#   BENCH_FILES (default 10000).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+CORRAL=${CORRAL:-$BUILD/agent/corral}
+RUNS=${BENCH_RUNS:-30}
+FILES=${BENCH_FILES:-10000}
+
+[[ $(id -u) -eq 0 ]] || { echo "bench_launch: run as root" >&2; exit 1; }
+command -v bwrap >/dev/null || { echo "bench_launch: bwrap missing (apt-get install bubblewrap)" >&2; exit 1; }
+[[ -x $CORRAL ]] || { echo "bench_launch: no corral at $CORRAL (build first)" >&2; exit 1; }
+
+work=$(mktemp -d /var/tmp/corral-bench-launch-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/proj" "$work/home/.ssh"
+cd "$work/proj"
+
+# time_runs NAME CMD...: RUNS wall times in ms, one per line, to $work/NAME
+time_runs() {
+	local name=$1
+	shift
+	: >"$work/$name"
+	for ((i = 0; i < RUNS; i++)); do
+		local t0 t1
+		t0=$(date +%s%N)
+		"$@" >/dev/null 2>&1 || { echo "bench_launch: $name failed: $*" >&2; exit 1; }
+		t1=$(date +%s%N)
+		awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }' >>"$work/$name"
+	done
+}
+
+# stats NAME: "median p90"
+stats() {
+	sort -n "$work/$1" | awk '{ v[NR] = $1 } END {
+		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		p = v[int(NR * 0.9 + 0.999)]
+		printf "%.2f %.2f\n", m, p }'
+}
+
+echo "# launch cost, $RUNS runs each, $(nproc) CPUs, kernel $(uname -r)" >&2
+time_runs bare /bin/true
+time_runs bwrap bwrap --unshare-pid --unshare-ipc --unshare-uts --die-with-parent \
+	--ro-bind / / --bind "$work/proj" "$work/proj" --tmpfs /tmp --dev /dev --proc /proc \
+	--tmpfs "$work/home/.ssh" --chdir "$work/proj" /bin/true
+time_runs corral "$CORRAL" run --quiet --allow-root --audit "$work/audit.jsonl" \
+	--audit-key "$work/audit.key" -- /bin/true
+
+read -r bare_m bare_p < <(stats bare)
+read -r bw_m bw_p < <(stats bwrap)
+read -r co_m co_p < <(stats corral)
+calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
+ratio() { calc "$1 / $2"; }
+added=$(calc "$co_m - $bare_m")
+
+# Worktree creation in a repository of FILES files.
+repo="$work/repo"
+mkdir -p "$repo"
+git -C "$repo" init -q
+for ((d = 0; d < FILES / 100; d++)); do
+	mkdir -p "$repo/d$d"
+	for ((f = 0; f < 100; f++)); do echo "$d $f" >"$repo/d$d/f$f.txt"; done
+done
+git -C "$repo" add -A
+git -C "$repo" -c user.name=b -c user.email=b@example.com commit -qm files
+cd "$repo"
+t0=$(date +%s%N)
+"$CORRAL" run --quiet --allow-root --audit "$work/audit.jsonl" --audit-key "$work/audit.key" \
+	--worktree bench --worktrees-dir "$work/wt" -- /bin/true
+t1=$(date +%s%N)
+wt_total=$(calc "($t1 - $t0) / 1000000")
+t0=$(date +%s%N)
+git -C "$repo" worktree add -q "$work/plain" -b plain >/dev/null
+t1=$(date +%s%N)
+wt_git=$(calc "($t1 - $t0) / 1000000")
+
+cat <<EOF
+| launch of /bin/true | median ms | p90 ms | vs bare | vs bwrap |
+|---|---:|---:|---:|---:|
+| bare | $bare_m | $bare_p | 1.00 | - |
+| bwrap (pid, mount, ipc, uts; ro host, rw project, tmpfs /tmp, hidden dir, new /proc) | $bw_m | $bw_p | $(ratio "$bw_m" "$bare_m") | 1.00 |
+| corral cold (embedded: programs loaded by this run) | $co_m | $co_p | $(ratio "$co_m" "$bare_m") | $(ratio "$co_m" "$bw_m") |
+| corral warm | not measured: no running supervisor or pinned programs yet | | | |
+
+corral cold adds $added ms to bare at the median (goal <= 100 ms).
+
+| worktree in a repository of $FILES files | ms |
+|---|---:|
+| corral run --worktree NAME -- /bin/true (worktree, session, teardown) | $wt_total |
+| git worktree add alone | $wt_git |
+EOF
