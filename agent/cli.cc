@@ -93,6 +93,7 @@ struct RunOptions {
   uint64_t max_pids = 0, max_memory_mib = 0, max_open_files = 0;  // 0: no limit
   double timeout_seconds = 0;
   std::string worktree, base, worktrees_dir;
+  std::string net = "allow";
   std::string policy;
   std::vector<std::string> command;
 };
@@ -172,6 +173,7 @@ int run(const RunOptions& o) {
   spec.env = agent_environment(environ, creds);
   spec.creds = creds;
   spec.cwd = cwd;
+  spec.net = o.net == "none" ? NetMode::kNone : o.net == "host" ? NetMode::kHost : NetMode::kAllow;
   if (wt) {
     spec.worktree = wt->name;
     spec.writable.push_back(wt->path);
@@ -393,6 +395,11 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
   run_cmd->add_option("--max-open-files", ro.max_open_files, "open files per process (RLIMIT_NOFILE)")
       ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
+  run_cmd->add_option("--net", ro.net,
+                      "allow: the policy's egress allowlist; none: loopback only (a network "
+                      "namespace of its own); host: unrestricted, connects only recorded")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"allow", "none", "host"}));
   auto* wt_opt = run_cmd->add_option(
       "--worktree", ro.worktree,
       "run in the git worktree NAME (branch corral/NAME, outside your checkout), made or resumed");

@@ -5,7 +5,10 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -123,6 +126,7 @@ struct InitPlan {
   const std::vector<sock_filter>* filter;
   const MountPlanArgs* mounts;
   const std::vector<RlimitSetting>* rlimits;
+  bool loopback_up;  // a new network namespace: its lo starts down
   const char* exe;
   char* const* argv;
   char* const* envp;
@@ -162,6 +166,17 @@ long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr
   ::prctl(PR_SET_NAME, "corral-init");
   MountFailure f = setup_session_mounts(*p.mounts);
   int& e = f.error;
+  if (!e && p.loopback_up) {
+    int s = static_cast<int>(::syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ifreq ifr{};
+    std::memcpy(ifr.ifr_name, "lo", 3);
+    ifr.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
+    if (s < 0 || ::syscall(SYS_ioctl, s, SIOCSIFFLAGS, &ifr) != 0) {
+      e = errno;
+      f.step = -2;
+    }
+    if (s >= 0) ::close(s);
+  }
   // Inherited by the agent and all it starts.
   for (const auto& r : *p.rlimits) {
     if (e) break;
@@ -224,7 +239,8 @@ long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr
 
 SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>& argv,
                          const std::vector<std::string>& env, const Credentials& creds,
-                         const MountPlan& mounts, const std::vector<RlimitSetting>& rlimits) {
+                         const MountPlan& mounts, const std::vector<RlimitSetting>& rlimits,
+                         NetMode net) {
   auto make_pipe = [](UniqueFd& r, UniqueFd& w) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw errno_error("failed to create a pipe");
@@ -244,14 +260,15 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   cenv.push_back(nullptr);
   MountPlanArgs mount_args(mounts);
   std::vector<sock_filter> filter = build_session_filter();
-  InitPlan plan{&filter, &mount_args, &rlimits, exe.c_str(), cargv.data(), cenv.data(), &creds,
+  InitPlan plan{&filter, &mount_args, &rlimits, false, exe.c_str(), cargv.data(), cenv.data(), &creds,
                 ready_w.get(), go_r.get(), err_w.get(), status_w.get()};
 
   // clone without a new stack behaves like fork; the child is pid 1 of the
   // new PID namespace, with mounts, System V IPC and host name of its own.
-  pid_t pid = static_cast<pid_t>(::syscall(
-      SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, nullptr,
-      nullptr, nullptr, 0));
+  unsigned long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
+  if (net == NetMode::kNone) flags |= CLONE_NEWNET;
+  plan.loopback_up = net == NetMode::kNone;
+  pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0));
   if (pid < 0) throw errno_error("failed to create the session's namespaces");
   if (pid == 0) {
     // Only the plan's descriptors survive in the init: the supervisor's
@@ -300,9 +317,10 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
     };
     errno = f.error;
     throw errno_error(std::string("failed to ") +
-                      (f.step > 0    ? mount_step_name(f.step)
-                       : f.step < 0  ? "set the session's resource limits"
-                                     : "tie the session init to corral") +
+                      (f.step > 0     ? mount_step_name(f.step)
+                       : f.step == -1 ? "set the session's resource limits"
+                       : f.step == -2 ? "bring up loopback in the session's network namespace"
+                                      : "tie the session init to corral") +
                       path_of() + " in the session's mount namespace");
   }
 }

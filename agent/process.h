@@ -14,6 +14,8 @@
 
 namespace corral {
 
+enum class NetMode { kAllow, kNone, kHost };
+
 struct Credentials {
   uid_t uid = 0;
   gid_t gid = 0;
@@ -44,7 +46,8 @@ class SessionInit {
   // applied. Throws std::runtime_error naming the failed step and path.
   SessionInit(const std::string& exe, const std::vector<std::string>& argv,
               const std::vector<std::string>& env, const Credentials& creds,
-              const MountPlan& mounts, const std::vector<RlimitSetting>& rlimits);
+              const MountPlan& mounts, const std::vector<RlimitSetting>& rlimits,
+              NetMode net = NetMode::kAllow);
   ~SessionInit();  // kills the init (and so the session) if never released
   SessionInit(const SessionInit&) = delete;
   SessionInit& operator=(const SessionInit&) = delete;

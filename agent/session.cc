@@ -65,7 +65,7 @@ void Session::start() {
   limits_ = std::make_unique<SessionLimits>(sup_.cgroup_root(), name, spec_.limits);
   sup_.bpf().add_session(id_, cgroup_->id());
   registered_ = true;
-  {
+  if (spec_.net != NetMode::kHost) {
     UniqueFd dir(::open(cgroup_->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir)
       throw std::system_error(errno, std::generic_category(), "failed to open " + cgroup_->path());
@@ -75,7 +75,7 @@ void Session::start() {
   child_ = std::make_unique<SessionInit>(
       spec_.exe, spec_.argv, spec_.env, spec_.creds,
       session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd, spec_.writable),
-      session_rlimits(spec_.limits));
+      session_rlimits(spec_.limits), spec_.net);
   // Every mount the agent will see is marked before it runs.
   file_guard_ = std::make_unique<FileGuard>(sup_.io(), child_->pid(), spec_.creds, spec_.cwd,
                                             sup_.policy(), sup_.policy_generation(),
@@ -96,6 +96,7 @@ void Session::start() {
   for (const auto& a : spec_.argv) s->add_command(a);
   s->set_cwd(spec_.cwd);
   s->set_worktree(spec_.worktree);
+  s->set_net(spec_.net == NetMode::kNone ? "none" : spec_.net == NetMode::kHost ? "host" : "allow");
   s->set_uid(spec_.creds.uid);
   s->set_gid(spec_.creds.gid);
   s->set_user(spec_.creds.name);

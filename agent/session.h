@@ -33,6 +33,9 @@ struct SessionSpec {
   std::chrono::milliseconds timeout{0};  // 0: none
   std::vector<std::string> writable;     // besides cwd and the policy's
   std::string worktree;                  // NAME for a --worktree session
+  // allow: the policy's egress allowlist; none: a network namespace with
+  // only loopback; host: the host's network, connects only recorded.
+  NetMode net = NetMode::kAllow;
 };
 
 class Session {

@@ -72,6 +72,38 @@ TEST(Egress, LoopbackOnlyToTheSessionsOwnListeners) {
   ::close(l);
 }
 
+// --net: none is a network namespace with only its own loopback (the host's
+// listener is not there, its own is); host leaves the allowlist out, so the
+// host's listener the policy refuses is reached, and the connect recorded.
+TEST(Egress, NetNoneAndNetHost) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  uint16_t port = 0;
+  int l = listen_tcp("127.0.0.1", &port);
+  const std::string policy = write_policy(dir, "");
+  const std::string host_connect = "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port);
+  auto none = run_corral({"--allow-root", "--policy", policy, "--net", "none"},
+                         {"/bin/bash", "-c",
+                          actor_bin() + " self-connect | grep -q '> 0$' || exit 3; " +
+                              host_connect + " && exit 4; " +
+                              "test $(grep -c : /proc/net/dev) -eq 1 || exit 5; exit 0"});
+  EXPECT_EQ(none.exit_code, 0) << "3: own loopback unusable, 4: host listener reached, "
+                                  "5: an interface besides lo\n"
+                               << none.stderr_text;
+  ASSERT_TRUE(none.records.front().has_session_start());
+  EXPECT_EQ(none.records.front().session_start().net(), "none");
+  // The allowlist still decides first (the host's port is not the
+  // session's); past it, the namespace's loopback has nothing there.
+  EXPECT_TRUE(connects(none).count("127.0.0.1:" + std::to_string(port) +
+                                   " denied-by-egress-loopback"));
+
+  auto host = run_corral({"--allow-root", "--policy", policy, "--net", "host"},
+                         {"/bin/bash", "-c", host_connect + " || exit 4; exit 0"});
+  EXPECT_EQ(host.exit_code, 0) << host.stderr_text;
+  EXPECT_TRUE(connects(host).count("127.0.0.1:" + std::to_string(port) + " result-0"));
+  ::close(l);
+}
+
 TEST(Egress, AllowlistByCidrPortAndProtocol) {
   CORRAL_REQUIRE_ROOT();
   TempDir dir;
