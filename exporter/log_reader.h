@@ -11,11 +11,15 @@
 
 namespace corral {
 
+// Parses `line` (as the log's writer prints it) to the kHead depth; false
+// when it is not such a line.
+bool parse_record_head(std::string_view line, audit::Record& record);
+
 class LogReader {
  public:
   // Reads records with seq >= from_seq of the log at `path` (and its
   // rotated files). Nothing is opened until the first next().
-  LogReader(std::string path, uint64_t from_seq);
+  LogReader(std::string path, uint64_t from_seq, ParseDepth depth = ParseDepth::kFull);
 
   // The next whole record, or nullopt when the writer has not written it
   // yet. A line that is not valid JSON comes with an empty `record`.
@@ -31,6 +35,7 @@ class LogReader {
 
   std::string path_;
   uint64_t want_;
+  ParseDepth depth_;
   UniqueFd fd_;
   std::string file_;       // what fd_ was opened as
   uint64_t ino_ = 0;

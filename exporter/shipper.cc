@@ -100,7 +100,7 @@ void Shipper::run(Lane& lane) {
   uint64_t cursor = load_cursor(options_.state_dir, name);
   uint64_t saved = cursor;
   auto saved_at = std::chrono::steady_clock::now();
-  LogReader reader(options_.log_path, cursor + 1);
+  LogReader reader(options_.log_path, cursor + 1, sink.depth());
   uint64_t sent = cursor;
   bool down = false;
   uint64_t down_at = 0;  // the cursor when the sink went down
@@ -154,7 +154,7 @@ void Shipper::run(Lane& lane) {
       save();
       if (!sleep_for(backoff)) break;
       backoff = std::min(backoff * 2, options_.backoff_max);
-      reader = LogReader(options_.log_path, cursor + 1);
+      reader = LogReader(options_.log_path, cursor + 1, sink.depth());
       sent = cursor;
     } catch (const std::exception& e) {
       // The log itself is unreadable: nothing to do but say so and retry.

@@ -636,6 +636,7 @@ class TimedSink : public corral::Sink {
   TimedSink(std::unique_ptr<corral::Sink> inner, uint64_t target)
       : inner_(std::move(inner)), target_(target) {}
   const std::string& name() const override { return inner_->name(); }
+  corral::ParseDepth depth() const override { return inner_->depth(); }
   void send(const corral::LogRecord& record) override { inner_->send(record); }
   uint64_t poll(std::chrono::milliseconds timeout) override {
     uint64_t d = inner_->poll(timeout);

@@ -7,6 +7,7 @@
 
 #include "audit_log.h"
 #include "log_reader.h"
+#include "syslog_sink.h"
 
 namespace corral {
 namespace {
@@ -80,6 +81,45 @@ TEST_F(LogReaderTest, StartsAnywhere) {
     read_all(reader, next);
     EXPECT_EQ(next, last + 1) << "from " << from;
   }
+}
+
+// The head parse reads what the line-sending sinks use exactly as the full
+// parse does: their syslog messages and Kafka keys come out the same.
+TEST(ParseRecordHead, AgreesWithTheFullParse) {
+  std::vector<audit::Record> samples(4);
+  samples[0].mutable_exec()->set_path("/usr/bin/git");
+  samples[0].mutable_exec()->add_argv("git \"push\"\t\\ é");
+  samples[0].mutable_decision()->set_action("deny");
+  samples[0].mutable_decision()->set_rule("no-git-push");
+  samples[0].mutable_decision()->set_reason("a \"quoted\" } reason {");
+  samples[1].mutable_open()->set_path("/tmp/x\ny");
+  samples[2].mutable_session_end()->set_exit_code(3);
+  samples[3].mutable_checkpoint()->set_reason("close");
+  uint64_t seq = 40;
+  for (auto& r : samples) {
+    r.set_seq(++seq);
+    r.set_host("build-7\"host");
+    r.set_session("ab12cd");
+    r.set_boot_id("boot-1");
+    r.mutable_time()->set_seconds(1795000000);
+    r.mutable_time()->set_nanos(123456789);
+    if (!r.has_checkpoint()) r.mutable_process()->set_pid(4242);
+    std::string line = record_to_json_line(r);
+    line.pop_back();
+    LogRecord full{r.seq(), line, r};
+    LogRecord head{r.seq(), line, {}};
+    ASSERT_TRUE(parse_record_head(line, head.record)) << line;
+    EXPECT_EQ(head.record.seq(), r.seq());
+    EXPECT_EQ(head.record.host(), r.host());
+    EXPECT_EQ(head.record.session(), r.session());
+    EXPECT_EQ(head.record.event_case(), r.event_case()) << line;
+    EXPECT_EQ(head.record.time().nanos(), r.time().nanos());
+    SyslogSinkOptions o;
+    EXPECT_EQ(syslog_message(head, o), syslog_message(full, o)) << line;
+  }
+  audit::Record junk;
+  EXPECT_FALSE(parse_record_head("not json", junk));
+  EXPECT_FALSE(parse_record_head(R"({"seq":"1","host":"unterminated)", junk));
 }
 
 }  // namespace
