@@ -110,13 +110,18 @@ void Cgroup::kill() const {
   }
 }
 
+pid_t dead_owner(const std::string& cgroup_name) {
+  pid_t owner = std::atoi(cgroup_name.c_str());
+  if (owner <= 0 || ::kill(owner, 0) == 0 || errno != ESRCH) return 0;
+  return owner;
+}
+
 void Cgroup::sweep_stale(const std::string& root) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(root + "/corral", ec)) {
     if (!entry.is_directory()) continue;
-    std::string name = entry.path().filename();
-    pid_t owner = std::atoi(name.c_str());
-    if (owner <= 0 || ::kill(owner, 0) == 0 || errno != ESRCH) continue;
+    pid_t owner = dead_owner(entry.path().filename());
+    if (!owner) continue;
     std::string path = entry.path();
     std::ifstream procs(path + "/cgroup.procs");
     int count = 0;

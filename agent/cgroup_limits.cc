@@ -17,6 +17,7 @@
 #include <system_error>
 #include <thread>
 
+#include "cgroup2.h"
 #include "mountinfo.h"
 
 namespace corral {
@@ -287,9 +288,8 @@ void SessionLimits::sweep_stale() {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(mount + "/corral", ec)) {
       if (!entry.is_directory()) continue;
-      std::string name = entry.path().filename();
-      pid_t owner = std::atoi(name.c_str());
-      if (owner <= 0 || ::kill(owner, 0) == 0 || errno != ESRCH) continue;
+      pid_t owner = dead_owner(entry.path().filename());
+      if (!owner) continue;
       std::string dir = entry.path();
       if (size_t n = members(dir).size())
         spdlog::warn("cgroup {} outlived its supervisor (pid {}) with {} process(es): killing them",

@@ -41,10 +41,7 @@ class KafkaSink : public Sink {
   KafkaSink& operator=(const KafkaSink&) = delete;
 
   const std::string& name() const override { return options_.name; }
-  // The body is the line itself unless it is OCSF.
-  ParseDepth depth() const override {
-    return options_.format == SinkFormat::kOcsf ? ParseDepth::kFull : ParseDepth::kHead;
-  }
+  ParseDepth depth() const override { return depth_for(options_.format); }
   // Record seqs must increase between resets (std::logic_error if not).
   // Blocks while librdkafka's queue is full; nothing is ever dropped.
   void send(const LogRecord& record) override;

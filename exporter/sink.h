@@ -32,6 +32,11 @@ enum class ParseDepth {
   kHead,
 };
 
+// A sink sending `format` reads this much: the line itself needs the head.
+inline ParseDepth depth_for(SinkFormat format) {
+  return format == SinkFormat::kOcsf ? ParseDepth::kFull : ParseDepth::kHead;
+}
+
 // The message body for `record` in `format`: the log line itself, or OCSF.
 std::string render(const LogRecord& record, SinkFormat format);
 

@@ -44,10 +44,7 @@ class SyslogSink : public Sink {
   ~SyslogSink() override;
 
   const std::string& name() const override { return options_.name; }
-  // The body is the line itself unless it is OCSF.
-  ParseDepth depth() const override {
-    return options_.format == SinkFormat::kOcsf ? ParseDepth::kFull : ParseDepth::kHead;
-  }
+  ParseDepth depth() const override { return depth_for(options_.format); }
   void send(const LogRecord& record) override;
   uint64_t poll(std::chrono::milliseconds timeout) override;
   void reset() override;
