@@ -43,6 +43,7 @@ struct MountFailure {
   int error = 0;  // errno; 0 when everything is in place
   int step = 0;
   int index = -1;  // the path's index in its list, when the step has one
+  int notify_fd = -1;  // the init's seccomp listener (process.cc), once ready
 };
 const char* mount_step_name(int step);
 

@@ -153,7 +153,6 @@ long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr
   // After the uid change, which clears it: die with the init.
   if (!e && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) e = errno;
   if (!e && ::getppid() != 1) e = ESRCH;
-  if (!e) e = install_filter(*p.filter);
   if (!e) {
     ::execve(p.exe, p.argv, p.envp);
     e = errno;
@@ -189,8 +188,20 @@ long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr
     e = errno;
     f.step = 0;
   }
+  // The filter holds from here for the init and everything it starts; its
+  // listener fd goes to the supervisor (pidfd_getfd), which answers.
+  if (!e) {
+    int fd = install_filter(*p.filter);
+    if (fd < 0) {
+      e = -fd;
+      f.step = -3;
+    } else {
+      f.notify_fd = fd;
+    }
+  }
   (void)!::write(p.ready_w, &f, sizeof(f));
   if (e) _exit(126);
+  const int listener = f.notify_fd;
   ::close(p.ready_w);
 
   sigset_t set;
@@ -204,6 +215,9 @@ long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr
   while (n < 0 && errno == EINTR);
   if (n != 1) _exit(127);  // the supervisor gave up, or died
   ::close(p.go_r);
+  // The supervisor holds the listener now; a copy here would let a root
+  // agent answer its own refused calls through /proc/1/fd.
+  ::close(listener);
 
   pid_t agent = static_cast<pid_t>(raw_fork());
   if (agent < 0) {
@@ -320,8 +334,18 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
                       (f.step > 0     ? mount_step_name(f.step)
                        : f.step == -1 ? "set the session's resource limits"
                        : f.step == -2 ? "bring up loopback in the session's network namespace"
+                       : f.step == -3 ? "install the session's seccomp filter"
                                       : "tie the session init to corral") +
-                      path_of() + " in the session's mount namespace");
+                      (f.step > 0 ? path_of() + " in the session's mount namespace" : ""));
+  }
+  notify_.reset(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd_.get(), f.notify_fd, 0)));
+  if (!notify_) {
+    int err = errno;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    errno = err;
+    throw errno_error("failed to take the session's seccomp listener from its init");
   }
 }
 

@@ -56,6 +56,8 @@ class SessionInit {
   pid_t pid() const { return pid_; }
   // Readable when the init exits (the session has no process left).
   int pidfd() const { return pidfd_.get(); }
+  // The session's seccomp listener: a refused syscall waits for an answer.
+  int notify_fd() const { return notify_.get(); }
   // Readable when the agent has exited; then read_agent_status().
   int status_fd() const { return status_.get(); }
   int read_agent_status();
@@ -77,6 +79,7 @@ class SessionInit {
   UniqueFd go_;         // write end: one byte releases the agent
   UniqueFd exec_err_;   // read end: errno if exec failed, EOF if it worked
   UniqueFd status_;     // read end: the agent's wait status
+  UniqueFd notify_;     // seccomp user notifications of the session
   bool released_ = false;
 };
 

@@ -4,11 +4,16 @@
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -39,7 +44,9 @@ std::vector<sock_filter> build_session_filter() {
   std::unique_ptr<void, CtxDeleter> ctx(seccomp_init(SCMP_ACT_ALLOW));
   if (!ctx) throw std::runtime_error("failed to create a seccomp filter context");
   void* c = ctx.get();
-  const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
+  // Each refusal is the supervisor's to record and answer (EPERM); with the
+  // supervisor gone the kernel answers ENOSYS: still refused.
+  const uint32_t eperm = SCMP_ACT_NOTIFY;
 
   // Namespaces, by flag: clone's flags are its first argument on x86_64.
   for (uint64_t bit = 1; bit; bit <<= 1) {
@@ -97,11 +104,72 @@ std::vector<sock_filter> build_session_filter() {
 }
 
 int install_filter(const std::vector<sock_filter>& filter) {
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+  if (::syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -errno;
   sock_fprog prog{static_cast<unsigned short>(filter.size()),
                   const_cast<sock_filter*>(filter.data())};
-  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) return errno;
-  return 0;
+  long fd = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                      SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_TSYNC_ESRCH, &prog);
+  return fd < 0 ? -errno : static_cast<int>(fd);
+}
+
+SeccompListener::SeccompListener(boost::asio::io_context& io, int listener_fd, Emit emit)
+    : fd_(io, listener_fd), emit_(std::move(emit)) {
+  seccomp_notif_sizes sizes{};
+  if (::syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) != 0)
+    throw std::runtime_error(std::string("failed to read seccomp notification sizes: ") +
+                             std::strerror(errno));
+  notif_.resize(std::max<size_t>(sizes.seccomp_notif, sizeof(seccomp_notif)));
+  resp_.resize(std::max<size_t>(sizes.seccomp_notif_resp, sizeof(seccomp_notif_resp)));
+  wait();
+}
+
+SeccompListener::~SeccompListener() {
+  boost::system::error_code ec;
+  fd_.close(ec);
+}
+
+void SeccompListener::wait() {
+  fd_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                 [this](const boost::system::error_code& ec) {
+                   if (ec) return;
+                   answer();
+                 });
+}
+
+void SeccompListener::answer() {
+  std::fill(notif_.begin(), notif_.end(), 0);
+  auto* n = reinterpret_cast<seccomp_notif*>(notif_.data());
+  if (::ioctl(fd_.native_handle(), SECCOMP_IOCTL_NOTIF_RECV, n) != 0) {
+    // ENOENT: the caller went away (killed) before we looked; EBADF/EIO
+    // once the session's processes are all gone.
+    if (errno == ENOENT || errno == EINTR) wait();
+    return;
+  }
+  audit::Record rec;
+  char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, n->data.nr);
+  auto* x = rec.mutable_refused();
+  x->set_syscall(name ? name : std::to_string(n->data.nr));
+  free(name);
+  x->set_nr(n->data.nr);
+  x->set_arg0(n->data.args[0]);
+  x->set_error("EPERM");
+  auto* p = rec.mutable_process();
+  p->set_tid(n->pid);
+  auto* d = rec.mutable_decision();
+  d->set_action("deny");
+  d->set_mode("enforce");
+  d->set_rule("seccomp");
+  d->set_reason("the session's syscall filter refuses " + x->syscall());
+  // Recorded while the caller still waits, so its process can be read.
+  emit_(rec);
+
+  std::fill(resp_.begin(), resp_.end(), 0);
+  auto* r = reinterpret_cast<seccomp_notif_resp*>(resp_.data());
+  r->id = n->id;
+  r->error = -EPERM;
+  if (::ioctl(fd_.native_handle(), SECCOMP_IOCTL_NOTIF_SEND, r) != 0 && errno != ENOENT)
+    spdlog::warn("failed to answer a refused syscall of pid {}: {}", n->pid, std::strerror(errno));
+  wait();
 }
 
 }  // namespace corral

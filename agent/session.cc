@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <system_error>
 
 #include <boost/asio/post.hpp>
@@ -44,6 +45,7 @@ Session::~Session() {
   exec_watch_.close();
   uint64_t cgroup_id = cgroup_ ? cgroup_->id() : 0;
   file_guard_.reset();
+  seccomp_.reset();
   egress_links_.reset();
   child_.reset();   // kills a child never released
   cgroup_.reset();  // kills what is left, removes the directory
@@ -76,6 +78,25 @@ void Session::start() {
       spec_.exe, spec_.argv, spec_.env, spec_.creds,
       session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd, spec_.writable),
       session_rlimits(spec_.limits), spec_.net);
+  seccomp_ = std::make_unique<SeccompListener>(
+      sup_.io(), ::dup(child_->notify_fd()), [this](audit::Record& r) {
+        // The kernel names the thread; the rest of the process from /proc.
+        uint32_t tid = r.process().tid();
+        std::ifstream status("/proc/" + std::to_string(tid) + "/status");
+        for (std::string line; std::getline(status, line);) {
+          if (line.starts_with("Name:\t")) r.mutable_process()->set_comm(line.substr(6));
+          if (line.starts_with("Tgid:\t"))
+            r.mutable_process()->set_pid(static_cast<uint32_t>(std::stoul(line.substr(6))));
+          if (line.starts_with("PPid:\t"))
+            r.mutable_process()->set_ppid(static_cast<uint32_t>(std::stoul(line.substr(6))));
+          if (line.starts_with("Uid:\t"))
+            r.mutable_process()->set_uid(static_cast<uint32_t>(std::stoul(line.substr(5))));
+        }
+        r.set_session(id_string_);
+        r.mutable_decision()->set_policy_generation(sup_.policy_generation());
+        count_record();
+        sup_.emit(r);
+      });
   // Every mount the agent will see is marked before it runs.
   file_guard_ = std::make_unique<FileGuard>(sup_.io(), child_->pid(), spec_.creds, spec_.cwd,
                                             sup_.policy(), sup_.policy_generation(),
@@ -262,6 +283,7 @@ void Session::finish() {
   timeout_timer_.cancel();
 
   file_guard_.reset();
+  seccomp_.reset();
   egress_links_.reset();
   sup_.bpf().remove_session(id_, cgroup_->id());
   registered_ = false;

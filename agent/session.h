@@ -16,6 +16,7 @@
 #include "cgroup2.h"
 #include "file_guard.h"
 #include "process.h"
+#include "seccomp_filter.h"
 
 namespace corral {
 
@@ -90,6 +91,7 @@ class Session {
   std::unique_ptr<FileGuard> file_guard_;
   std::unique_ptr<CgroupLinks> egress_links_;
   std::unique_ptr<SessionLimits> limits_;
+  std::unique_ptr<SeccompListener> seccomp_;
   SessionLimits::Usage limits_seen_;
   boost::asio::posix::stream_descriptor status_watch_;
   boost::asio::posix::stream_descriptor exec_watch_;

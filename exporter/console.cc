@@ -79,6 +79,8 @@ std::string describe(const audit::Record& r) {
                          b.provider(), b.model(), b.input_tokens(), b.output_tokens(),
                          b.cost_usd(), b.limit_usd(), b.action());
     }
+    case audit::Record::kRefused:
+      return fmt::format("syscall  {} -> {}", r.refused().syscall(), r.refused().error());
     case audit::Record::kLimit:
       return fmt::format("LIMIT    {}: {} (now {})", r.limit().resource(), r.limit().count(),
                          r.limit().current());

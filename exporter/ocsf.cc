@@ -345,6 +345,14 @@ Event limit_event(const audit::Record& r) {
   return e;
 }
 
+Event refused_event(const audit::Record& r) {
+  Event e{&kBaseEvent, kOther, "Syscall refused"};
+  e.severity_id = 3;
+  e.body["message"] = fmt::format("syscall {} refused ({})", r.refused().syscall(),
+                                  r.refused().error());
+  return e;
+}
+
 // No default: a new kind of record breaks the build (-Wswitch) until it is mapped.
 Event event_of(const audit::Record& r) {
   switch (r.event_case()) {
@@ -378,6 +386,8 @@ Event event_of(const audit::Record& r) {
       return budget_event(r);
     case audit::Record::kLimit:
       return limit_event(r);
+    case audit::Record::kRefused:
+      return refused_event(r);
     case audit::Record::EVENT_NOT_SET:
       break;
   }

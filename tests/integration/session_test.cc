@@ -504,11 +504,26 @@ TEST(Session, NoNewNamespacesOrMounts) {
     return rec.has_exec() && rec.exec().path() == "/usr/bin/unshare";
   });
   EXPECT_EQ(unshares.size(), 2u) << "both attempts ran";
+  // Each refusal is on record, by the process that tried.
+  auto refused = select(r, [](const audit::Record& rec) {
+    return rec.has_refused() && rec.refused().syscall() == "unshare";
+  });
+  ASSERT_EQ(refused.size(), 2u);
+  for (const auto* rec : refused) {
+    EXPECT_EQ(rec->refused().error(), "EPERM");
+    EXPECT_EQ(rec->decision().rule(), "seccomp");
+    EXPECT_EQ(rec->process().comm(), "unshare");
+    EXPECT_EQ(rec->process().uid(), 65534u);
+  }
   // as root inside the session, too
   auto root = run_corral(kRoot, {"/bin/sh", "-c",
                                  "unshare --mount true || unshare --user true || "
                                  "mount -t tmpfs none /mnt || exit 0; exit 1"});
   EXPECT_EQ(root.exit_code, 0) << "an unshare or mount succeeded inside the session";
+  std::multiset<std::string> calls;
+  for (const auto& rec : root.records)
+    if (rec.has_refused()) calls.insert(rec.refused().syscall());
+  EXPECT_EQ(calls, (std::multiset<std::string>{"mount", "unshare", "unshare"}));
 }
 
 }  // namespace

@@ -369,6 +369,14 @@ std::vector<std::pair<std::string, audit::Record>> samples() {
     l->set_current(64);
     out.emplace_back("limit", r);
   }
+  {
+    auto r = base();
+    auto* x = r.mutable_refused();
+    x->set_syscall("mount");
+    x->set_nr(165);
+    x->set_error("EPERM");
+    out.emplace_back("refused", r);
+  }
   out.emplace_back("empty", base());
   return out;
 }
@@ -568,7 +576,7 @@ TEST(OcsfTest, SessionPolicyAndCorralRecords) {
   EXPECT_EQ(ev["agent sink down"]["activity_name"], "sink_down");
   EXPECT_EQ(ev["agent sink down"]["message"], "kafka unreachable");
 
-  for (const char* name : {"lost", "checkpoint", "budget", "limit"}) {
+  for (const char* name : {"lost", "checkpoint", "budget", "limit", "refused"}) {
     EXPECT_EQ(ev[name]["class_uid"], 0) << name;  // Base Event
     EXPECT_EQ(ev[name]["type_uid"], 99) << name;
     EXPECT_FALSE(ev[name].contains("device")) << name;  // not a Base Event attribute
