@@ -251,7 +251,8 @@ TEST(Sandbox, TwoWorktreesSideBySideThenMergeAndDiscard) {
                           "t checkout sh -c 'echo x > " + repo + "/evil'\n"
                           "t other sh -c 'echo x > " + b_path + "/evil'\n"
                           "t main git update-ref refs/heads/main HEAD\n"
-                          "t hook sh -c 'echo x > " + repo + "/.git/hooks/pre-commit'\n");
+                          "t hook sh -c 'echo x > " + repo + "/.git/hooks/pre-commit'\n"
+                          "t remote git remote add evil https://evil.example/x.git\n");
   ASSERT_EQ(a.exit_code, 0) << a.stderr_text;
   const std::string a_path = a.records.front().session_start().cwd();
   auto st = read_status(a_path + "/status-a");
@@ -261,6 +262,9 @@ TEST(Sandbox, TwoWorktreesSideBySideThenMergeAndDiscard) {
   EXPECT_EQ(st["other"], "2");
   EXPECT_NE(st["main"], "0");
   EXPECT_EQ(st["hook"], "2");
+  EXPECT_NE(st["remote"], "0") << "the agent added a remote to the repository's config";
+  auto remotes = run_command({"/usr/bin/git", "-C", repo, "remote"});
+  EXPECT_EQ(remotes.output, "");
   EXPECT_FALSE(fs::exists(repo + "/.git/hooks/pre-commit"));
   EXPECT_TRUE(fs::exists(a_path + "/a.txt"));
   EXPECT_FALSE(fs::exists(repo + "/evil")) << "the user's checkout was written";
