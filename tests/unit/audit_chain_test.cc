@@ -223,6 +223,26 @@ TEST_F(AuditChain, RotationChainsAcrossFilesInAnyOrder) {
   EXPECT_EQ(r.problem->file, rotated[2]);
 }
 
+// Rotation by age: tick() seals and renames a file older than max_age, and
+// the chain carries on into the next one.
+TEST_F(AuditChain, RotationByAge) {
+  auto o = options();
+  o.max_age = std::chrono::seconds(0);
+  {
+    AuditLog log(o);
+    write_records(log, 5);
+    log.tick();
+    EXPECT_EQ(AuditLog::rotated_files(path_).size(), 1u);
+    log.tick();  // nothing written since: an empty file is not rotated
+    EXPECT_EQ(AuditLog::rotated_files(path_).size(), 1u);
+    write_records(log, 5);
+  }
+  auto r = verify();
+  ASSERT_FALSE(r.problem) << describe(r);
+  EXPECT_EQ(r.first_seq, 1u);
+  EXPECT_EQ(r.signed_through, r.last_seq);
+}
+
 TEST_F(AuditChain, MissingMiddleFileIsTruncation) {
   auto o = options();
   o.max_bytes = 4096;
