@@ -14,7 +14,8 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target corral >/dev/null
 corral="$(cd "$BUILD" && pwd)/agent/corral"
 
-work=$(mktemp -d /tmp/corral-demo-XXXXXX)
+# Not under /tmp: a session has a private /tmp and would not see the script.
+work=$(mktemp -d /var/tmp/corral-demo-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 repo="$work/project"
 audit="$work/audit.jsonl"
