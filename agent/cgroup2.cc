@@ -22,14 +22,6 @@ std::system_error sys_error(const std::string& what) {
   return std::system_error(errno, std::generic_category(), what);
 }
 
-void write_file(const std::string& path, const std::string& value) {
-  FILE* f = std::fopen(path.c_str(), "we");
-  if (!f) throw sys_error("failed to open " + path);
-  bool ok = std::fputs(value.c_str(), f) >= 0;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) throw sys_error("failed to write '" + value + "' to " + path);
-}
-
 bool rmdir_retry(const std::string& path) {
   // A killed member leaves the cgroup a moment after its exit is reported.
   for (int i = 0; i < 200; i++) {
@@ -76,7 +68,9 @@ Cgroup::~Cgroup() {
   rmdir_retry(path_);
 }
 
-void Cgroup::add_pid(pid_t pid) const { write_file(path_ + "/cgroup.procs", std::to_string(pid)); }
+void Cgroup::add_pid(pid_t pid) const {
+  write_cgroup_file(path_ + "/cgroup.procs", std::to_string(pid));
+}
 
 std::vector<pid_t> Cgroup::pids() const {
   std::vector<pid_t> out;
@@ -98,7 +92,7 @@ bool Cgroup::populated() const {
 
 void Cgroup::kill() const {
   if (::access((path_ + "/cgroup.kill").c_str(), W_OK) == 0) {
-    write_file(path_ + "/cgroup.kill", "1");
+    write_cgroup_file(path_ + "/cgroup.kill", "1");
     return;
   }
   // Before 5.14: repeat, since members may fork while we kill.
@@ -108,6 +102,14 @@ void Cgroup::kill() const {
     for (pid_t p : members) ::kill(p, SIGKILL);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+}
+
+void write_cgroup_file(const std::string& path, const std::string& value) {
+  FILE* f = std::fopen(path.c_str(), "we");
+  if (!f) throw sys_error("failed to open " + path);
+  bool ok = std::fputs(value.c_str(), f) >= 0;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) throw sys_error("failed to write '" + value + "' to " + path);
 }
 
 pid_t dead_owner(const std::string& cgroup_name) {
@@ -130,7 +132,7 @@ void Cgroup::sweep_stale(const std::string& root) {
       spdlog::warn("cgroup {} outlived its supervisor (pid {}) with {} process(es): killing them",
                    path, owner, count);
       try {
-        write_file(path + "/cgroup.kill", "1");
+        write_cgroup_file(path + "/cgroup.kill", "1");
       } catch (const std::exception& e) {
         spdlog::warn("{}", e.what());
       }

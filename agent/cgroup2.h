@@ -17,6 +17,10 @@ std::string find_cgroup2_mount(std::string_view mountinfo);
 // The same, from /proc/self/mountinfo.
 std::string find_cgroup2_mount();
 
+// Writes one value to a cgroup control file (the kernel takes it whole or
+// refuses it). Throws std::system_error naming the file and the value.
+void write_cgroup_file(const std::string& path, const std::string& value);
+
 // The supervisor pid of a session cgroup named "<pid>-<session>" when that
 // process is gone (its cgroups are stale); 0 otherwise.
 pid_t dead_owner(const std::string& cgroup_name);

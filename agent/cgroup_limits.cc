@@ -79,14 +79,6 @@ uint64_t read_key(const std::string& path, std::string_view key) {
   return 0;
 }
 
-void write_file(const std::string& path, const std::string& value) {
-  FILE* f = std::fopen(path.c_str(), "we");
-  if (!f) throw sys_error("failed to open " + path);
-  bool ok = std::fputs(value.c_str(), f) >= 0;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) throw sys_error("failed to write '" + value + "' to " + path);
-}
-
 bool has_token(std::string_view list, std::string_view token, char sep) {
   size_t pos = 0;
   while (pos <= list.size()) {
@@ -196,7 +188,7 @@ SessionLimits::SessionLimits(const std::string& v2_root, const std::string& name
 
   if (spec.max_pids) {
     pids_ = place("pids", v2_root, name, v2_controllers, mountinfo);
-    write_file(pids_.dir + "/pids.max", std::to_string(*spec.max_pids));
+    write_cgroup_file(pids_.dir + "/pids.max", std::to_string(*spec.max_pids));
   }
   if (spec.max_memory_bytes) {
     memory_ = place("memory", v2_root, name, v2_controllers, mountinfo);
@@ -205,16 +197,16 @@ SessionLimits::SessionLimits(const std::string& v2_root, const std::string& name
     if (memory_.v1) {
       // Inherited from the parent: with it disabled, an OOM would freeze the
       // session instead of killing in it.
-      write_file(dir + "/memory.oom_control", "0");
-      write_file(dir + "/memory.limit_in_bytes", limit);
+      write_cgroup_file(dir + "/memory.oom_control", "0");
+      write_cgroup_file(dir + "/memory.limit_in_bytes", limit);
       // Memory plus swap, no higher than memory alone (set after it: the
       // kernel keeps memsw >= memory). Absent without swap accounting.
       if (::access((dir + "/memory.memsw.limit_in_bytes").c_str(), F_OK) == 0)
-        write_file(dir + "/memory.memsw.limit_in_bytes", limit);
+        write_cgroup_file(dir + "/memory.memsw.limit_in_bytes", limit);
     } else {
-      write_file(dir + "/memory.max", limit);
+      write_cgroup_file(dir + "/memory.max", limit);
       if (::access((dir + "/memory.swap.max").c_str(), F_OK) == 0)
-        write_file(dir + "/memory.swap.max", "0");
+        write_cgroup_file(dir + "/memory.swap.max", "0");
     }
   }
 }
@@ -228,7 +220,7 @@ SessionLimits::Group SessionLimits::place(const std::string& controller, const s
     // Each level hands the controller to its children: the root to corral/,
     // corral/ to the session. corral/ holds no process, so this is allowed.
     for (const std::string& dir : {v2_root, v2_root + "/corral"})
-      write_file(dir + "/cgroup.subtree_control", "+" + controller);
+      write_cgroup_file(dir + "/cgroup.subtree_control", "+" + controller);
     return {v2_root + "/corral/" + name, false};
   }
   std::string mount = find_cgroup1_mount(mountinfo, controller);
@@ -251,7 +243,7 @@ SessionLimits::Group SessionLimits::place(const std::string& controller, const s
 
 void SessionLimits::add_pid(pid_t pid) const {
   for (const Group* g : {&pids_, &memory_})
-    if (g->v1) write_file(g->dir + "/cgroup.procs", std::to_string(pid));
+    if (g->v1) write_cgroup_file(g->dir + "/cgroup.procs", std::to_string(pid));
 }
 
 SessionLimits::Usage SessionLimits::read() const {
