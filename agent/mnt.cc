@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 #include "file_guard.h"
@@ -91,14 +92,18 @@ MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
         "refusing to make / the session's writable project directory: run corral from the "
         "project's directory");
   plan.writable.push_back(project);
-  for (const auto& p : extra)
-    if (plan.writable.size() < kMaxWritable) plan.writable.push_back(normalize_path(p));
+  // Symlinks resolved: the tree is cloned through them, and attached where
+  // they lead (move_mount does not follow a symlink at its target).
+  auto add = [&](const std::string& p) {
+    std::error_code ec;
+    std::string path = std::filesystem::weakly_canonical(p, ec).string();
+    if (ec) path = normalize_path(p);
+    if (path != "/" && plan.writable.size() < kMaxWritable) plan.writable.push_back(path);
+  };
+  for (const auto& p : extra) add(p);
   for (const auto& rule : policy.writable) {
     if (rule.mode != rules::Mode::kEnforce) continue;
-    for (const auto& p : rule.globs) {
-      std::string path = normalize_path(expand(p, home));
-      if (path != "/" && plan.writable.size() < kMaxWritable) plan.writable.push_back(path);
-    }
+    for (const auto& p : rule.globs) add(normalize_path(expand(p, home)));
   }
   for (const auto& rule : policy.hidden) {
     if (rule.mode != rules::Mode::kEnforce) continue;

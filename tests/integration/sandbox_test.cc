@@ -79,6 +79,26 @@ TEST(Sandbox, OnlyTheProjectIsWritable) {
   EXPECT_EQ(unlinks[0]->unlink().error(), "EROFS");
 }
 
+// A policy's writable path may be a symlink (dotfiles managers make them):
+// it is writable where it leads; its neighbours stay read-only.
+TEST(Sandbox, WritablePathThroughASymlink) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");
+  const std::string d = dir.path();
+  fs::create_directories(d + "/real");
+  fs::create_directories(d + "/proj");
+  fs::create_symlink(d + "/real", d + "/cache");
+  const std::string policy = d + "/policy.yaml";
+  write_file(policy, "version: 1\nextends: default\nwritable:\n  - {id: c, paths: [" + d +
+                         "/cache]}\n");
+  InDir cwd(d + "/proj");
+  auto r = run_corral({"--allow-root", "--policy", policy},
+                      {"/bin/sh", "-c", "echo x > " + d + "/cache/f && ! echo y > " + d + "/g"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(read_file(d + "/real/f"), "x\n");
+  EXPECT_FALSE(fs::exists(d + "/g"));
+}
+
 // A hidden directory is an empty, read-only one in the session, by its path
 // and by every alias of it; its files stay readable on the host.
 TEST(Sandbox, HiddenDirectoriesAreEmptyByEveryAlias) {
