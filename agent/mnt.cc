@@ -86,7 +86,9 @@ const char* mount_step_name(int step) {
 MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
                          const std::string& cwd, const std::vector<std::string>& extra) {
   MountPlan plan;
-  std::string project = normalize_path(cwd);
+  std::error_code ec;
+  std::string project = std::filesystem::weakly_canonical(cwd, ec).string();
+  if (ec) project = normalize_path(cwd);
   if (project == "/")
     throw std::invalid_argument(
         "refusing to make / the session's writable project directory: run corral from the "
