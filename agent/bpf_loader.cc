@@ -151,7 +151,7 @@ CgroupLinks BpfLoader::attach_egress(int cgroup_fd, const std::string& path) {
   return links;
 }
 
-void BpfLoader::load_egress_rules(EgressMaps next, bool default_allow) {
+void BpfLoader::load_egress_rules(EgressMaps next, bool default_allow, bool default_shadow) {
   auto key_of = [](const EgressPrefix& p, corral_egress_key4& k4, corral_egress_key6& k6) {
     k4.prefixlen = k6.prefixlen = static_cast<__u32>(p.prefix);
     std::memcpy(k4.addr, p.addr.data(), 4);
@@ -177,6 +177,7 @@ void BpfLoader::load_egress_rules(EgressMaps next, bool default_allow) {
       bpf_map__delete_elem(skel_->maps.egress6, &k6, sizeof(k6), 0);
   }
   skel_->bss->egress_default_allow = default_allow;
+  skel_->bss->egress_default_shadow = default_shadow;
   egress_loaded_ = std::move(next);
 }
 

@@ -61,7 +61,7 @@ class BpfLoader {
   // The egress programs on a session's cgroup (an O_DIRECTORY fd).
   CgroupLinks attach_egress(int cgroup_fd, const std::string& path);
   // Replaces the egress allowlist, new entries first, stale ones last.
-  void load_egress_rules(EgressMaps next, bool default_allow);
+  void load_egress_rules(EgressMaps next, bool default_allow, bool default_shadow);
 
   // Replaces the kernel's exec rules. New entries go in first, then names
   // switch one by one (each switch atomic), then stale entries go: at no

@@ -214,10 +214,11 @@ bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::strin
       c->set_port(e.port);
       c->set_fd(-1);
       c->set_protocol(e.protocol == CORRAL_PROTO_UDP ? "udp" : "tcp");
-      set_result(c, -EPERM);
+      const bool shadow = e.verdict == CORRAL_VERDICT_WOULD_DENY;
+      set_result(c, shadow ? 0 : -EPERM);  // shadow: the call goes on
       auto* d = out.mutable_decision();
-      d->set_action("deny");
-      d->set_mode("enforce");
+      d->set_action(shadow ? "would_deny" : "deny");
+      d->set_mode(shadow ? "shadow" : "enforce");
       d->set_rule(e.loopback ? "egress-loopback" : "egress-default-deny");
       d->set_reason(e.loopback ? "a loopback port no session process listens on"
                                : "destination not in the egress allowlist");

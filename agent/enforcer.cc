@@ -59,7 +59,8 @@ audit::PolicyLoad Enforcer::load() {
     ExecRuleMaps exec = compile_exec_rules(policy->exec, gen, real_path, kBinaryDirs);
     EgressMaps egress = compile_egress_rules(policy->egress, gen, known_answer(), system_resolvers());
     bpf_.load_exec_rules(std::move(exec));
-    bpf_.load_egress_rules(std::move(egress), policy->egress_default_allow);
+    bpf_.load_egress_rules(std::move(egress), policy->egress_default_allow,
+                           policy->egress_default_shadow);
   } catch (const std::exception& e) {
     // Nothing of the new policy is in force: load_exec_rules swaps last.
     out.add_errors((path_.empty() ? std::string("<default>") : path_) + ": " + e.what());
@@ -99,7 +100,7 @@ void Enforcer::apply_answers(std::map<std::string, Resolved> answers) {
     EgressMaps egress = compile_egress_rules(p.egress, generation_, known_answer(), system_resolvers());
     for (const auto& note : egress.notes) spdlog::warn("{}", note);
     egress_ttl_ = egress.min_ttl;
-    bpf_.load_egress_rules(std::move(egress), p.egress_default_allow);
+    bpf_.load_egress_rules(std::move(egress), p.egress_default_allow, p.egress_default_shadow);
   } catch (const std::exception& e) {
     // the previous allowlist stays in force
     spdlog::warn("egress refresh failed: {}", e.what());

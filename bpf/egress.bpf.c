@@ -44,6 +44,8 @@ struct {
 /* Egress defaults to deny; userspace sets this (.bss, writable while
  * loaded) for `default: allow`, and on reload. */
 bool egress_default_allow = false;
+/* `default: shadow`: not allowed, yet let through and reported would_deny. */
+bool egress_default_shadow = false;
 
 static __always_inline __u8 proto_of(struct bpf_sock_addr *ctx)
 {
@@ -72,7 +74,7 @@ static __always_inline bool allowed_by(struct corral_egress_allow *a, __u16 port
 }
 
 static __always_inline void report(__u64 sid, __u16 family, const void *addr, int addr_len,
-				   __u16 port, __u8 proto, bool loopback)
+				   __u16 port, __u8 proto, bool loopback, __u8 verdict)
 {
 	struct corral_egress_event e = {};
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -89,7 +91,7 @@ static __always_inline void report(__u64 sid, __u16 family, const void *addr, in
 	e.family = family;
 	e.port = port;
 	e.protocol = proto;
-	e.verdict = CORRAL_VERDICT_DENIED;
+	e.verdict = verdict;
 	e.loopback = loopback;
 	__builtin_memcpy(e.addr, addr, addr_len == 4 ? 4 : 16);
 	count_stat(CORRAL_STAT_SUBMITTED);
@@ -101,6 +103,16 @@ static __always_inline bool own_port(__u64 sid, __u16 port, __u8 proto)
 {
 	struct corral_session_port k = { .session_id = sid, .port = port, .protocol = proto };
 	return bpf_map_lookup_elem(&session_ports, &k) != NULL;
+}
+
+/* Not allowed: reported; refused (0) unless the default is shadow (1). */
+static __always_inline int refuse(__u64 sid, __u16 family, const void *addr, int addr_len,
+				  __u16 port, __u8 proto, bool loopback)
+{
+	bool shadow = egress_default_shadow;
+	report(sid, family, addr, addr_len, port, proto, loopback,
+	       shadow ? CORRAL_VERDICT_WOULD_DENY : CORRAL_VERDICT_DENIED);
+	return shadow ? 1 : 0;
 }
 
 static __always_inline int decide4(struct bpf_sock_addr *ctx)
@@ -120,8 +132,7 @@ static __always_inline int decide4(struct bpf_sock_addr *ctx)
 	__builtin_memcpy(key.addr, &ip, 4);
 	if (allowed_by(bpf_map_lookup_elem(&egress4, &key), port, proto))
 		return 1;
-	report(sid, AF_INET, &ip, 4, port, proto, loopback);
-	return 0;
+	return refuse(sid, AF_INET, &ip, 4, port, proto, loopback);
 }
 
 static __always_inline int decide6(struct bpf_sock_addr *ctx)
@@ -139,8 +150,7 @@ static __always_inline int decide6(struct bpf_sock_addr *ctx)
 	__builtin_memcpy(key.addr, ip6, 16);
 	if (allowed_by(bpf_map_lookup_elem(&egress6, &key), port, proto))
 		return 1;
-	report(sid, AF_INET6, ip6, 16, port, proto, loopback);
-	return 0;
+	return refuse(sid, AF_INET6, ip6, 16, port, proto, loopback);
 }
 
 SEC("cgroup/connect4")

@@ -98,7 +98,7 @@ struct IdInfo {
 struct Document {
   Policy policy;
   bool extends_default = false;
-  std::optional<bool> egress_default_allow;
+  std::optional<std::string> egress_default;  // deny | allow | shadow
   std::map<std::string, IdInfo> ids;
 };
 
@@ -565,10 +565,11 @@ class Parser {
     if (!e) return;
     if (const Entry* d = find(*e, "default")) {
       if (auto s = string(d->value, "egress.default")) {
-        if (*s == "deny" || *s == "allow")
-          doc.egress_default_allow = *s == "allow";
+        if (*s == "deny" || *s == "allow" || *s == "shadow")
+          doc.egress_default = *s;
         else
-          error(d->value, "egress.default", "bad default " + quoted(*s) + ": expected deny or allow");
+          error(d->value, "egress.default",
+                "bad default " + quoted(*s) + ": expected deny, allow or shadow");
       }
     }
     const Entry* allow = find(*e, "allow");
@@ -899,6 +900,11 @@ void check_unreachable(const Policy& p, const std::map<std::string, IdInfo>& ids
   }
 }
 
+void set_egress_default(Policy& p, const std::string& d) {
+  p.egress_default_allow = d == "allow";
+  p.egress_default_shadow = d == "shadow";
+}
+
 LoadResult finish(std::optional<Policy> policy, std::vector<Diagnostic> errs,
                   const std::vector<std::string>& sources) {
   auto rank = [&](const std::string& f) {
@@ -933,7 +939,7 @@ LoadResult parse(std::string_view text, const std::string& filename, bool is_def
   }
   if (!doc.extends_default) {
     Policy& p = doc.policy;
-    p.egress_default_allow = doc.egress_default_allow.value_or(false);
+    set_egress_default(p, doc.egress_default.value_or("deny"));
     check_unreachable(p, doc.ids, errs);
     std::vector<std::string> sources = p.sources;
     return finish(std::move(p), std::move(errs), sources);
@@ -957,8 +963,7 @@ LoadResult parse(std::string_view text, const std::string& filename, bool is_def
   merge_section(p.egress, doc.policy.egress);
   merge_section(p.writable, doc.policy.writable);
   merge_section(p.hidden, doc.policy.hidden);
-  p.egress_default_allow =
-      doc.egress_default_allow.value_or(base.egress_default_allow.value_or(false));
+  set_egress_default(p, doc.egress_default.value_or(base.egress_default.value_or("deny")));
   p.sources.push_back(filename);
   for (auto& [id, info] : doc.ids) base.ids.insert_or_assign(id, info);
   check_unreachable(p, base.ids, errs);
@@ -1030,7 +1035,11 @@ std::string summary(const Policy& p) {
                   std::to_string(p.protected_paths.size()) + " protected (" +
                   std::to_string(globs(p.protected_paths)) + " globs), " +
                   std::to_string(p.exec.size()) + " exec, " + std::to_string(p.egress.size()) +
-                  " egress allow (default " + (p.egress_default_allow ? "allow" : "deny") + "), " +
+                  " egress allow (default " +
+                  (p.egress_default_allow    ? "allow"
+                   : p.egress_default_shadow ? "shadow"
+                                             : "deny") +
+                  "), " +
                   std::to_string(p.writable.size()) + " writable, " +
                   std::to_string(p.hidden.size()) + " hidden";
   if (shadow || off)

@@ -76,6 +76,9 @@ struct Policy {
   std::vector<PathRule> writable, hidden;
   std::vector<ExecRule> exec;
   bool egress_default_allow = false;
+  // `default: shadow`: what the allowlist does not name still connects, and
+  // is recorded as would_deny (trying an allowlist out before enforcing it).
+  bool egress_default_shadow = false;
   std::vector<EgressRule> egress;
   std::vector<std::string> sources;  // files it was read from, in order
 };

@@ -104,6 +104,28 @@ TEST(Egress, NetNoneAndNetHost) {
   ::close(l);
 }
 
+// default: shadow: what the allowlist does not name still connects, and the
+// trail says it would have been denied.
+TEST(Egress, ShadowDefaultLetsThroughAndRecordsWouldDeny) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  uint16_t port = 0;
+  int l = listen_tcp("127.0.0.1", &port);
+  auto r = run_corral({"--allow-root", "--policy", write_policy(dir, "egress: {default: shadow}\n")},
+                      {"/bin/bash", "-c",
+                       "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) + " || exit 4"});
+  ::close(l);
+  EXPECT_EQ(r.exit_code, 0) << "the connect was refused in shadow mode\n" << r.stderr_text;
+  auto would = select(r, [port](const audit::Record& rec) {
+    return rec.has_connect() && rec.connect().port() == port && rec.has_decision();
+  });
+  ASSERT_EQ(would.size(), 1u) << r.stderr_text;
+  EXPECT_EQ(would[0]->decision().action(), "would_deny");
+  EXPECT_EQ(would[0]->decision().mode(), "shadow");
+  EXPECT_EQ(would[0]->decision().rule(), "egress-loopback");
+  EXPECT_EQ(would[0]->connect().result(), 0);
+}
+
 TEST(Egress, AllowlistByCidrPortAndProtocol) {
   CORRAL_REQUIRE_ROOT();
   TempDir dir;

@@ -206,7 +206,8 @@ TEST(PolicyDiagnostics, CidrPortsProtocolHost) {
             1u);
   EXPECT_EQ(errors_of("version: 1\negress:\n  allow:\n    - {id: a, host: a..b}\n").size(), 1u);
   EXPECT_EQ(errors_of("version: 1\negress:\n  default: block\n"),
-            Errors{"p.yaml:3:12: egress.default: bad default 'block': expected deny or allow"});
+            Errors{"p.yaml:3:12: egress.default: bad default 'block': expected deny, allow or "
+                   "shadow"});
 }
 
 TEST(PolicyDiagnostics, VersionAndExtends) {
@@ -478,6 +479,10 @@ TEST(Extends, DefaultRulesComeFirstAndSameIdReplacesInPlace) {
   EXPECT_EQ(match_exec(p.exec, "/usr/bin/git", {"git", "push"}), nullptr);
 
   EXPECT_TRUE(ok("version: 1\nextends: default\negress: {default: allow}\n").egress_default_allow);
+  auto shadow = ok("version: 1\nextends: default\negress: {default: shadow}\n");
+  EXPECT_FALSE(shadow.egress_default_allow);
+  EXPECT_TRUE(shadow.egress_default_shadow);
+  EXPECT_NE(summary(shadow).find("(default shadow)"), std::string::npos) << summary(shadow);
 }
 
 TEST(Extends, ProblemsAcrossTheMerge) {
