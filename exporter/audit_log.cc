@@ -55,6 +55,21 @@ std::string last_line(int fd, uint64_t size, const std::string& path) {
   }
 }
 
+// Where the last whole record of a file of `size` bytes ends (after its
+// newline); what follows is a record a crash tore. 0 when there is none.
+uint64_t whole_records_end(int fd, uint64_t size, const std::string& path) {
+  std::string buf;
+  for (uint64_t end = size; end > 0;) {
+    uint64_t start = end > 65536 ? end - 65536 : 0;
+    buf.resize(end - start);
+    pread_all(fd, buf.data(), buf.size(), start, path);
+    size_t nl = buf.rfind('\n');
+    if (nl != std::string::npos) return start + nl + 1;
+    end = start;
+  }
+  return 0;
+}
+
 uint64_t first_seq_of(int fd, const std::string& path) {
   char buf[128];  // the head: {"seq":"N","prev":"<64 hex>"
   ssize_t n = ::pread(fd, buf, sizeof buf, 0);
@@ -109,11 +124,7 @@ uint64_t last_seq_in_log(const std::string& path) {
     UniqueFd fd(::open(it->c_str(), O_RDONLY | O_CLOEXEC));
     struct stat st;
     if (!fd || ::fstat(fd.get(), &st) != 0 || st.st_size == 0) continue;
-    // A torn tail is not a record: end at the last newline.
-    uint64_t end = static_cast<uint64_t>(st.st_size);
-    char c;
-    while (end > 0 && ::pread(fd.get(), &c, 1, static_cast<off_t>(end - 1)) == 1 && c != '\n')
-      --end;
+    uint64_t end = whole_records_end(fd.get(), static_cast<uint64_t>(st.st_size), *it);
     if (end == 0) continue;
     if (auto head = chain::parse_head(last_line(fd.get(), end, *it))) return head->seq;
   }
@@ -181,20 +192,7 @@ void AuditLog::adopt_tail() {
   uint64_t torn = 0;
   std::string torn_sha;
   if (size > 0) {
-    // Find the end of the last whole record; anything after it is torn.
-    uint64_t end = size;
-    std::string buf;
-    while (end > 0) {
-      uint64_t start = end > 65536 ? end - 65536 : 0;
-      buf.resize(end - start);
-      pread_all(fd_.get(), buf.data(), buf.size(), start, options_.path);
-      size_t nl = buf.rfind('\n');
-      if (nl != std::string::npos) {
-        end = start + nl + 1;
-        break;
-      }
-      end = start;
-    }
+    uint64_t end = whole_records_end(fd_.get(), size, options_.path);
     if (end < size) {
       std::string bytes(size - end, '\0');
       pread_all(fd_.get(), bytes.data(), bytes.size(), end, options_.path);
