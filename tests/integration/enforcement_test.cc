@@ -27,26 +27,12 @@ namespace fs = std::filesystem;
 const std::vector<std::string> kRoot = {"--allow-root"};
 const std::vector<std::string> kNobody = {"--user", "nobody"};
 
-void write_file(const std::string& path, const std::string& text, fs::perms mode = fs::perms(0644)) {
-  {
-    std::ofstream out(path, std::ios::trunc);
-    out << text;
-  }
-  fs::permissions(path, mode);
-}
 
 // Whole or nothing, as an editor that saves through a rename does: corral
 // never reads half a policy.
 void replace_file(const std::string& path, const std::string& text) {
   write_file(path + ".new", text);
   fs::rename(path + ".new", path);
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 void mkdir_open(const std::string& path, fs::perms mode = fs::perms(0755)) {

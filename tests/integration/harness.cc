@@ -24,6 +24,21 @@ std::string actor_bin() { return CORRAL_ACTOR_BIN; }
 std::string corral_bin() { return CORRAL_BIN; }
 std::string audit_key() { return "/tmp/corral-it-audit.key"; }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  {
+    std::ofstream out(path, std::ios::trunc | std::ios::binary);
+    out << text;
+  }
+  std::filesystem::permissions(path, std::filesystem::perms(0644));
+}
+
 CommandResult run_command(const std::vector<std::string>& args) {
   int pipefd[2];
   CommandResult r;

@@ -76,6 +76,11 @@ bool wait_for_session_start(const std::string& audit_path, int timeout_ms = 1000
 
 std::string actor_bin();
 std::string corral_bin();
+
+// A file's whole content ("" when it cannot be read); a file made with
+// `text` and mode 0644.
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& text);
 // The signing key every test run uses (created by corral on first use).
 std::string audit_key();
 

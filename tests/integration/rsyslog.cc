@@ -33,13 +33,6 @@ constexpr const char* kRsyslogd = "/usr/sbin/rsyslogd";
 
 std::string errno_text(int e) { return std::strerror(e); }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string tail(const std::string& s, size_t n) {
   return s.size() <= n ? s : "..." + s.substr(s.size() - n);
 }

@@ -19,15 +19,6 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string> kRoot = {"--allow-root"};
 
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 std::vector<const audit::Record*> failed_opens(const RunResult& r, const std::string& path) {
   return select(r, [&](const audit::Record& rec) {
     return rec.has_open() && rec.open().path() == path && rec.open().result() < 0;
