@@ -3,16 +3,14 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
 #include "corral.skel.h"
@@ -35,29 +33,34 @@ int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
   return n;
 }
 
-bool has_tracefs(const char* dir) {
-  std::string events = std::string(dir) + "/events";
-  struct stat st;
-  return ::stat(events.c_str(), &st) == 0;
+// The syscall exit handlers, tail-called by number from corral_sys_exit.
+std::vector<std::pair<int, bpf_program*>> syscall_handlers(corral_bpf* skel) {
+  return {
+      {__NR_open, skel->progs.corral_exit_open},
+      {__NR_openat, skel->progs.corral_exit_openat},
+      {__NR_openat2, skel->progs.corral_exit_openat2},
+      {__NR_creat, skel->progs.corral_exit_creat},
+      {__NR_unlink, skel->progs.corral_exit_unlink},
+      {__NR_unlinkat, skel->progs.corral_exit_unlinkat},
+      {__NR_rmdir, skel->progs.corral_exit_rmdir},
+      {__NR_rename, skel->progs.corral_exit_rename},
+      {__NR_renameat, skel->progs.corral_exit_renameat},
+      {__NR_renameat2, skel->progs.corral_exit_renameat2},
+      {__NR_truncate, skel->progs.corral_exit_truncate},
+      {__NR_ftruncate, skel->progs.corral_exit_ftruncate},
+      {__NR_connect, skel->progs.corral_exit_connect},
+  };
 }
 
 }  // namespace
 
 void route_libbpf_log() { libbpf_set_print(libbpf_log); }
 
-void ensure_tracefs() {
-  if (has_tracefs("/sys/kernel/tracing") || has_tracefs("/sys/kernel/debug/tracing")) return;
-  if (::mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) != 0)
-    throw std::runtime_error("failed to mount tracefs at /sys/kernel/tracing: " + errstr(errno));
-  spdlog::info("mounted tracefs at /sys/kernel/tracing (needed to attach syscall tracepoints)");
-}
-
 void BpfLoader::SkelDeleter::operator()(corral_bpf* s) const { corral_bpf__destroy(s); }
 void BpfLoader::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
 
 BpfLoader::BpfLoader(EventHandler handler, uint32_t ringbuf_bytes) : handler_(std::move(handler)) {
   route_libbpf_log();
-  ensure_tracefs();
 
   skel_.reset(corral_bpf__open());
   if (!skel_) throw std::runtime_error("failed to open BPF skeleton: " + errstr(errno));
@@ -66,9 +69,20 @@ BpfLoader::BpfLoader(EventHandler handler, uint32_t ringbuf_bytes) : handler_(st
     throw std::runtime_error("failed to size ring buffer to " + std::to_string(ringbuf_bytes) +
                              " bytes: " + errstr(err));
 
+  const auto handlers = syscall_handlers(skel_.get());
+  for (const auto& [nr, prog] : handlers) bpf_program__set_autoattach(prog, false);
+
   if (int err = corral_bpf__load(skel_.get()))
     throw std::runtime_error("failed to load BPF programs (the verifier log is above): " +
                              errstr(err));
+
+  // Before attaching the dispatcher: no syscall of a member goes unseen.
+  for (const auto& [nr, prog] : handlers) {
+    int fd = bpf_program__fd(prog);
+    if (bpf_map__update_elem(skel_->maps.syscall_exits, &nr, sizeof(nr), &fd, sizeof(fd), BPF_ANY))
+      throw std::runtime_error(std::string("failed to put ") + bpf_program__name(prog) +
+                               " in syscall_exits: " + errstr(errno));
+  }
 
   // libbpf's own warning (routed above) names the program that failed.
   if (int err = corral_bpf__attach(skel_.get()))
@@ -78,19 +92,7 @@ BpfLoader::BpfLoader(EventHandler handler, uint32_t ringbuf_bytes) : handler_(st
   if (!ring_) throw std::runtime_error("failed to create ring buffer reader: " + errstr(errno));
 }
 
-BpfLoader::~BpfLoader() {
-  if (!skel_) return;
-  // Each tracepoint detach waits out an RCU grace period (~70 ms here);
-  // one at a time that is seconds. Concurrent waits share grace periods.
-  std::vector<std::thread> detachers;
-  for (int i = 0; i < skel_->skeleton->prog_cnt; i++) {
-    bpf_link** link = skel_->skeleton->progs[i].link;
-    if (!*link) continue;
-    detachers.emplace_back([l = *link] { bpf_link__destroy(l); });
-    *link = nullptr;
-  }
-  for (auto& t : detachers) t.join();
-}
+BpfLoader::~BpfLoader() = default;
 
 // libbpf has advanced past a sample before its callback runs, so stopping
 // with an error after handling it loses nothing.

@@ -44,7 +44,7 @@ class BpfLoader {
  public:
   using EventHandler = std::function<void(std::span<const uint8_t>)>;
 
-  // Mounts tracefs if missing, loads and attaches every program. Throws
+  // Loads and attaches every program. Throws
   // std::runtime_error naming the step, the object and errno.
   BpfLoader(EventHandler handler, uint32_t ringbuf_bytes = 16u << 20);
   ~BpfLoader();
@@ -97,9 +97,5 @@ class BpfLoader {
 
 // Routes libbpf's log into spdlog (debug lines at trace level).
 void route_libbpf_log();
-
-// Mounts tracefs at /sys/kernel/tracing when neither it nor debugfs's copy is
-// there: libbpf needs it to attach tp/syscalls programs. Logs what it did.
-void ensure_tracefs();
 
 }  // namespace corral

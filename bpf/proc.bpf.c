@@ -109,8 +109,8 @@ int BPF_PROG(corral_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	return 0;
 }
 
-SEC("tp/sched/sched_process_exit")
-int corral_exit(void *ctx)
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(corral_exit, struct task_struct *exiting)
 {
 	struct corral_task *t = current_task_entry();
 	if (!t)

@@ -1,35 +1,35 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Syscalls are reported at exit only, with their result. The arguments come
- * from the registers the kernel saved at syscall entry (the task's pt_regs),
- * which syscalls leave untouched, so no entry program runs: on the hot path
- * an outsider's syscall costs one tracepoint dispatch and one task-storage
- * pointer test.
+ * Syscalls are reported at exit only, with their result, by handlers that
+ * the one `sys_exit` raw tracepoint program (syscall.bpf.c) tail-calls by
+ * syscall number. The arguments come from the registers the kernel saved at
+ * syscall entry (the task's pt_regs), which syscalls leave untouched, so no
+ * entry program runs.
+ *
+ * Why a raw tracepoint and not one `tp/syscalls/sys_exit_*` program per
+ * syscall: a perf-event tracepoint builds a trace record before the program
+ * runs, and detaching each one waits out an RCU grace period under a global
+ * mutex (~40 ms apiece here, serialized: half a second per `corral run`).
+ * A raw tracepoint calls the program directly and detaches without waiting.
  */
 #ifndef CORRAL_SYSCALL_BPF_H
 #define CORRAL_SYSCALL_BPF_H
 
 #include "session.bpf.h"
 
-/* The record of the syscalls:sys_exit_* events (see their `format` in
- * tracefs): the number is an int, unlike raw_syscalls' long. */
-struct syscall_exit_ctx {
-	__u64 common;
-	int nr;
-	long ret;
-};
-
 struct syscall_args {
 	__u64 session_id;
 	__u64 args[5];
 };
 
-/* Defines the exit program of `name`; the block that follows is its body,
- * with the syscall's arguments `a` and its result `ret`. */
+/* Defines the exit handler of `name` (tail-called, never attached); the
+ * block that follows is its body, with the syscall's arguments `a` and its
+ * result `ret`. The dispatcher checked membership; the handler reads the
+ * entry again for the session id (a tail call passes only the context). */
 #define ON_SYSCALL_EXIT(name)                                                              \
 	static __always_inline void name##_body(struct syscall_args *a, long ret);         \
-	SEC("tp/syscalls/sys_exit_" #name)                                                 \
-	int corral_exit_##name(struct syscall_exit_ctx *ctx)                               \
+	SEC("raw_tp")                                                                      \
+	int corral_exit_##name(struct bpf_raw_tracepoint_args *ctx)                        \
 	{                                                                                  \
 		struct corral_task *t = current_task_entry();                              \
 		if (!t)                                                                    \
@@ -43,7 +43,7 @@ struct syscall_args {
 				  BPF_CORE_READ(regs, dx), BPF_CORE_READ(regs, r10),       \
 				  BPF_CORE_READ(regs, r8) },                               \
 		};                                                                         \
-		name##_body(&a, ctx->ret);                                                 \
+		name##_body(&a, (long)ctx->args[1]);                                       \
 		return 0;                                                                  \
 	}                                                                                  \
 	static __always_inline void name##_body(struct syscall_args *a, long ret)

@@ -24,6 +24,8 @@
  * string read stays inside, which is what the verifier needs to see. */
 #define CORRAL_SLOT_SIZE (CORRAL_PATH_COMPONENTS_MAX + CORRAL_STRING_MAX)
 #define CORRAL_UNIX_PATH_MAX 108
+/* syscall numbers below this can have an exit handler (x86_64 has ~460) */
+#define CORRAL_SYSCALL_NR_MAX 512
 
 enum corral_event_type {
 	CORRAL_EV_EXEC = 1,
