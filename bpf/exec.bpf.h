@@ -62,42 +62,62 @@ struct {
 #define SCRATCH_OFF_MASK 0x3fff
 _Static_assert(sizeof(struct corral_scratch) > SCRATCH_OFF_MASK, "masked offsets stay inside");
 
+/* One token of the argv scan below: a bpf_loop() callback, so the verifier
+ * checks its body once instead of once per token with a new offset. */
+struct split_ctx {
+	__u32 argv; /* scratch offset of argv */
+	__u32 len;
+	__u32 off;
+	__u32 count;
+};
+
+static long split_step(__u64 i, void *arg)
+{
+	struct split_ctx *c = arg;
+	__u32 zero = 0;
+	struct argv_tokens *t = bpf_map_lookup_elem(&argv_scratch, &zero);
+	char *base = (char *)get_scratch();
+	__u32 off = c->off;
+	if (!t || !base || off >= c->len || off >= CORRAL_STRING_MAX)
+		return 1;
+	long n = bpf_probe_read_kernel_str(t->measure, sizeof(t->measure),
+					   base + ((c->argv + (off & (CORRAL_STRING_MAX - 1))) &
+						   SCRATCH_OFF_MASK));
+	if (n <= 0 || n >= (long)sizeof(t->measure))
+		return 1;
+	c->off = off + n;
+	if (i == 0)
+		return 0; /* argv[0]: the name is matched by other means */
+	__u32 k = (i - 1) & (CORRAL_ARGV_SCAN_TOKENS - 1);
+	__builtin_memset(t->text[k], 0, CORRAL_EXEC_TOKEN_LEN);
+	bpf_probe_read_kernel_str(t->text[k], CORRAL_EXEC_TOKEN_LEN, t->measure);
+	t->option[k] = t->measure[0] == '-';
+	t->takes_value[k] = n == 3 && t->measure[0] == '-' &&
+			    (t->measure[1] == 'C' || t->measure[1] == 'c');
+	c->count = i;
+	return 0;
+}
+
 /* Splits the NUL-separated argv at scratch offset `argv` (`len` bytes) into
  * up to CORRAL_ARGV_SCAN_TOKENS tokens after argv[0]. A token longer than
  * CORRAL_NAME_MAX ends the scan: nothing after it can match. */
 __noinline int split_argv(struct argv_tokens *t, __u32 argv, __u32 len)
 {
-	char *base = (char *)get_scratch();
-	__u32 off = 0;
-	if (!t || !base)
+	struct split_ctx c = { .argv = argv, .len = len };
+	if (!t)
 		return 0;
-	t->count = 0;
-	for (int i = 0; i < CORRAL_ARGV_SCAN_TOKENS + 1; i++) {
-		if (off >= len || off >= CORRAL_STRING_MAX)
-			break;
-		long n = bpf_probe_read_kernel_str(t->measure, sizeof(t->measure),
-						   base + ((argv + (off & (CORRAL_STRING_MAX - 1))) &
-							   SCRATCH_OFF_MASK));
-		if (n <= 0 || n >= (long)sizeof(t->measure))
-			break;
-		off += n;
-		if (i == 0)
-			continue; /* argv[0]: the name is matched by other means */
-		__u32 k = (i - 1) & (CORRAL_ARGV_SCAN_TOKENS - 1);
-		__builtin_memset(t->text[k], 0, CORRAL_EXEC_TOKEN_LEN);
-		bpf_probe_read_kernel_str(t->text[k], CORRAL_EXEC_TOKEN_LEN, t->measure);
-		t->option[k] = t->measure[0] == '-';
-		t->takes_value[k] = n == 3 && t->measure[0] == '-' &&
-				    (t->measure[1] == 'C' || t->measure[1] == 'c');
-		t->count = i;
-	}
+	bpf_loop(CORRAL_ARGV_SCAN_TOKENS + 1, split_step, &c, 0);
+	t->count = c.count;
 	return t->count;
 }
 
-/* Do the rule's tokens follow in argv from token `start` on? */
-static __always_inline bool tokens_at(struct argv_tokens *t, const struct corral_exec_rule *r,
-				      __u32 start)
+/* Do the rule's tokens follow in argv from token `start` on? Global too:
+ * inlined in the scan below, its lookups multiplied the verifier's work by
+ * the scan's length (147k instructions, 150 ms of every load). */
+__noinline int tokens_at(struct argv_tokens *t, const struct corral_exec_rule *r, __u32 start)
 {
+	if (!t || !r)
+		return 0;
 	for (int k = 0; k < CORRAL_EXEC_TOKENS_MAX; k++) {
 		if (k >= r->ntokens)
 			return true;
@@ -116,23 +136,40 @@ static __always_inline bool tokens_at(struct argv_tokens *t, const struct corral
 
 /* The rule's tokens begin at the first token that is not an option (the
  * value of -C / -c skipped too), or at one of the options before it, so
- * that a rule like `nc -e` matches `nc -v -e ...`. */
+ * that a rule like `nc -e` matches `nc -v -e ...`. One candidate start per
+ * bpf_loop() step. */
+struct match_ctx {
+	struct argv_tokens *t;
+	const struct corral_exec_rule *r;
+	__u32 start;
+	int matched;
+};
+
+static long match_step(__u64 index, void *arg)
+{
+	struct match_ctx *c = arg;
+	struct argv_tokens *t = c->t;
+	__u32 i = c->start;
+	if (!t || i >= t->count)
+		return 1;
+	if (tokens_at(t, c->r, i)) {
+		c->matched = 1;
+		return 1;
+	}
+	__u32 idx = i & (CORRAL_ARGV_SCAN_TOKENS - 1);
+	if (!t->option[idx])
+		return 1;
+	c->start = i + (t->takes_value[idx] ? 2 : 1);
+	return 0;
+}
+
 static __always_inline bool tokens_match(struct argv_tokens *t, const struct corral_exec_rule *r)
 {
-	__u32 i = 0;
 	if (!r->ntokens)
 		return true;
-	for (int k = 0; k < CORRAL_ARGV_SCAN_TOKENS; k++) {
-		if (i >= t->count)
-			return false;
-		if (tokens_at(t, r, i))
-			return true;
-		__u32 idx = i & (CORRAL_ARGV_SCAN_TOKENS - 1);
-		if (!t->option[idx])
-			return false;
-		i += t->takes_value[idx] ? 2 : 1;
-	}
-	return false;
+	struct match_ctx c = { .t = t, .r = r };
+	bpf_loop(CORRAL_ARGV_SCAN_TOKENS, match_step, &c, 0);
+	return c.matched;
 }
 
 /* Is the resolved path (leaf-first components at scratch offset `comp`,
