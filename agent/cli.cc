@@ -18,6 +18,8 @@
 
 #include "cgroup2.h"
 #include "check.h"
+#include "control.h"
+#include "daemon.h"
 #include "process.h"
 #include "kafka_sink.h"
 #include "redact.h"
@@ -95,6 +97,10 @@ struct RunOptions {
   std::string worktree, base, worktrees_dir;
   std::string net = "allow";
   std::string policy;
+  std::string daemon_socket;  // empty: the default one, if a daemon listens
+  bool embedded = false;
+  // flags that configure a supervisor of our own (so no daemon's session)
+  std::vector<std::string> embedded_flags;
   std::vector<std::string> command;
 };
 
@@ -152,21 +158,6 @@ int run(const RunOptions& o) {
     cwd = worktree_cwd(*wt, cwd);
   }
 
-  if (o.audit.path == kDefaultAudit) std::filesystem::create_directories("/var/log/corral");
-
-  boost::asio::io_context io;
-  SupervisorOptions sopts;
-  sopts.audit = o.audit.options();
-  sopts.quiet = o.quiet;
-  sopts.ringbuf_bytes = o.ringbuf_mib << 20;
-  sopts.policy_path = o.policy;
-  std::unique_ptr<Supervisor> sup;
-  try {
-    sup = std::make_unique<Supervisor>(io, sopts);
-  } catch (const std::exception& e) {
-    throw Failure{kCorralFailed, e.what()};
-  }
-
   SessionSpec spec;
   spec.exe = *exe;
   spec.argv = o.command;
@@ -187,6 +178,46 @@ int run(const RunOptions& o) {
   try {
     validate_limits(spec.limits);
   } catch (const std::invalid_argument& e) {
+    throw Failure{kCorralFailed, e.what()};
+  }
+
+  // Warm: a running daemon hosts the session, its programs already loaded.
+  if (!o.embedded) {
+    const std::string path = o.daemon_socket.empty() ? kDefaultControlSocket : o.daemon_socket;
+    if (!o.daemon_socket.empty() && !o.embedded_flags.empty())
+      throw Failure{kCorralFailed, o.embedded_flags.front() +
+                                       " configures a supervisor of this run's own; the daemon's "
+                                       "session uses the daemon's (drop it, or pass --embedded)"};
+    UniqueFd sock;
+    if (o.embedded_flags.empty()) {
+      try {
+        sock = connect_control(path);
+      } catch (const std::exception& e) {
+        throw Failure{kCorralFailed, e.what()};
+      }
+    }
+    if (sock) {
+      try {
+        return run_in_daemon(sock.get(), to_request(spec));
+      } catch (const std::exception& e) {
+        throw Failure{kCannotRun, e.what()};
+      }
+    }
+    if (!o.daemon_socket.empty())
+      throw Failure{kCorralFailed, "no corral daemon listens on " + path};
+  }
+
+  if (o.audit.path == kDefaultAudit) std::filesystem::create_directories("/var/log/corral");
+  boost::asio::io_context io;
+  SupervisorOptions sopts;
+  sopts.audit = o.audit.options();
+  sopts.quiet = o.quiet;
+  sopts.ringbuf_bytes = o.ringbuf_mib << 20;
+  sopts.policy_path = o.policy;
+  std::unique_ptr<Supervisor> sup;
+  try {
+    sup = std::make_unique<Supervisor>(io, sopts);
+  } catch (const std::exception& e) {
     throw Failure{kCorralFailed, e.what()};
   }
 
@@ -411,8 +442,29 @@ int cli_main(int argc, char** argv) {
   run_cmd->add_option("--policy", ro.policy,
                       "policy file (default: the shipped one; `extends: default` builds on it); "
                       "SIGHUP to corral reloads it");
+  run_cmd->add_option("--daemon-socket", ro.daemon_socket,
+                      std::string("run in the corral daemon listening here (default: in the one "
+                                  "at ") + kDefaultControlSocket + " if it runs, else embedded)");
+  run_cmd->add_flag("--embedded", ro.embedded,
+                    "load the kernel programs in this run even when a daemon runs");
   run_cmd->add_option("command", ro.command, "the command and its arguments, after --")
       ->required();
+
+  RunOptions dopts;  // the daemon's supervisor: a run's options minus the session's
+  std::string daemon_socket = kDefaultControlSocket;
+  auto* daemon_cmd = app.add_subcommand(
+      "daemon", "keep the kernel programs loaded and host the sessions of `corral run` (warm "
+                "starts), until SIGTERM");
+  dopts.audit.add_to(daemon_cmd);
+  daemon_cmd->add_flag("--quiet,-q", dopts.quiet, "no live event lines on stderr");
+  daemon_cmd->add_option("--ring-mib", dopts.ringbuf_mib, "kernel ring buffer size, MiB (power of 2)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1024u));
+  daemon_cmd->add_option("--policy", dopts.policy,
+                         "policy file for every session (default: the shipped one); SIGHUP "
+                         "reloads it");
+  daemon_cmd->add_option("--socket", daemon_socket, "control socket (root only)")
+      ->capture_default_str();
 
   auto* policy_cmd = app.add_subcommand("policy", "work with policy files");
   policy_cmd->require_subcommand(1);
@@ -520,7 +572,26 @@ int cli_main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
 
   try {
-    if (run_cmd->parsed()) return run(ro);
+    if (run_cmd->parsed()) {
+      for (const char* flag : {"--audit", "--audit-key", "--audit-fsync", "--checkpoint-every",
+                               "--audit-max-mib", "--audit-max-age", "--ring-mib", "--policy"})
+        if (run_cmd->get_option(flag)->count()) ro.embedded_flags.push_back(flag);
+      return run(ro);
+    }
+    if (daemon_cmd->parsed()) {
+      if (::geteuid() != 0) throw Failure{kCorralFailed, "corral daemon must run as root"};
+      if (dopts.audit.path == kDefaultAudit) std::filesystem::create_directories("/var/log/corral");
+      SupervisorOptions sopts;
+      sopts.audit = dopts.audit.options();
+      sopts.quiet = dopts.quiet;
+      sopts.ringbuf_bytes = dopts.ringbuf_mib << 20;
+      sopts.policy_path = dopts.policy;
+      try {
+        return run_daemon(sopts, daemon_socket);
+      } catch (const std::exception& e) {
+        throw Failure{kCorralFailed, e.what()};
+      }
+    }
     if (check_cmd->parsed()) return rules::policy_check(check_path, std::cout, std::cerr);
     std::string here = std::filesystem::current_path();
     if (worktrees_cmd->parsed()) return worktrees_main({here, git_user()}, std::cout, std::cerr);

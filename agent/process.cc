@@ -254,7 +254,7 @@ long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr
 SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>& argv,
                          const std::vector<std::string>& env, const Credentials& creds,
                          const MountPlan& mounts, const std::vector<RlimitSetting>& rlimits,
-                         NetMode net) {
+                         NetMode net, std::array<int, 3> stdio) {
   auto make_pipe = [](UniqueFd& r, UniqueFd& w) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw errno_error("failed to create a pipe");
@@ -285,6 +285,9 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   pid_t pid = static_cast<pid_t>(::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0));
   if (pid < 0) throw errno_error("failed to create the session's namespaces");
   if (pid == 0) {
+    // The agent's stdio, when a daemon's client passed its own.
+    for (int i = 0; i < 3; i++)
+      if (stdio[i] >= 0 && stdio[i] != i) ::dup2(stdio[i], i);
     // Only the plan's descriptors survive in the init: the supervisor's
     // maps, ring buffer and log must not.
     int keep[] = {plan.ready_w, plan.go_r, plan.err_w, plan.status_w};

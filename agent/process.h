@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,7 +48,7 @@ class SessionInit {
   SessionInit(const std::string& exe, const std::vector<std::string>& argv,
               const std::vector<std::string>& env, const Credentials& creds,
               const MountPlan& mounts, const std::vector<RlimitSetting>& rlimits,
-              NetMode net = NetMode::kAllow);
+              NetMode net = NetMode::kAllow, std::array<int, 3> stdio = {-1, -1, -1});
   ~SessionInit();  // kills the init (and so the session) if never released
   SessionInit(const SessionInit&) = delete;
   SessionInit& operator=(const SessionInit&) = delete;

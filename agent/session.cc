@@ -77,7 +77,11 @@ void Session::start() {
   child_ = std::make_unique<SessionInit>(
       spec_.exe, spec_.argv, spec_.env, spec_.creds,
       session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd, spec_.writable),
-      session_rlimits(spec_.limits), spec_.net);
+      session_rlimits(spec_.limits), spec_.net,
+      spec_.stdio.size() == 3
+          ? std::array<int, 3>{spec_.stdio[0].get(), spec_.stdio[1].get(), spec_.stdio[2].get()}
+          : std::array<int, 3>{-1, -1, -1});
+  spec_.stdio.clear();  // the init has its copies
   seccomp_ = std::make_unique<SeccompListener>(
       sup_.io(), ::dup(child_->notify_fd()), [this](audit::Record& r) {
         // The kernel names the thread; the rest of the process from /proc.
@@ -298,6 +302,14 @@ void Session::finish() {
 
 void Session::apply_policy(const rules::Policy& policy, uint32_t generation) {
   if (file_guard_ && !ended_) file_guard_->apply(policy, generation);
+}
+
+void Session::forward_signal(int signo) {
+  if (!ended_ && child_) child_->signal_agent(signo);
+}
+
+void Session::kill() {
+  if (!ended_ && cgroup_) cgroup_->kill();
 }
 
 void Session::on_signal(int signo, bool from_kernel) {

@@ -37,6 +37,8 @@ struct SessionSpec {
   // allow: the policy's egress allowlist; none: a network namespace with
   // only loopback; host: the host's network, connects only recorded.
   NetMode net = NetMode::kAllow;
+  // The agent's stdin, stdout, stderr (a daemon's client's); empty: ours.
+  std::vector<UniqueFd> stdio;
 };
 
 class Session {
@@ -66,6 +68,13 @@ class Session {
   // process group; one sent to us alone is passed on, and the session is
   // killed if the agent is still there after a grace period.
   void on_signal(int signo, bool from_kernel);
+
+  // A signal the agent's terminal sent to a client of a daemon: the agent
+  // gets it, as it would have from the terminal itself.
+  void forward_signal(int signo);
+
+  // Kills every process of the session now (whoever asked for it is gone).
+  void kill();
 
   // A reloaded policy: the file guard switches to it.
   void apply_policy(const rules::Policy& policy, uint32_t generation);

@@ -117,6 +117,15 @@ Session& Supervisor::start_session(SessionSpec spec, Session::EndHandler on_end)
 
 void Supervisor::forget_session(uint64_t id) { sessions_.erase(id); }
 
+Session* Supervisor::find_session(uint64_t id) {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+void Supervisor::signal_sessions(int signo) {
+  for (auto& [id, session] : sessions_) session->on_signal(signo, /*from_kernel=*/false);
+}
+
 void Supervisor::emit(audit::Record& record) {
   if (record.boot_ns() == 0) record.set_boot_ns(clock_ns(CLOCK_BOOTTIME));
   int64_t wall = static_cast<int64_t>(record.boot_ns()) + boot_to_wall_ns_;
@@ -294,8 +303,13 @@ void Supervisor::wait_signals() {
                                  reload_policy();
                                  continue;
                                }
+                               int signo = static_cast<int>(info.ssi_signo);
+                               if (stop_handler_ && (signo == SIGINT || signo == SIGTERM)) {
+                                 stop_handler_(signo);
+                                 continue;
+                               }
                                for (auto& [id, session] : sessions_)
-                                 session->on_signal(static_cast<int>(info.ssi_signo), from_kernel);
+                                 session->on_signal(signo, from_kernel);
                              }
                              wait_signals();
                            });

@@ -44,6 +44,13 @@ class Supervisor {
   void drain();
   // Called by a session once its last record is written.
   void forget_session(uint64_t id);
+  Session* find_session(uint64_t id);
+  size_t session_count() const { return sessions_.size(); }
+  // Passes a stop signal to every session (killed after a grace period).
+  void signal_sessions(int signo);
+  // SIGINT and SIGTERM go to `handler` instead of the sessions (a daemon
+  // decides how it stops).
+  void on_stop(std::function<void(int signo)> handler) { stop_handler_ = std::move(handler); }
 
   boost::asio::io_context& io() { return io_; }
   BpfLoader& bpf() { return *bpf_; }
@@ -88,6 +95,7 @@ class Supervisor {
   };
   std::shared_ptr<DnsChannel> dns_channel_;
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
+  std::function<void(int)> stop_handler_;
   BpfStats last_stats_;
   uint64_t undecodable_ = 0;
   uint64_t last_undecodable_ = 0;

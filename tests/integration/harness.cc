@@ -116,16 +116,20 @@ pid_t spawn_corral(const std::vector<std::string>& options, const std::vector<st
   args.insert(args.end(), options.begin(), options.end());
   args.push_back("--");
   args.insert(args.end(), command.begin(), command.end());
+  return spawn_command(args, stderr_path, /*with_stdout=*/false);
+}
+
+pid_t spawn_command(std::vector<std::string> args, const std::string& output_path, bool with_stdout) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
-    int fd = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = ::open(output_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, 2);
     int null = ::open("/dev/null", O_RDWR);
     ::dup2(null, 0);
-    ::dup2(null, 1);
+    ::dup2(with_stdout ? fd : null, 1);
     ::execv(argv[0], argv.data());
     _exit(120);
   }
@@ -189,6 +193,21 @@ std::map<std::string, std::string> read_status(const std::string& path) {
   std::ifstream in(path);
   std::string name, value;
   while (in >> name >> value) out[name] = value;
+  return out;
+}
+
+bool running(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+std::vector<pid_t> cgroup_pids(const std::string& cgroup) {
+  std::vector<pid_t> out;
+  std::ifstream in(cgroup + "/cgroup.procs");
+  for (pid_t p; in >> p;) out.push_back(p);
   return out;
 }
 

@@ -69,6 +69,10 @@ RunResult run_corral(const std::vector<std::string>& options, const std::vector<
 pid_t spawn_corral(const std::vector<std::string>& options, const std::vector<std::string>& command,
                    const std::string& audit_path, const std::string& stderr_path,
                    const std::vector<std::string>& wrapper = {});
+// Spawns `args` (argv[0] a path) without waiting, stdin from /dev/null,
+// stderr (and stdout when `with_stdout`) to `output_path`; returns its pid.
+pid_t spawn_command(std::vector<std::string> args, const std::string& output_path,
+                    bool with_stdout = true);
 // The records of a log, its checkpoints left out.
 std::vector<audit::Record> read_audit(const std::string& path);
 // Waits until the audit file holds a session_start record (or times out).
@@ -92,6 +96,11 @@ struct CommandResult {
 CommandResult run_command(const std::vector<std::string>& argv);
 // `corral audit verify` on the given files with the test key.
 CommandResult verify_audit(const std::vector<std::string>& files);
+
+// Alive and not a zombie waiting for a reaper.
+bool running(pid_t pid);
+// The processes in a cgroup v2 directory.
+std::vector<pid_t> cgroup_pids(const std::string& cgroup);
 
 // Shell helpers for an agent script that writes "NAME RESULT" lines to
 // `status`: t NAME CMD... (exit status), o NAME PATH (open's fd or -errno),

@@ -425,22 +425,6 @@ TEST(Session, RingBufferDropsAreAudited) {
 namespace corral::test {
 namespace {
 
-// Alive and not a zombie waiting for a reaper.
-bool running(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return false;
-  auto close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
-}
-
-std::vector<pid_t> cgroup_pids(const std::string& cgroup) {
-  std::vector<pid_t> out;
-  std::ifstream in(cgroup + "/cgroup.procs");
-  for (pid_t p; in >> p;) out.push_back(p);
-  return out;
-}
-
 // Fail closed: when the supervisor is killed outright, every process of its
 // session dies with it, double-forked daemons included; the next run sweeps
 // the cgroup it left.

@@ -1,0 +1,221 @@
+#include "control.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <chrono>
+#include <stdexcept>
+
+namespace corral {
+namespace {
+
+// argv and environment of one agent; a request past this is refused
+constexpr size_t kMaxPacket = 1u << 20;
+constexpr size_t kMaxFds = 3;
+
+std::runtime_error sys_error(const std::string& what) {
+  return std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+void send_packet(int sock, const google::protobuf::MessageLite& msg, const std::vector<int>& fds) {
+  std::string bytes = msg.SerializeAsString();
+  if (bytes.size() > kMaxPacket)
+    throw std::runtime_error("control message of " + std::to_string(bytes.size()) +
+                             " bytes is over the limit of " + std::to_string(kMaxPacket));
+  iovec iov{bytes.data(), bytes.size()};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  if (!fds.empty()) {
+    if (fds.size() > kMaxFds) throw std::runtime_error("too many descriptors for one control message");
+    mh.msg_control = control;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n;
+  do n = ::sendmsg(sock, &mh, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) throw sys_error("failed to send on the control socket");
+}
+
+bool recv_packet(int sock, google::protobuf::MessageLite& msg, std::vector<UniqueFd>* fds) {
+  std::string bytes(kMaxPacket, '\0');
+  iovec iov{bytes.data(), bytes.size()};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof(control);
+  ssize_t n;
+  do n = ::recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) throw sys_error("failed to receive on the control socket");
+  // Descriptors are ours from here, whatever else is wrong with the packet.
+  std::vector<UniqueFd> got;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      got.emplace_back(fd);
+    }
+  }
+  if (n == 0) return false;
+  if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+    throw std::runtime_error("control message truncated (over " + std::to_string(kMaxPacket) +
+                             " bytes or " + std::to_string(kMaxFds) + " descriptors)");
+  bytes.resize(static_cast<size_t>(n));
+  if (!msg.ParseFromString(bytes)) throw std::runtime_error("unparsable control message");
+  if (fds) *fds = std::move(got);
+  return true;
+}
+
+UniqueFd connect_control(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path))
+    throw std::runtime_error("control socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!sock) throw sys_error("failed to create a unix socket");
+  if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    if (errno == ENOENT || errno == ECONNREFUSED) return UniqueFd();
+    throw sys_error("failed to connect to " + path);
+  }
+  return sock;
+}
+
+uid_t peer_uid(int sock) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    throw sys_error("failed to read the control peer's credentials");
+  return cred.uid;
+}
+
+control::RunRequest to_request(const SessionSpec& spec) {
+  control::RunRequest r;
+  r.set_exe(spec.exe);
+  for (const auto& a : spec.argv) r.add_argv(a);
+  for (const auto& e : spec.env) r.add_env(e);
+  r.set_cwd(spec.cwd);
+  r.set_uid(spec.creds.uid);
+  r.set_gid(spec.creds.gid);
+  for (gid_t g : spec.creds.groups) r.add_groups(g);
+  r.set_user(spec.creds.name);
+  r.set_home(spec.creds.home);
+  for (const auto& w : spec.writable) r.add_writable(w);
+  r.set_worktree(spec.worktree);
+  r.set_net(spec.net == NetMode::kNone ? "none" : spec.net == NetMode::kHost ? "host" : "allow");
+  r.set_max_pids(spec.limits.max_pids.value_or(0));
+  r.set_max_memory_bytes(spec.limits.max_memory_bytes.value_or(0));
+  r.set_max_open_files(spec.limits.max_open_files.value_or(0));
+  r.set_timeout_seconds(std::chrono::duration<double>(spec.timeout).count());
+  r.set_linger_seconds(std::chrono::duration<double>(spec.linger).count());
+  return r;
+}
+
+SessionSpec from_request(const control::RunRequest& r) {
+  auto bad = [](const std::string& field, const std::string& why) {
+    return std::invalid_argument("run request: " + field + ": " + why);
+  };
+  if (!r.exe().starts_with("/")) throw bad("exe", "not an absolute path: '" + r.exe() + "'");
+  if (r.argv().empty()) throw bad("argv", "no command");
+  if (!r.cwd().starts_with("/")) throw bad("cwd", "not an absolute path: '" + r.cwd() + "'");
+  if (!r.home().starts_with("/")) throw bad("home", "not an absolute path: '" + r.home() + "'");
+  for (const auto& w : r.writable())
+    if (!w.starts_with("/")) throw bad("writable", "not an absolute path: '" + w + "'");
+  auto seconds = [&](double s, const char* field) {
+    if (!(s >= 0 && s <= 366.0 * 24 * 3600)) throw bad(field, "out of range");
+    return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+  };
+  SessionSpec spec;
+  spec.exe = r.exe();
+  spec.argv.assign(r.argv().begin(), r.argv().end());
+  spec.env.assign(r.env().begin(), r.env().end());
+  spec.cwd = r.cwd();
+  spec.creds.uid = r.uid();
+  spec.creds.gid = r.gid();
+  spec.creds.groups.assign(r.groups().begin(), r.groups().end());
+  spec.creds.name = r.user();
+  spec.creds.home = r.home();
+  spec.writable.assign(r.writable().begin(), r.writable().end());
+  spec.worktree = r.worktree();
+  if (r.net() == "allow") spec.net = NetMode::kAllow;
+  else if (r.net() == "none") spec.net = NetMode::kNone;
+  else if (r.net() == "host") spec.net = NetMode::kHost;
+  else throw bad("net", "'" + r.net() + "' is not allow, none or host");
+  if (r.max_pids()) spec.limits.max_pids = r.max_pids();
+  if (r.max_memory_bytes()) spec.limits.max_memory_bytes = r.max_memory_bytes();
+  if (r.max_open_files()) spec.limits.max_open_files = r.max_open_files();
+  validate_limits(spec.limits);
+  spec.timeout = seconds(r.timeout_seconds(), "timeout_seconds");
+  spec.linger = seconds(r.linger_seconds(), "linger_seconds");
+  return spec;
+}
+
+int run_in_daemon(int sock, const control::RunRequest& request) {
+  // Signals arrive as data from here on, to be passed to the daemon.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&set, s);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sigfd) throw sys_error("failed to create signalfd");
+
+  control::ClientMessage run;
+  *run.mutable_run() = request;
+  send_packet(sock, run, {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO});
+
+  for (;;) {
+    pollfd fds[2] = {{sock, POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      throw sys_error("failed to wait for the daemon");
+    }
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo info;
+      while (::read(sigfd.get(), &info, sizeof(info)) == sizeof(info)) {
+        control::ClientMessage m;
+        m.mutable_signal()->set_signo(static_cast<int32_t>(info.ssi_signo));
+        m.mutable_signal()->set_from_terminal(info.ssi_code == SI_KERNEL);
+        send_packet(sock, m);
+      }
+    }
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      control::DaemonMessage reply;
+      if (!recv_packet(sock, reply))
+        throw std::runtime_error(
+            "the corral daemon went away before the session ended; the session died with it");
+      switch (reply.body_case()) {
+        case control::DaemonMessage::kStarted:
+          spdlog::debug("session {} started in the daemon", reply.started().session());
+          break;
+        case control::DaemonMessage::kEnded:
+          return reply.ended().exit_code();
+        case control::DaemonMessage::kError:
+          throw std::runtime_error(reply.error());
+        default:
+          throw std::runtime_error("unexpected message from the corral daemon");
+      }
+    }
+  }
+}
+
+}  // namespace corral

@@ -1,0 +1,46 @@
+// The daemon's control socket, both ends: packets of one protobuf message
+// each (SOCK_SEQPACKET keeps the boundaries), descriptors as SCM_RIGHTS.
+// Only root may connect (mode 0600, and the daemon checks SO_PEERCRED).
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "control.pb.h"
+#include "session.h"
+#include "unique_fd.h"
+
+namespace corral {
+
+constexpr const char* kDefaultControlSocket = "/run/corral/control.sock";
+
+// Sends one message with `fds` attached. Throws std::runtime_error.
+void send_packet(int sock, const google::protobuf::MessageLite& msg, const std::vector<int>& fds = {});
+
+// Receives one packet into `msg`, and the descriptors that came with it.
+// Returns false at EOF. Throws on errors, a truncated or unparsable packet.
+bool recv_packet(int sock, google::protobuf::MessageLite& msg, std::vector<UniqueFd>* fds = nullptr);
+
+// Connects to the daemon at `path`; an empty fd when nothing listens there
+// (no socket, or a stale one). Throws on any other failure.
+UniqueFd connect_control(const std::string& path);
+
+// The uid of the peer of a connected unix socket. Throws.
+uid_t peer_uid(int sock);
+
+// A session spec as a request, and back. from_request checks what a
+// launcher relies on (absolute paths, a command, a known --net) and throws
+// std::invalid_argument naming the field.
+control::RunRequest to_request(const SessionSpec& spec);
+SessionSpec from_request(const control::RunRequest& request);
+
+// Runs `request` as a session of the daemon on `sock`, with our stdin,
+// stdout and stderr as the agent's, passing on the signals we get; returns
+// the agent's exit code. Throws std::runtime_error when the daemon refuses
+// the session or goes away before it ends (its sessions die with it).
+int run_in_daemon(int sock, const control::RunRequest& request);
+
+}  // namespace corral

@@ -1,0 +1,245 @@
+#include "daemon.h"
+
+#include <errno.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "control.h"
+
+namespace corral {
+namespace {
+
+std::runtime_error sys_error(const std::string& what) {
+  return std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+struct ControlServer::Connection {
+  explicit Connection(boost::asio::io_context& io, int fd) : sock(io, fd) {}
+  boost::asio::posix::stream_descriptor sock;
+  uint64_t session = 0;  // 0: none started
+  bool ended = false;
+};
+
+ControlServer::ControlServer(boost::asio::io_context& io, Supervisor& sup, std::string path)
+    : io_(io), sup_(sup), path_(std::move(path)), listener_(io) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path_.size() >= sizeof(addr.sun_path))
+    throw std::runtime_error("control socket path too long: " + path_);
+  std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+
+  auto dir = std::filesystem::path(path_).parent_path();
+  if (!dir.empty() && !std::filesystem::exists(dir)) {
+    std::filesystem::create_directories(dir);
+    ::chmod(dir.c_str(), 0700);
+  }
+  if (connect_control(path_))
+    throw std::runtime_error("a corral daemon already listens on " + path_);
+  ::unlink(path_.c_str());  // a dead daemon's socket
+
+  UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) throw sys_error("failed to create the control socket");
+  // Root-only from the first moment: no window with a wider mode.
+  mode_t old = ::umask(0177);
+  int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  int bind_errno = errno;
+  ::umask(old);
+  if (rc != 0) {
+    errno = bind_errno;
+    throw sys_error("failed to bind the control socket to " + path_);
+  }
+  if (::listen(fd.get(), 64) != 0) throw sys_error("failed to listen on " + path_);
+  listener_.assign(fd.release());
+  accept();
+}
+
+ControlServer::~ControlServer() {
+  if (listener_.is_open()) ::unlink(path_.c_str());
+}
+
+void ControlServer::accept() {
+  listener_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                       [this](const boost::system::error_code& ec) {
+                         if (ec) return;
+                         for (;;) {
+                           int fd = ::accept4(listener_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+                           if (fd < 0) {
+                             if (errno != EAGAIN && errno != EINTR)
+                               spdlog::warn("control socket: accept: {}", std::strerror(errno));
+                             break;
+                           }
+                           auto c = std::make_shared<Connection>(io_, fd);
+                           connections_.emplace(c.get(), c);
+                           uid_t uid = 0;
+                           try {
+                             uid = peer_uid(fd);
+                           } catch (const std::exception& e) {
+                             spdlog::warn("control socket: {}", e.what());
+                             uid = static_cast<uid_t>(-1);
+                           }
+                           if (uid != 0) {
+                             control::DaemonMessage m;
+                             m.set_error("only root may start corral sessions (peer uid " +
+                                         std::to_string(uid) + ")");
+                             try {
+                               send_packet(fd, m);
+                             } catch (const std::exception&) {
+                             }
+                             drop(c.get(), "not root");
+                             continue;
+                           }
+                           serve(c);
+                         }
+                         accept();
+                       });
+}
+
+void ControlServer::serve(const std::shared_ptr<Connection>& c) {
+  std::weak_ptr<Connection> weak = c;
+  c->sock.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                     [this, weak](const boost::system::error_code& ec) {
+                       auto c = weak.lock();
+                       if (ec || !c) return;
+                       handle(c);
+                     });
+}
+
+void ControlServer::handle(const std::shared_ptr<Connection>& c) {
+  control::ClientMessage msg;
+  std::vector<UniqueFd> fds;
+  try {
+    if (!recv_packet(c->sock.native_handle(), msg, &fds)) {
+      drop(c.get(), "its corral run went away");
+      return;
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("control socket: {}", e.what());
+    drop(c.get(), "its corral run sent an unreadable message");
+    return;
+  }
+  switch (msg.body_case()) {
+    case control::ClientMessage::kRun:
+      start(c, msg.run(), std::move(fds));
+      break;
+    case control::ClientMessage::kSignal:
+      if (Session* s = c->session && !c->ended ? sup_.find_session(c->session) : nullptr) {
+        if (msg.signal().from_terminal())
+          s->forward_signal(msg.signal().signo());
+        else
+          s->on_signal(msg.signal().signo(), /*from_kernel=*/false);
+      }
+      break;
+    default:
+      spdlog::warn("control socket: a message of no known kind");
+      break;
+  }
+  if (connections_.count(c.get())) serve(c);
+}
+
+void ControlServer::start(const std::shared_ptr<Connection>& c, const control::RunRequest& request,
+                          std::vector<UniqueFd> stdio) {
+  auto refuse = [&](const std::string& why) {
+    spdlog::warn("session refused: {}", why);
+    control::DaemonMessage m;
+    m.set_error(why);
+    try {
+      send_packet(c->sock.native_handle(), m);
+    } catch (const std::exception& e) {
+      spdlog::warn("control socket: {}", e.what());
+    }
+  };
+  if (idle_) return refuse("the corral daemon is shutting down");
+  if (c->session) return refuse("one session per connection");
+  if (stdio.size() != 3)
+    return refuse("a run request carries the agent's stdin, stdout and stderr; got " +
+                  std::to_string(stdio.size()) + " descriptors");
+  SessionSpec spec;
+  try {
+    spec = from_request(request);
+  } catch (const std::exception& e) {
+    return refuse(e.what());
+  }
+  spec.stdio = std::move(stdio);
+
+  std::weak_ptr<Connection> weak = c;
+  try {
+    Session& s = sup_.start_session(std::move(spec), [this, weak](int code) {
+      auto c = weak.lock();
+      if (!c) return;
+      c->ended = true;
+      control::DaemonMessage m;
+      m.mutable_ended()->set_exit_code(code);
+      try {
+        send_packet(c->sock.native_handle(), m);
+      } catch (const std::exception& e) {
+        spdlog::warn("control socket: {}", e.what());
+      }
+      drop(c.get(), nullptr);
+    });
+    c->session = s.id();
+    control::DaemonMessage m;
+    m.mutable_started()->set_session(s.id_string());
+    send_packet(c->sock.native_handle(), m);
+  } catch (const std::exception& e) {
+    if (!c->session) return refuse(e.what());
+    spdlog::warn("control socket: {}", e.what());  // started; the client will see it end
+  }
+}
+
+void ControlServer::drop(Connection* c, const char* why) {
+  auto it = connections_.find(c);
+  if (it == connections_.end()) return;
+  auto keep = it->second;  // alive until this returns
+  connections_.erase(it);
+  if (c->session && !c->ended) {
+    if (Session* s = sup_.find_session(c->session)) {
+      spdlog::warn("session {}: {}; killing the session", s->id_string(), why ? why : "dropped");
+      s->kill();
+    }
+  }
+  boost::system::error_code ignored;
+  c->sock.close(ignored);
+  check_idle();
+}
+
+void ControlServer::shut_down(int signo, std::function<void()> idle) {
+  if (idle_) return;
+  idle_ = std::move(idle);
+  boost::system::error_code ignored;
+  listener_.close(ignored);
+  ::unlink(path_.c_str());
+  spdlog::info("shutting down: no new sessions; passing signal {} to {} live one(s)", signo,
+               sup_.session_count());
+  sup_.signal_sessions(signo);
+  check_idle();
+}
+
+void ControlServer::check_idle() {
+  if (!idle_) return;
+  // Posted: an ending session is forgotten by a handler posted before ours.
+  boost::asio::post(io_, [this] {
+    if (idle_ && sup_.session_count() == 0) idle_();
+  });
+}
+
+int run_daemon(const SupervisorOptions& options, const std::string& socket_path) {
+  boost::asio::io_context io;
+  Supervisor sup(io, options);
+  ControlServer server(io, sup, socket_path);
+  sup.on_stop([&](int signo) { server.shut_down(signo, [&] { io.stop(); }); });
+  spdlog::info("daemon ready: programs loaded, sessions through {}", socket_path);
+  io.run();
+  return 0;
+}
+
+}  // namespace corral

@@ -1,0 +1,240 @@
+// `corral daemon` and warm `corral run`: sessions hosted by a running
+// daemon are recorded in its log and enforced by its programs, and die when
+// either end goes away.
+#include <errno.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "harness.h"
+
+namespace corral::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool can_connect(const std::string& path) {
+  int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(s);
+  return ok;
+}
+
+template <typename Cond>
+bool eventually(Cond cond, std::chrono::milliseconds limit = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+// A `corral daemon` of the test's own: its log, socket and output in `dir`.
+class Daemon {
+ public:
+  explicit Daemon(const std::string& dir)
+      : audit(dir + "/audit.jsonl"), socket(dir + "/control.sock"), output(dir + "/daemon.out") {
+    pid = spawn_command({corral_bin(), "daemon", "--quiet", "--audit", audit, "--audit-key",
+                         audit_key(), "--socket", socket},
+                        output);
+    ready = eventually([&] { return can_connect(socket) || !running(pid); }, 30s) &&
+            can_connect(socket);
+  }
+  ~Daemon() {
+    if (pid > 0) stop();
+  }
+  // SIGTERM; the daemon's exit status.
+  int stop() {
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  // `corral run --daemon-socket` with `options`, waited for.
+  CommandResult run(const std::vector<std::string>& options,
+                    const std::vector<std::string>& command) const {
+    std::vector<std::string> args = {corral_bin(), "run", "--daemon-socket", socket};
+    args.insert(args.end(), options.begin(), options.end());
+    args.push_back("--");
+    args.insert(args.end(), command.begin(), command.end());
+    return run_command(args);
+  }
+  pid_t spawn_run(const std::vector<std::string>& command, const std::string& out) const {
+    std::vector<std::string> args = {corral_bin(), "run", "--daemon-socket", socket,
+                                     "--allow-root", "--"};
+    args.insert(args.end(), command.begin(), command.end());
+    return spawn_command(args, out);
+  }
+
+  std::string audit, socket, output;
+  pid_t pid = -1;
+  bool ready = false;
+};
+
+std::string session_of(const std::vector<audit::Record>& records, const std::string& argv0) {
+  for (const auto& r : records)
+    if (r.has_session_start() && !r.session_start().command().empty() &&
+        r.session_start().command(0) == argv0)
+      return r.session();
+  return "";
+}
+
+// The warm path end to end: the agent gets the client's stdout and stderr,
+// its exit code comes back, the daemon's programs and guard enforce the
+// policy, and every record lands in the daemon's log under one session id.
+TEST(Daemon, WarmSessionsAreRecordedAndEnforced) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");
+  InDir in(dir.path());
+  write_file(dir.path() + "/.env", "API_KEY=sk-daemon-test\n");
+  Daemon d(dir.path());
+  ASSERT_TRUE(d.ready) << read_file(d.output);
+
+  auto r = d.run({"--allow-root"},
+                 {"/bin/bash", "-c",
+                  "echo out-of-the-agent; echo err-of-the-agent >&2; "
+                  "cat .env >/dev/null 2>&1 && exit 9; exit 3"});
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("out-of-the-agent"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("err-of-the-agent"), std::string::npos) << r.output;
+  auto second = d.run({"--allow-root"}, {"/bin/true"});
+  EXPECT_EQ(second.exit_code, 0) << second.output;
+
+  EXPECT_EQ(d.stop(), 0) << read_file(d.output);
+  EXPECT_FALSE(std::filesystem::exists(d.socket));
+  auto v = verify_audit({d.audit});
+  EXPECT_EQ(v.exit_code, 0) << v.output;
+
+  auto records = read_audit(d.audit);
+  std::string bash = session_of(records, "/bin/bash");
+  std::string truth = session_of(records, "/bin/true");
+  ASSERT_FALSE(bash.empty());
+  ASSERT_FALSE(truth.empty());
+  EXPECT_NE(bash, truth);
+  bool exec = false, denied = false, ended = false;
+  for (const auto& rec : records) {
+    if (rec.session() != bash) continue;
+    if (rec.has_exec() && rec.exec().path() == "/usr/bin/bash") exec = true;
+    if (rec.has_open() && rec.open().path() == dir.path() + "/.env" && rec.has_decision() &&
+        rec.decision().action() == "deny")
+      denied = true;
+    if (rec.has_session_end()) {
+      ended = true;
+      EXPECT_EQ(rec.session_end().exit_code(), 3);
+    }
+  }
+  EXPECT_TRUE(exec) << "no exec record of the agent";
+  EXPECT_TRUE(denied) << "no denial of .env";
+  EXPECT_TRUE(ended) << "no session_end";
+}
+
+// Fail closed: the sessions are the daemon's children; killed outright, it
+// takes them with it (double-forked daemons too), and the client says so.
+TEST(Daemon, DaemonDeathKillsItsSessions) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");
+  InDir in(dir.path());
+  Daemon d(dir.path());
+  ASSERT_TRUE(d.ready) << read_file(d.output);
+  std::string out = dir.path() + "/run.out";
+  pid_t client = d.spawn_run(
+      {"/bin/bash", "-c", "(setsid /bin/sleep 300 &); /bin/sleep 300"}, out);
+  ASSERT_TRUE(wait_for_session_start(d.audit));
+  std::string cgroup = read_audit(d.audit).front().session_start().cgroup();
+  ASSERT_TRUE(eventually([&] { return cgroup_pids(cgroup).size() >= 3; }));
+  auto members = cgroup_pids(cgroup);
+
+  ASSERT_EQ(::kill(d.pid, SIGKILL), 0);
+  ::waitpid(d.pid, nullptr, 0);
+  d.pid = -1;
+  EXPECT_TRUE(eventually([&] { return cgroup_pids(cgroup).empty(); }, 5s))
+      << "session processes outlived their daemon";
+  for (pid_t p : members) EXPECT_FALSE(running(p)) << "pid " << p << " still running";
+
+  int status = 0;
+  ASSERT_EQ(::waitpid(client, &status, 0), client);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 126) << status;
+  EXPECT_NE(read_file(out).find("the corral daemon went away"), std::string::npos)
+      << read_file(out);
+}
+
+// A session whose `corral run` is gone has nobody to answer to: the daemon
+// kills it, records its end, and goes on serving.
+TEST(Daemon, ClientDeathKillsItsSession) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");
+  InDir in(dir.path());
+  Daemon d(dir.path());
+  ASSERT_TRUE(d.ready) << read_file(d.output);
+  pid_t client = d.spawn_run({"/bin/sleep", "300"}, dir.path() + "/run.out");
+  ASSERT_TRUE(wait_for_session_start(d.audit));
+  std::string cgroup = read_audit(d.audit).front().session_start().cgroup();
+  ASSERT_TRUE(eventually([&] { return !cgroup_pids(cgroup).empty(); }));
+
+  ASSERT_EQ(::kill(client, SIGKILL), 0);
+  ::waitpid(client, nullptr, 0);
+  EXPECT_TRUE(eventually([&] { return !std::filesystem::exists(cgroup); }, 5s))
+      << "the session outlived its client";
+  auto again = d.run({"--allow-root"}, {"/bin/true"});
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+
+  EXPECT_EQ(d.stop(), 0);
+  bool killed = false;
+  for (const auto& rec : read_audit(d.audit))
+    if (rec.has_session_end() && rec.session_end().signal() == SIGKILL) killed = true;
+  EXPECT_TRUE(killed) << "no session_end recording the kill";
+}
+
+// Only root reaches the socket; a second daemon does not steal it; a run
+// that asks for a supervisor of its own is refused rather than half-obeyed.
+TEST(Daemon, RefusesWhatItMustNotServe) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");
+  Daemon d(dir.path());
+  ASSERT_TRUE(d.ready) << read_file(d.output);
+
+  pid_t child = ::fork();
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) _exit(2);
+    int s = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, d.socket.c_str(), sizeof(addr.sun_path) - 1);
+    int rc = ::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    _exit(rc == 0 ? 0 : errno == EACCES ? 1 : 3);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1)
+      << "an unprivileged user could connect to the control socket";
+
+  auto second = run_command({corral_bin(), "daemon", "--quiet", "--audit", dir.path() + "/b.jsonl",
+                             "--audit-key", audit_key(), "--socket", d.socket});
+  EXPECT_EQ(second.exit_code, 125);
+  EXPECT_NE(second.output.find("a corral daemon already listens on " + d.socket),
+            std::string::npos)
+      << second.output;
+  EXPECT_TRUE(can_connect(d.socket));
+
+  auto own = d.run({"--allow-root", "--policy", CORRAL_OBSERVE_POLICY}, {"/bin/true"});
+  EXPECT_EQ(own.exit_code, 125);
+  EXPECT_NE(own.output.find("--policy configures a supervisor of this run's own"),
+            std::string::npos)
+      << own.output;
+}
+
+}  // namespace
+}  // namespace corral::test
