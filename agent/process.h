@@ -43,12 +43,13 @@ std::optional<std::string> find_executable(const std::string& cmd, const std::st
 // session process can outlive its supervisor.
 class SessionInit {
  public:
-  // Clones the init and waits until its namespaces are set up and `rlimits`
-  // applied. Throws std::runtime_error naming the failed step and path.
+  // Clones the init (into the cgroup v2 directory `cgroup_fd` when given)
+  // and waits until its namespaces are set up and `rlimits` applied. Throws std::runtime_error naming the failed step and path.
   SessionInit(const std::string& exe, const std::vector<std::string>& argv,
               const std::vector<std::string>& env, const Credentials& creds,
               const MountPlan& mounts, const std::vector<RlimitSetting>& rlimits,
-              NetMode net = NetMode::kAllow, std::array<int, 3> stdio = {-1, -1, -1});
+              NetMode net = NetMode::kAllow, std::array<int, 3> stdio = {-1, -1, -1},
+              int cgroup_fd = -1);
   ~SessionInit();  // kills the init (and so the session) if never released
   SessionInit(const SessionInit&) = delete;
   SessionInit& operator=(const SessionInit&) = delete;

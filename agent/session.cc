@@ -21,7 +21,10 @@ namespace corral {
 namespace {
 
 constexpr auto kSignalGrace = std::chrono::seconds(5);
-constexpr auto kEmptyPoll = std::chrono::milliseconds(5);
+// Until the init exits, a fallback; after, the moment its namespace's last
+// processes leave the cgroup.
+constexpr auto kEmptyPoll = std::chrono::milliseconds(50);
+constexpr auto kEmptyPollAfterInit = std::chrono::milliseconds(1);
 constexpr auto kEmptyDeadline = std::chrono::seconds(10);
 constexpr auto kLimitsPoll = std::chrono::seconds(1);
 
@@ -35,6 +38,7 @@ Session::Session(Supervisor& supervisor, uint64_t id, SessionSpec spec, EndHandl
       on_end_(std::move(on_end)),
       status_watch_(supervisor.io()),
       exec_watch_(supervisor.io()),
+      init_watch_(supervisor.io()),
       timer_(supervisor.io()),
       grace_timer_(supervisor.io()),
       limits_timer_(supervisor.io()),
@@ -43,6 +47,7 @@ Session::Session(Supervisor& supervisor, uint64_t id, SessionSpec spec, EndHandl
 Session::~Session() {
   status_watch_.close();
   exec_watch_.close();
+  init_watch_.close();
   uint64_t cgroup_id = cgroup_ ? cgroup_->id() : 0;
   file_guard_.reset();
   seccomp_.reset();
@@ -67,12 +72,11 @@ void Session::start() {
   limits_ = std::make_unique<SessionLimits>(sup_.cgroup_root(), name, spec_.limits);
   sup_.bpf().add_session(id_, cgroup_->id());
   registered_ = true;
-  if (spec_.net != NetMode::kHost) {
-    UniqueFd dir(::open(cgroup_->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir)
-      throw std::system_error(errno, std::generic_category(), "failed to open " + cgroup_->path());
+  UniqueFd dir(::open(cgroup_->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir)
+    throw std::system_error(errno, std::generic_category(), "failed to open " + cgroup_->path());
+  if (spec_.net != NetMode::kHost)
     egress_links_ = std::make_unique<CgroupLinks>(sup_.bpf().attach_egress(dir.get(), cgroup_->path()));
-  }
 
   child_ = std::make_unique<SessionInit>(
       spec_.exe, spec_.argv, spec_.env, spec_.creds,
@@ -80,7 +84,8 @@ void Session::start() {
       session_rlimits(spec_.limits), spec_.net,
       spec_.stdio.size() == 3
           ? std::array<int, 3>{spec_.stdio[0].get(), spec_.stdio[1].get(), spec_.stdio[2].get()}
-          : std::array<int, 3>{-1, -1, -1});
+          : std::array<int, 3>{-1, -1, -1},
+      dir.get());
   spec_.stdio.clear();  // the init has its copies
   seccomp_ = std::make_unique<SeccompListener>(
       sup_.io(), ::dup(child_->notify_fd()), [this](audit::Record& r) {
@@ -109,9 +114,9 @@ void Session::start() {
                                               count_record();
                                               sup_.emit(r);
                                             });
-  // Both before release: the kernel sees the agent as a member from its
-  // first instruction, through its task entry and through the cgroup.
-  cgroup_->add_pid(child_->pid());
+  // Before release: the kernel sees the agent as a member from its first
+  // instruction, through its task entry and through the cgroup (the init
+  // was born in it).
   limits_->add_pid(child_->pid());
   sup_.bpf().add_session_task(id_, child_->pidfd(), /*quiet=*/true);
 
@@ -219,12 +224,23 @@ void Session::on_main_exit() {
   exit_signal_ = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   grace_timer_.cancel();
 
+  init_watch_.assign(::dup(child_->pidfd()));
+  init_watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                         [this](const boost::system::error_code& ec) {
+                           if (ec || ended_) return;
+                           init_gone_ = true;
+                           timer_.cancel();
+                           await_empty(empty_deadline_, kill_at_deadline_);
+                         });
   // Background work the agent started may finish within the linger time;
   // after it, nothing of the session may run on unwatched.
   await_empty(std::chrono::steady_clock::now() + spec_.linger, true);
 }
 
 void Session::await_empty(std::chrono::steady_clock::time_point deadline, bool kill_at_deadline) {
+  if (ended_) return;
+  empty_deadline_ = deadline;
+  kill_at_deadline_ = kill_at_deadline;
   bool populated = true;
   try {
     populated = cgroup_->populated();
@@ -251,7 +267,8 @@ void Session::await_empty(std::chrono::steady_clock::time_point deadline, bool k
     await_empty(std::chrono::steady_clock::now() + kEmptyDeadline, false);
     return;
   }
-  timer_.expires_after(kEmptyPoll);
+  timer_.expires_after(std::min<std::chrono::steady_clock::duration>(
+      init_gone_ ? kEmptyPollAfterInit : kEmptyPoll, deadline - std::chrono::steady_clock::now()));
   timer_.async_wait([this, deadline, kill_at_deadline](const boost::system::error_code& ec) {
     if (!ec) await_empty(deadline, kill_at_deadline);
   });

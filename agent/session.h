@@ -82,8 +82,9 @@ class Session {
  private:
   void watch_main();
   void on_main_exit();
-  // Polls until the cgroup is empty; at the deadline, kills what is left
-  // (once) or gives up.
+  // Waits until the cgroup is empty; at the deadline, kills what is left
+  // (once) or gives up. Woken by the init's exit (the session's last
+  // process), polled besides.
   void await_empty(std::chrono::steady_clock::time_point deadline, bool kill_at_deadline);
   void finish();
   // Records limits hit since the last look (cgroup counters, polled).
@@ -104,6 +105,10 @@ class Session {
   SessionLimits::Usage limits_seen_;
   boost::asio::posix::stream_descriptor status_watch_;
   boost::asio::posix::stream_descriptor exec_watch_;
+  boost::asio::posix::stream_descriptor init_watch_;  // the init's pidfd
+  bool init_gone_ = false;
+  std::chrono::steady_clock::time_point empty_deadline_;
+  bool kill_at_deadline_ = false;
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer grace_timer_;
   boost::asio::steady_timer limits_timer_;
