@@ -33,21 +33,29 @@ int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
   return n;
 }
 
-// The syscall exit handlers, tail-called by number from corral_sys_exit.
+// The syscall exit handlers, tail-called by number from corral_sys_exit;
+// one program per family (events.h).
 std::vector<std::pair<int, bpf_program*>> syscall_handlers(corral_bpf* skel) {
+  static_assert(CORRAL_NR_OPEN == __NR_open && CORRAL_NR_OPENAT == __NR_openat &&
+                CORRAL_NR_OPENAT2 == __NR_openat2 && CORRAL_NR_CREAT == __NR_creat &&
+                CORRAL_NR_UNLINK == __NR_unlink && CORRAL_NR_UNLINKAT == __NR_unlinkat &&
+                CORRAL_NR_RMDIR == __NR_rmdir && CORRAL_NR_RENAME == __NR_rename &&
+                CORRAL_NR_RENAMEAT == __NR_renameat && CORRAL_NR_RENAMEAT2 == __NR_renameat2 &&
+                CORRAL_NR_TRUNCATE == __NR_truncate && CORRAL_NR_FTRUNCATE == __NR_ftruncate &&
+                CORRAL_NR_CONNECT == __NR_connect);
   return {
       {__NR_open, skel->progs.corral_exit_open},
-      {__NR_openat, skel->progs.corral_exit_openat},
-      {__NR_openat2, skel->progs.corral_exit_openat2},
-      {__NR_creat, skel->progs.corral_exit_creat},
+      {__NR_openat, skel->progs.corral_exit_open},
+      {__NR_openat2, skel->progs.corral_exit_open},
+      {__NR_creat, skel->progs.corral_exit_open},
       {__NR_unlink, skel->progs.corral_exit_unlink},
-      {__NR_unlinkat, skel->progs.corral_exit_unlinkat},
-      {__NR_rmdir, skel->progs.corral_exit_rmdir},
+      {__NR_unlinkat, skel->progs.corral_exit_unlink},
+      {__NR_rmdir, skel->progs.corral_exit_unlink},
       {__NR_rename, skel->progs.corral_exit_rename},
-      {__NR_renameat, skel->progs.corral_exit_renameat},
-      {__NR_renameat2, skel->progs.corral_exit_renameat2},
+      {__NR_renameat, skel->progs.corral_exit_rename},
+      {__NR_renameat2, skel->progs.corral_exit_rename},
       {__NR_truncate, skel->progs.corral_exit_truncate},
-      {__NR_ftruncate, skel->progs.corral_exit_ftruncate},
+      {__NR_ftruncate, skel->progs.corral_exit_truncate},
       {__NR_connect, skel->progs.corral_exit_connect},
   };
 }

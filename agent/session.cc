@@ -300,8 +300,15 @@ void Session::finish() {
   e->set_timed_out(timed_out_);
   e->set_records(records_ + 1);
   sup_.emit(rec);
+  sup_.drain();  // the end on disk before anyone hears of it
   limits_timer_.cancel();
   timeout_timer_.cancel();
+
+  // The verdict before the teardown, which waits on the kernel (fanotify's
+  // and cgroup's grace periods, up to tens of ms) and changes nothing the
+  // caller could see: every process of the session is gone.
+  boost::asio::post(sup_.io(), [sup = &sup_, id = id_] { sup->forget_session(id); });
+  if (auto on_end = std::move(on_end_)) on_end(exit_code_);
 
   file_guard_.reset();
   seccomp_.reset();
@@ -310,11 +317,6 @@ void Session::finish() {
   registered_ = false;
   cgroup_.reset();
   limits_.reset();
-
-  auto on_end = std::move(on_end_);
-  int code = exit_code_;
-  boost::asio::post(sup_.io(), [sup = &sup_, id = id_] { sup->forget_session(id); });
-  if (on_end) on_end(code);
 }
 
 void Session::apply_policy(const rules::Policy& policy, uint32_t generation) {

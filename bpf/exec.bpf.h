@@ -13,9 +13,13 @@
 #define CORRAL_MAX_EXEC_NAMES 16384
 #define CORRAL_MAX_EXEC_TOKENS 65536
 
+/* The rule maps are written only when a policy loads: allocated entry by
+ * entry then, not all up front at every start (milliseconds of a launch). */
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CORRAL_MAX_EXEC_NAMES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct corral_exec_name);
 	__type(value, struct corral_exec_rules);
 } exec_rules SEC(".maps");
@@ -23,6 +27,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CORRAL_MAX_EXEC_TOKENS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct corral_exec_token);
 	__type(value, __u8);
 } exec_tokens SEC(".maps");
@@ -30,6 +35,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CORRAL_MAX_EXEC_NAMES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct corral_exec_path);
 	__type(value, __u8);
 } exec_paths SEC(".maps");

@@ -33,27 +33,26 @@ static __always_inline void open_exit(struct syscall_args *a, long ret, int dfd,
 	emit(e, offsetof(struct corral_open_event, data) + slot_used(&e->path));
 }
 
+/* One call of open_exit per program: the verifier checks the path walk
+ * once, whichever syscall of the family it was. */
 ON_SYSCALL_EXIT(open)
 {
-	open_exit(a, ret, AT_FDCWD, (const char *)a->args[0], a->args[1], a->args[2]);
-}
-
-ON_SYSCALL_EXIT(openat)
-{
-	open_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2], a->args[3]);
-}
-
-ON_SYSCALL_EXIT(openat2)
-{
-	struct open_how how = {};
-	if (bpf_probe_read_user(&how, sizeof(how), (void *)a->args[2]))
-		count_stat(CORRAL_STAT_READ_ERROR);
-	open_exit(a, ret, a->args[0], (const char *)a->args[1], how.flags, how.mode);
-}
-
-ON_SYSCALL_EXIT(creat)
-{
-	open_exit(a, ret, AT_FDCWD, (const char *)a->args[0], O_CREAT_WRONLY_TRUNC, a->args[1]);
+	int dfd = a->args[0];
+	const char *name = (const char *)a->args[1];
+	__u32 flags = a->args[2], mode = a->args[3];
+	if (a->nr == CORRAL_NR_OPEN || a->nr == CORRAL_NR_CREAT) {
+		dfd = AT_FDCWD;
+		name = (const char *)a->args[0];
+		flags = a->nr == CORRAL_NR_CREAT ? O_CREAT_WRONLY_TRUNC : a->args[1];
+		mode = a->nr == CORRAL_NR_CREAT ? a->args[1] : a->args[2];
+	} else if (a->nr == CORRAL_NR_OPENAT2) {
+		struct open_how how = {};
+		if (bpf_probe_read_user(&how, sizeof(how), (void *)a->args[2]))
+			count_stat(CORRAL_STAT_READ_ERROR);
+		flags = how.flags;
+		mode = how.mode;
+	}
+	open_exit(a, ret, dfd, name, flags, mode);
 }
 
 /* ---- unlink, unlinkat, rmdir ---- */
@@ -76,17 +75,9 @@ static __always_inline void unlink_exit(struct syscall_args *a, long ret, int df
 
 ON_SYSCALL_EXIT(unlink)
 {
-	unlink_exit(a, ret, AT_FDCWD, (const char *)a->args[0], 0);
-}
-
-ON_SYSCALL_EXIT(unlinkat)
-{
-	unlink_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2]);
-}
-
-ON_SYSCALL_EXIT(rmdir)
-{
-	unlink_exit(a, ret, AT_FDCWD, (const char *)a->args[0], AT_REMOVEDIR);
+	bool at = a->nr == CORRAL_NR_UNLINKAT;
+	unlink_exit(a, ret, at ? (int)a->args[0] : AT_FDCWD, (const char *)a->args[at ? 1 : 0],
+		    at ? a->args[2] : a->nr == CORRAL_NR_RMDIR ? AT_REMOVEDIR : 0);
 }
 
 /* ---- rename, renameat, renameat2 ---- */
@@ -111,20 +102,11 @@ static __always_inline void rename_exit(struct syscall_args *a, long ret, int fr
 
 ON_SYSCALL_EXIT(rename)
 {
-	rename_exit(a, ret, AT_FDCWD, (const char *)a->args[0], AT_FDCWD,
-		    (const char *)a->args[1], 0);
-}
-
-ON_SYSCALL_EXIT(renameat)
-{
-	rename_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2],
-		    (const char *)a->args[3], 0);
-}
-
-ON_SYSCALL_EXIT(renameat2)
-{
-	rename_exit(a, ret, a->args[0], (const char *)a->args[1], a->args[2],
-		    (const char *)a->args[3], a->args[4]);
+	/* renameat and renameat2 take dirfds; renameat2 flags too */
+	bool at = a->nr != CORRAL_NR_RENAME;
+	rename_exit(a, ret, at ? (int)a->args[0] : AT_FDCWD, (const char *)a->args[at ? 1 : 0],
+		    at ? (int)a->args[2] : AT_FDCWD, (const char *)a->args[at ? 3 : 1],
+		    a->nr == CORRAL_NR_RENAMEAT2 ? a->args[4] : 0);
 }
 
 /* ---- truncate, ftruncate ---- */
@@ -146,10 +128,7 @@ static __always_inline void truncate_exit(struct syscall_args *a, long ret, cons
 
 ON_SYSCALL_EXIT(truncate)
 {
-	truncate_exit(a, ret, (const char *)a->args[0], -1, a->args[1]);
-}
-
-ON_SYSCALL_EXIT(ftruncate)
-{
-	truncate_exit(a, ret, 0, a->args[0], a->args[1]);
+	bool by_fd = a->nr == CORRAL_NR_FTRUNCATE;
+	truncate_exit(a, ret, by_fd ? 0 : (const char *)a->args[0], by_fd ? (int)a->args[0] : -1,
+		      a->args[1]);
 }

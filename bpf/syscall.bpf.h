@@ -19,12 +19,13 @@
 
 struct syscall_args {
 	__u64 session_id;
+	long nr; /* which syscall of the handler's family */
 	__u64 args[5];
 };
 
-/* Defines the exit handler of `name` (tail-called, never attached); the
- * block that follows is its body, with the syscall's arguments `a` and its
- * result `ret`. The dispatcher checked membership; the handler reads the
+/* Defines the exit handler `name` (tail-called, never attached); the block
+ * that follows is its body, with the syscall's number and arguments `a` and
+ * its result `ret`. The dispatcher checked membership; the handler reads the
  * entry again for the session id (a tail call passes only the context). */
 #define ON_SYSCALL_EXIT(name)                                                              \
 	static __always_inline void name##_body(struct syscall_args *a, long ret);         \
@@ -39,6 +40,7 @@ struct syscall_args {
 		/* x86_64 syscall argument registers, in order */                          \
 		struct syscall_args a = {                                                  \
 			.session_id = t->session_id,                                       \
+			.nr = BPF_CORE_READ(regs, orig_ax),                                \
 			.args = { BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si),        \
 				  BPF_CORE_READ(regs, dx), BPF_CORE_READ(regs, r10),       \
 				  BPF_CORE_READ(regs, r8) },                               \

@@ -26,6 +26,22 @@
 #define CORRAL_UNIX_PATH_MAX 108
 /* syscall numbers below this can have an exit handler (x86_64 has ~460) */
 #define CORRAL_SYSCALL_NR_MAX 512
+/* The x86_64 syscalls with exit handlers (userspace asserts them against
+ * <sys/syscall.h>). One handler serves each family: the verifier checks a
+ * program per family, not per syscall. */
+#define CORRAL_NR_OPEN 2
+#define CORRAL_NR_CREAT 85
+#define CORRAL_NR_OPENAT 257
+#define CORRAL_NR_OPENAT2 437
+#define CORRAL_NR_UNLINK 87
+#define CORRAL_NR_RMDIR 84
+#define CORRAL_NR_UNLINKAT 263
+#define CORRAL_NR_RENAME 82
+#define CORRAL_NR_RENAMEAT 264
+#define CORRAL_NR_RENAMEAT2 316
+#define CORRAL_NR_TRUNCATE 76
+#define CORRAL_NR_FTRUNCATE 77
+#define CORRAL_NR_CONNECT 42
 
 enum corral_event_type {
 	CORRAL_EV_EXEC = 1,

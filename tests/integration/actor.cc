@@ -9,6 +9,10 @@
 //   actor self-connect         listen on 127.0.0.1:0 and connect to it
 //   actor udp HOST PORT         send one datagram (sendmsg path of egress)
 //   actor unlinks N PATH        N unlink of PATH (missing: no file is touched)
+//   actor file-syscalls         in the cwd, each raw syscall of the file
+//                               families once: open creat openat openat2
+//                               truncate ftruncate rename renameat renameat2
+//                               unlink unlinkat (file, dir) rmdir
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -16,7 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <linux/openat2.h>
 #include <unistd.h>
 
 #include <string>
@@ -32,6 +39,31 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string verb = argv[1];
+  if (verb == "file-syscalls") {
+    // raw syscalls: libc would pick its own variant of each
+    auto sys = [](long nr, auto... args) { return static_cast<int>(syscall(nr, args...)); };
+    close(sys(SYS_open, "f_open", O_CREAT | O_WRONLY, 0644));
+    close(sys(SYS_creat, "f_creat", 0644));
+    close(sys(SYS_openat, AT_FDCWD, "f_openat", O_CREAT | O_WRONLY, 0644));
+    open_how how{};
+    how.flags = O_CREAT | O_WRONLY;
+    how.mode = 0600;
+    close(sys(SYS_openat2, AT_FDCWD, "f_openat2", &how, sizeof(how)));
+    sys(SYS_truncate, "f_open", 3);
+    int fd = open("f_creat", O_WRONLY);
+    sys(SYS_ftruncate, fd, 2);
+    close(fd);
+    sys(SYS_rename, "f_open", "r_rename");
+    sys(SYS_renameat, AT_FDCWD, "f_creat", AT_FDCWD, "r_renameat");
+    sys(SYS_renameat2, AT_FDCWD, "f_openat", AT_FDCWD, "r_renameat2", 1 /* NOREPLACE */);
+    sys(SYS_unlink, "r_rename");
+    sys(SYS_unlinkat, AT_FDCWD, "r_renameat", 0);
+    mkdir("d_unlinkat", 0755);
+    sys(SYS_unlinkat, AT_FDCWD, "d_unlinkat", AT_REMOVEDIR);
+    mkdir("d_rmdir", 0755);
+    sys(SYS_rmdir, "d_rmdir");
+    return 0;
+  }
   if (verb == "openat" && argc == 4) {
     int dir = open(argv[2], O_RDONLY | O_DIRECTORY);
     if (dir < 0) return 3;

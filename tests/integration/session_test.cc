@@ -290,6 +290,40 @@ TEST(Session, FileRemovalsRenamesAndTruncations) {
   EXPECT_EQ(truncs[1]->truncate().length(), 1);
 }
 
+// Every syscall each kernel handler serves (one program per family), raw,
+// so libc's choice of variant cannot hide one: each is recorded, with its
+// flags and paths resolved.
+TEST(Session, EveryFileSyscallOfEachFamily) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  InDir cwd(dir.path());
+  const std::string d = dir.path() + "/";
+  auto r = run_corral(kRoot, {actor_bin(), "file-syscalls"});
+  expect_well_formed(r);
+  std::set<std::string> seen;
+  for (const auto& rec : r.records) {
+    if (rec.has_open() && rec.open().path().starts_with(d) && rec.open().result() >= 0)
+      seen.insert("open " + rec.open().path().substr(d.size()) + " " +
+                  std::to_string(rec.open().raw_flags() & (O_CREAT | O_TRUNC)) + " " +
+                  std::to_string(rec.open().mode()));
+    if (rec.has_truncate() && rec.truncate().result() == 0)
+      seen.insert("truncate " + rec.truncate().path().substr(d.size()) + " " +
+                  std::to_string(rec.truncate().length()) + (rec.truncate().fd() >= 0 ? " fd" : ""));
+    if (rec.has_rename() && rec.rename().result() == 0)
+      seen.insert("rename " + rec.rename().from().substr(d.size()) + " " +
+                  rec.rename().to().substr(d.size()) + " " + std::to_string(rec.rename().flags()));
+    if (rec.has_unlink() && rec.unlink().result() == 0)
+      seen.insert("unlink " + rec.unlink().path().substr(d.size()) +
+                  (rec.unlink().directory() ? "/" : ""));
+  }
+  for (const char* want : {"open f_open 64 420", "open f_creat 576 420", "open f_openat 64 420",
+                           "open f_openat2 64 384", "truncate f_open 3", "truncate f_creat 2 fd",
+                           "rename f_open r_rename 0", "rename f_creat r_renameat 0",
+                           "rename f_openat r_renameat2 1", "unlink r_rename", "unlink r_renameat",
+                           "unlink d_unlinkat/", "unlink d_rmdir/"})
+    EXPECT_TRUE(seen.count(want)) << want << "\n" << r.stderr_text;
+}
+
 // A busy process outside the session, running throughout, leaves no trace.
 TEST(Session, NothingFromOutsideTheSession) {
   CORRAL_REQUIRE_ROOT();
