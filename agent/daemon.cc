@@ -175,7 +175,10 @@ void ControlServer::start(const std::shared_ptr<Connection>& c, const control::R
   try {
     Session& s = sup_.start_session(std::move(spec), [this, weak](int code) {
       auto c = weak.lock();
-      if (!c) return;
+      if (!c) {  // its client went away first
+        check_idle();
+        return;
+      }
       c->ended = true;
       control::DaemonMessage m;
       m.mutable_ended()->set_exit_code(code);
@@ -213,7 +216,11 @@ void ControlServer::drop(Connection* c, const char* why) {
 }
 
 void ControlServer::shut_down(int signo, std::function<void()> idle) {
-  if (idle_) return;
+  if (idle_) {  // asked again: no more grace
+    spdlog::warn("shutting down now: killing {} live session(s)", sup_.session_count());
+    sup_.kill_sessions();
+    return;
+  }
   idle_ = std::move(idle);
   boost::system::error_code ignored;
   listener_.close(ignored);

@@ -29,7 +29,8 @@ class ControlServer {
   ControlServer& operator=(const ControlServer&) = delete;
 
   // Takes no more sessions, passes `signo` to the live ones (killed after a
-  // grace period), and calls `idle` once none is left.
+  // grace period), and calls `idle` once none is left. Called again, kills
+  // them at once.
   void shut_down(int signo, std::function<void()> idle);
 
  private:

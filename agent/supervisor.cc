@@ -126,6 +126,10 @@ void Supervisor::signal_sessions(int signo) {
   for (auto& [id, session] : sessions_) session->on_signal(signo, /*from_kernel=*/false);
 }
 
+void Supervisor::kill_sessions() {
+  for (auto& [id, session] : sessions_) session->kill();
+}
+
 void Supervisor::emit(audit::Record& record) {
   if (record.boot_ns() == 0) record.set_boot_ns(clock_ns(CLOCK_BOOTTIME));
   int64_t wall = static_cast<int64_t>(record.boot_ns()) + boot_to_wall_ns_;

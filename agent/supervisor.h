@@ -48,6 +48,7 @@ class Supervisor {
   size_t session_count() const { return sessions_.size(); }
   // Passes a stop signal to every session (killed after a grace period).
   void signal_sessions(int signo);
+  void kill_sessions();
   // SIGINT and SIGTERM go to `handler` instead of the sessions (a daemon
   // decides how it stops).
   void on_stop(std::function<void(int signo)> handler) { stop_handler_ = std::move(handler); }

@@ -113,7 +113,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-. "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+. "$ROOT/scripts/bench_lib.sh"
 
 
 # check_line MODE LINE: fail unless LINE is a complete loop result.

@@ -55,12 +55,18 @@ class Daemon {
   ~Daemon() {
     if (pid > 0) stop();
   }
-  // SIGTERM; the daemon's exit status.
-  int stop() {
+  // SIGTERM; the daemon's exit status, or -1 (and SIGKILL) when it is
+  // still there after `limit`.
+  int stop(std::chrono::milliseconds limit = 20s) {
     ::kill(pid, SIGTERM);
     int status = 0;
-    ::waitpid(pid, &status, 0);
+    bool exited = eventually([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, limit);
+    if (!exited) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
     pid = -1;
+    if (!exited) return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   // `corral run --daemon-socket` with `options`, waited for.
@@ -196,6 +202,33 @@ TEST(Daemon, ClientDeathKillsItsSession) {
   for (const auto& rec : read_audit(d.audit))
     if (rec.has_session_end() && rec.session_end().signal() == SIGKILL) killed = true;
   EXPECT_TRUE(killed) << "no session_end recording the kill";
+}
+
+// SIGTERM ends the live sessions (their agents get it) and then the daemon,
+// whether or not their clients are still there.
+TEST(Daemon, StopEndsLiveSessions) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");
+  InDir in(dir.path());
+  Daemon d(dir.path());
+  ASSERT_TRUE(d.ready) << read_file(d.output);
+  pid_t kept = d.spawn_run({"/bin/sleep", "300"}, dir.path() + "/kept.out");
+  pid_t gone = d.spawn_run({"/bin/sleep", "300"}, dir.path() + "/gone.out");
+  ASSERT_TRUE(eventually([&] {
+    int starts = 0;
+    for (const auto& rec : read_audit(d.audit)) starts += rec.has_session_start();
+    return starts == 2;
+  }));
+  // at once: the client-less session still ends after the stop began
+  ASSERT_EQ(::kill(gone, SIGKILL), 0);
+  EXPECT_EQ(d.stop(), 0) << "the daemon did not stop\n" << read_file(d.output);
+  ::waitpid(gone, nullptr, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(kept, &status, 0), kept);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGTERM) << status;
+  int ends = 0;
+  for (const auto& rec : read_audit(d.audit)) ends += rec.has_session_end();
+  EXPECT_EQ(ends, 2);
 }
 
 // Only root reaches the socket; a second daemon does not steal it; a run

@@ -4,6 +4,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,6 +126,8 @@ pid_t spawn_command(std::vector<std::string> args, const std::string& output_pat
   argv.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
+    // A test that dies leaves no daemon or session behind.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     int fd = ::open(output_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, 2);
     int null = ::open("/dev/null", O_RDWR);
