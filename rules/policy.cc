@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <sstream>
+#include <unordered_map>
 
 #include "glob.h"
 
@@ -839,38 +840,67 @@ void check_unreachable(const Policy& p, const std::map<std::string, IdInfo>& ids
     errs.push_back({later.loc, where(later.id) + ": " + std::string(kind) + " rule " +
                                    quoted(later.id) + " is unreachable: " + covered_by});
   };
+  // Each section is checked against an index of the earlier active rules,
+  // so a policy of 10,000 rules costs about 10,000 lookups, not 10,000².
   auto path_section = [&](const std::vector<PathRule>& rules, std::string_view kind) {
-    for (size_t j = 0; j < rules.size(); ++j) {
-      if (rules[j].mode == Mode::kOff) continue;
+    std::unordered_map<std::string_view, const PathRule*> first;  // glob -> its first rule
+    for (const PathRule& rule : rules) {
+      if (rule.mode == Mode::kOff) continue;
       std::vector<const PathRule*> by;
       bool all = true;
-      for (const auto& g : rules[j].globs) {
-        const PathRule* found = nullptr;
-        for (size_t i = 0; i < j && !found; ++i)
-          if (rules[i].mode != Mode::kOff &&
-              std::find(rules[i].globs.begin(), rules[i].globs.end(), g) != rules[i].globs.end())
-            found = &rules[i];
-        if (!found) {
+      for (const auto& g : rule.globs) {
+        auto it = first.find(g);
+        if (it == first.end()) {
           all = false;
           break;
         }
-        if (std::find(by.begin(), by.end(), found) == by.end()) by.push_back(found);
+        if (std::find(by.begin(), by.end(), it->second) == by.end()) by.push_back(it->second);
       }
-      if (!all) continue;
-      std::string msg = "every glob is already in earlier rule";
-      msg += by.size() > 1 ? "s " : " ";
-      for (size_t k = 0; k < by.size(); ++k)
-        msg += (k ? ", " : "") + quoted(by[k]->id) + " (" + at(by[k]->loc) + ")";
-      report(rules[j], kind, msg);
+      if (all) {
+        std::string msg = "every glob is already in earlier rule";
+        msg += by.size() > 1 ? "s " : " ";
+        for (size_t k = 0; k < by.size(); ++k)
+          msg += (k ? ", " : "") + quoted(by[k]->id) + " (" + at(by[k]->loc) + ")";
+        report(rule, kind, msg);
+      }
+      for (const auto& g : rule.globs) first.emplace(g, &rule);
     }
   };
   path_section(p.secrets, "secrets");
   path_section(p.protected_paths, "protected");
 
+  // The earlier rules that might cover a later one, in order: those naming
+  // the same key; every earlier rule when the later one gives no key.
+  auto candidates = [](const std::unordered_map<std::string, std::vector<size_t>>& index,
+                       const std::vector<std::string>& keys, size_t j) {
+    std::vector<size_t> out;
+    if (keys.empty()) {
+      for (size_t i = 0; i < j; ++i) out.push_back(i);
+      return out;
+    }
+    for (const auto& k : keys)
+      if (auto it = index.find(k); it != index.end()) out.insert(out.end(), it->second.begin(), it->second.end());
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  };
+  auto add = [](std::unordered_map<std::string, std::vector<size_t>>& index, std::string key, size_t j) {
+    auto& list = index[std::move(key)];
+    if (list.empty() || list.back() != j) list.push_back(j);
+  };
+
+  // An earlier rule covers a binary by naming it, or its basename.
+  std::unordered_map<std::string, std::vector<size_t>> by_binary;
   for (size_t j = 0; j < p.exec.size(); ++j) {
     const ExecRule& l = p.exec[j];
     if (l.mode == Mode::kOff) continue;
-    for (size_t i = 0; i < j; ++i) {
+    std::vector<std::string> keys;
+    if (!l.binaries.empty()) {
+      const std::string& b = l.binaries.front();
+      keys.push_back(b);
+      if (b[0] == '/') keys.emplace_back(basename(b));
+    }
+    for (size_t i : candidates(by_binary, keys, j)) {
       const ExecRule& e = p.exec[i];
       if (e.mode == Mode::kOff) continue;
       bool bins = std::all_of(l.binaries.begin(), l.binaries.end(), [&](const std::string& b) {
@@ -885,18 +915,39 @@ void check_unreachable(const Policy& p, const std::map<std::string, IdInfo>& ids
         break;
       }
     }
+    for (const auto& b : l.binaries) add(by_binary, b, j);
   }
 
+  // An earlier rule covers a host by naming it, a CIDR by holding one of
+  // its prefixes (keyed by family, length and the masked address).
+  auto cidr_key = [](const Cidr& c, int prefix) {
+    std::string key{static_cast<char>(c.family), static_cast<char>(prefix)};
+    for (int byte = 0; byte < 16; ++byte) {
+      int bits = std::clamp(prefix - byte * 8, 0, 8);
+      key.push_back(static_cast<char>(c.addr[byte] & static_cast<uint8_t>(0xff00 >> bits)));
+    }
+    return key;
+  };
+  std::unordered_map<std::string, std::vector<size_t>> by_target;
   for (size_t j = 0; j < p.egress.size(); ++j) {
     const EgressRule& l = p.egress[j];
     if (l.mode == Mode::kOff) continue;
-    for (size_t i = 0; i < j; ++i) {
+    std::vector<std::string> keys;
+    if (!l.host.empty()) {
+      keys.push_back("host " + l.host);
+    } else if (!l.cidrs.empty()) {
+      for (int prefix = 0; prefix <= l.cidrs.front().prefix; ++prefix)
+        keys.push_back(cidr_key(l.cidrs.front(), prefix));
+    }
+    for (size_t i : candidates(by_target, keys, j)) {
       const EgressRule& e = p.egress[i];
       if (e.mode == Mode::kOff || !egress_covers(e, l)) continue;
       report(l, "egress",
              "earlier rule " + quoted(e.id) + " (" + at(e.loc) + ") already allows all it allows");
       break;
     }
+    if (!l.host.empty()) add(by_target, "host " + l.host, j);
+    for (const auto& c : l.cidrs) add(by_target, cidr_key(c, c.prefix), j);
   }
 }
 

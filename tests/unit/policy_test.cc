@@ -281,6 +281,16 @@ TEST(PolicyDiagnostics, UnreachableEgressRule) {
                     "'web' (p.yaml:6:7) already allows all it allows",
                     "p.yaml:10:7: egress.allow[6]: egress rule 'v6b' is unreachable: earlier rule "
                     "'v6' (p.yaml:9:7) already allows all it allows"}));
+  // Covered by a shorter prefix of a later rule's first CIDR, or only some
+  // of its CIDRs covered (then it is reachable); exec through basenames.
+  EXPECT_EQ(errors_of("version: 1\n"
+                      "egress:\n"
+                      "  allow:\n"
+                      "    - {id: a, cidr: 10.128.0.0/9}\n"
+                      "    - {id: b, cidr: 10.200.3.0/24}\n"
+                      "    - {id: c, cidr: 10.0.0.0/24}\n"),
+            (Errors{"p.yaml:5:7: egress.allow[1]: egress rule 'b' is unreachable: earlier rule "
+                    "'a' (p.yaml:4:7) already allows all it allows"}));
   // udp is not covered by tcp; a host is never covered by a cidr.
   ok("version: 1\negress:\n  allow:\n"
      "    - {id: a, cidr: 0.0.0.0/0}\n"
