@@ -170,11 +170,13 @@ stop_idle() {
 	fi
 }
 
-# events FILE KIND: the number of KIND records in an audit file. A quote
+# events FILE KIND: the number of KIND records in an audit file and its
+# rotated files (FILE.<seq>). A quote
 # inside a JSON string is escaped, so "KIND":{ only matches the event key.
-events() { grep -c "\"$2\":{" "$1" || true; }
+events() { cat "$1".* "$1" 2>/dev/null | grep -c "\"$2\":{" || true; }  # rotated files too
 
-# lost FILE FIELD: the sum of FIELD over the "lost" records of an audit file.
+# lost FILE FIELD: the sum of FIELD over the "lost" records of an audit file
+# and its rotated files.
 lost() {
 	awk -v f="$2" '
 		/"lost":[{]/ {
@@ -184,7 +186,7 @@ lost() {
 				n += s
 			}
 		}
-		END { printf "%.0f\n", n }' "$1"
+		END { printf "%.0f\n", n }' "$1" "$1".* 2>/dev/null || true
 }
 
 echo "# corral overhead benchmark: kernel $(uname -r), $(nproc) cpus," \
@@ -224,7 +226,8 @@ for mode in $MODES; do
 	after_run
 	grep -q '"session_end"' "$audit" || fail "no session_end in $audit"
 	if [[ -z ${POLICY_SUMMARY:-} ]]; then
-		POLICY_SUMMARY=$(grep -o '"summary":"[^"]*"' "$audit" | head -n1 | cut -d'"' -f4)
+		# the session's first records may be in a rotated file (PATH.<seq>)
+		POLICY_SUMMARY=$(cat "$audit".* "$audit" 2>/dev/null | grep -o '"summary":"[^"]*"' | head -n1 | cut -d'"' -f4 || true)
 		echo "#   policy in force: ${POLICY_SUMMARY:-unknown}" >&2
 	fi
 
