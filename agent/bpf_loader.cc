@@ -33,8 +33,8 @@ int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
   return n;
 }
 
-// The syscall exit handlers, tail-called by number from corral_sys_exit;
-// one program per family (events.h).
+// The syscall exit handlers, tail-called by number from corral_sys_exit:
+// one program for the file syscalls, one for connect (events.h).
 std::vector<std::pair<int, bpf_program*>> syscall_handlers(corral_bpf* skel) {
   static_assert(CORRAL_NR_OPEN == __NR_open && CORRAL_NR_OPENAT == __NR_openat &&
                 CORRAL_NR_OPENAT2 == __NR_openat2 && CORRAL_NR_CREAT == __NR_creat &&
@@ -44,18 +44,18 @@ std::vector<std::pair<int, bpf_program*>> syscall_handlers(corral_bpf* skel) {
                 CORRAL_NR_TRUNCATE == __NR_truncate && CORRAL_NR_FTRUNCATE == __NR_ftruncate &&
                 CORRAL_NR_CONNECT == __NR_connect);
   return {
-      {__NR_open, skel->progs.corral_exit_open},
-      {__NR_openat, skel->progs.corral_exit_open},
-      {__NR_openat2, skel->progs.corral_exit_open},
-      {__NR_creat, skel->progs.corral_exit_open},
-      {__NR_unlink, skel->progs.corral_exit_unlink},
-      {__NR_unlinkat, skel->progs.corral_exit_unlink},
-      {__NR_rmdir, skel->progs.corral_exit_unlink},
-      {__NR_rename, skel->progs.corral_exit_rename},
-      {__NR_renameat, skel->progs.corral_exit_rename},
-      {__NR_renameat2, skel->progs.corral_exit_rename},
-      {__NR_truncate, skel->progs.corral_exit_truncate},
-      {__NR_ftruncate, skel->progs.corral_exit_truncate},
+      {__NR_open, skel->progs.corral_exit_file},
+      {__NR_openat, skel->progs.corral_exit_file},
+      {__NR_openat2, skel->progs.corral_exit_file},
+      {__NR_creat, skel->progs.corral_exit_file},
+      {__NR_unlink, skel->progs.corral_exit_file},
+      {__NR_unlinkat, skel->progs.corral_exit_file},
+      {__NR_rmdir, skel->progs.corral_exit_file},
+      {__NR_rename, skel->progs.corral_exit_file},
+      {__NR_renameat, skel->progs.corral_exit_file},
+      {__NR_renameat2, skel->progs.corral_exit_file},
+      {__NR_truncate, skel->progs.corral_exit_file},
+      {__NR_ftruncate, skel->progs.corral_exit_file},
       {__NR_connect, skel->progs.corral_exit_connect},
   };
 }

@@ -15,6 +15,77 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AT_REMOVEDIR 0x200
 #define O_CREAT_WRONLY_TRUNC (01 | 0100 | 01000)
 
+/* Copies the user string after the components. */
+static __always_inline void read_user_string(struct corral_scratch *s, __u32 slot_off,
+					    struct corral_path *p, const char *ustr)
+{
+	__u64 off = slot_off + (p->components_len & CORRAL_COMPONENTS_MASK);
+	if (off > sizeof(*s) - CORRAL_STRING_MAX)
+		return;
+	/* the checked register itself, not a copy clang reloads unchecked */
+	barrier_var(off);
+	long n = bpf_probe_read_user_str((char *)s + off, CORRAL_STRING_MAX, ustr);
+	if (n < 0) {
+		count_stat(CORRAL_STAT_READ_ERROR);
+		n = 0;
+	}
+	p->string_len = n;
+}
+
+/*
+ * Fills the slot at `slot_off` of the scratch event for a path argument `ustr` relative to `dfd` (AT_FDCWD for
+ * the cwd). When `resolved_fd` >= 0 the path comes from that open file
+ * instead, which sees through symlinks, "..", and /proc/PID/root aliases.
+ * A global function: the verifier checks the walk once for every call.
+ */
+__noinline int fill_path(__u32 slot_off, struct corral_path *p, int dfd, __u64 ustr_addr,
+			 int resolved_fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	const char *ustr = (const char *)ustr_addr;
+	struct corral_scratch *s = get_scratch();
+
+	if (!s || !p)
+		return 0;
+
+	p->flags = 0;
+	p->components_len = 0;
+	p->string_len = 0;
+	p->depth = 0;
+
+	if (resolved_fd >= 0) {
+		struct file *file = task_fd(task, resolved_fd);
+		if (file) {
+			p->flags |= CORRAL_PATH_RESOLVED;
+			walk_file(slot_off, p, file);
+		} else {
+			p->flags |= CORRAL_PATH_BAD_FD;
+		}
+	} else if (ustr) {
+		char first = 0;
+		bpf_probe_read_user(&first, 1, ustr);
+		if (first != '/') {
+			if (dfd == -100 /* AT_FDCWD */) {
+				p->flags |= CORRAL_PATH_BASE_CWD;
+				walk_dentries(slot_off, p, BPF_CORE_READ(task, fs, pwd.dentry),
+					      BPF_CORE_READ(task, fs, pwd.mnt));
+			} else {
+				struct file *dir = task_fd(task, dfd);
+				if (dir) {
+					p->flags |= CORRAL_PATH_BASE_DIRFD;
+					walk_file(slot_off, p, dir);
+				} else {
+					p->flags |= CORRAL_PATH_BAD_FD;
+				}
+			}
+		}
+	}
+	if (ustr)
+		read_user_string(s, slot_off, p, ustr);
+	return 0;
+}
+
+
 /* ---- open, openat, openat2, creat ---- */
 
 static __always_inline void open_exit(struct syscall_args *a, long ret, int dfd,
@@ -29,13 +100,11 @@ static __always_inline void open_exit(struct syscall_args *a, long ret, int dfd,
 	e->ret = ret;
 	e->flags = flags;
 	e->mode = mode;
-	fill_path(s, offsetof(struct corral_open_event, data), &e->path, dfd, name, ret >= 0 ? (int)ret : -1);
+	fill_path(offsetof(struct corral_open_event, data), &e->path, dfd, (__u64)name, ret >= 0 ? (int)ret : -1);
 	emit(e, offsetof(struct corral_open_event, data) + slot_used(&e->path));
 }
 
-/* One call of open_exit per program: the verifier checks the path walk
- * once, whichever syscall of the family it was. */
-ON_SYSCALL_EXIT(open)
+static __always_inline void open_syscall(struct syscall_args *a, long ret)
 {
 	int dfd = a->args[0];
 	const char *name = (const char *)a->args[1];
@@ -69,11 +138,11 @@ static __always_inline void unlink_exit(struct syscall_args *a, long ret, int df
 	e->ret = ret;
 	e->flags = flags;
 	e->reserved = 0;
-	fill_path(s, offsetof(struct corral_unlink_event, data), &e->path, dfd, name, -1);
+	fill_path(offsetof(struct corral_unlink_event, data), &e->path, dfd, (__u64)name, -1);
 	emit(e, offsetof(struct corral_unlink_event, data) + slot_used(&e->path));
 }
 
-ON_SYSCALL_EXIT(unlink)
+static __always_inline void unlink_syscall(struct syscall_args *a, long ret)
 {
 	bool at = a->nr == CORRAL_NR_UNLINKAT;
 	unlink_exit(a, ret, at ? (int)a->args[0] : AT_FDCWD, (const char *)a->args[at ? 1 : 0],
@@ -95,12 +164,12 @@ static __always_inline void rename_exit(struct syscall_args *a, long ret, int fr
 	e->to_dfd = to_dfd;
 	e->ret = ret;
 	e->flags = flags;
-	fill_path(s, offsetof(struct corral_rename_event, data), &e->from, from_dfd, from, -1);
-	fill_path(s, offsetof(struct corral_rename_event, data) + CORRAL_SLOT_SIZE, &e->to, to_dfd, to, -1);
+	fill_path(offsetof(struct corral_rename_event, data), &e->from, from_dfd, (__u64)from, -1);
+	fill_path(offsetof(struct corral_rename_event, data) + CORRAL_SLOT_SIZE, &e->to, to_dfd, (__u64)to, -1);
 	emit(e, offsetof(struct corral_rename_event, data) + CORRAL_SLOT_SIZE + slot_used(&e->to));
 }
 
-ON_SYSCALL_EXIT(rename)
+static __always_inline void rename_syscall(struct syscall_args *a, long ret)
 {
 	/* renameat and renameat2 take dirfds; renameat2 flags too */
 	bool at = a->nr != CORRAL_NR_RENAME;
@@ -122,13 +191,41 @@ static __always_inline void truncate_exit(struct syscall_args *a, long ret, cons
 	e->length = length;
 	e->fd = fd;
 	e->ret = ret;
-	fill_path(s, offsetof(struct corral_truncate_event, data), &e->path, AT_FDCWD, name, fd);
+	fill_path(offsetof(struct corral_truncate_event, data), &e->path, AT_FDCWD, (__u64)name, fd);
 	emit(e, offsetof(struct corral_truncate_event, data) + slot_used(&e->path));
 }
 
-ON_SYSCALL_EXIT(truncate)
+static __always_inline void truncate_syscall(struct syscall_args *a, long ret)
 {
 	bool by_fd = a->nr == CORRAL_NR_FTRUNCATE;
 	truncate_exit(a, ret, by_fd ? 0 : (const char *)a->args[0], by_fd ? (int)a->args[0] : -1,
 		      a->args[1]);
+}
+
+/* The one exit handler of every file syscall above: one program for the
+ * verifier to check, the path walk (fill_path) once for all. */
+ON_SYSCALL_EXIT(file)
+{
+	switch (a->nr) {
+	case CORRAL_NR_OPEN:
+	case CORRAL_NR_OPENAT:
+	case CORRAL_NR_OPENAT2:
+	case CORRAL_NR_CREAT:
+		open_syscall(a, ret);
+		break;
+	case CORRAL_NR_UNLINK:
+	case CORRAL_NR_UNLINKAT:
+	case CORRAL_NR_RMDIR:
+		unlink_syscall(a, ret);
+		break;
+	case CORRAL_NR_RENAME:
+	case CORRAL_NR_RENAMEAT:
+	case CORRAL_NR_RENAMEAT2:
+		rename_syscall(a, ret);
+		break;
+	case CORRAL_NR_TRUNCATE:
+	case CORRAL_NR_FTRUNCATE:
+		truncate_syscall(a, ret);
+		break;
+	}
 }

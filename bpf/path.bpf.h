@@ -106,68 +106,6 @@ static __always_inline void walk_file(__u32 slot_off, struct corral_path *p, str
 	walk_dentries(slot_off, p, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt));
 }
 
-/* Copies the user string after the components. */
-static __always_inline void read_user_string(struct corral_scratch *s, __u32 slot_off,
-					    struct corral_path *p, const char *ustr)
-{
-	if (slot_off > sizeof(*s) - CORRAL_SLOT_SIZE)
-		return;
-	long n = bpf_probe_read_user_str((char *)s + slot_off + (p->components_len & CORRAL_COMPONENTS_MASK),
-					 CORRAL_STRING_MAX, ustr);
-	if (n < 0) {
-		count_stat(CORRAL_STAT_READ_ERROR);
-		n = 0;
-	}
-	p->string_len = n;
-}
-
-/*
- * Fills the slot at `slot_off` of `s` for a path argument `ustr` relative to `dfd` (AT_FDCWD for
- * the cwd). When `resolved_fd` >= 0 the path comes from that open file
- * instead, which sees through symlinks, "..", and /proc/PID/root aliases.
- */
-static __always_inline void fill_path(struct corral_scratch *s, __u32 slot_off,
-				      struct corral_path *p, int dfd,
-				      const char *ustr, int resolved_fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-
-	p->flags = 0;
-	p->components_len = 0;
-	p->string_len = 0;
-	p->depth = 0;
-
-	if (resolved_fd >= 0) {
-		struct file *file = task_fd(task, resolved_fd);
-		if (file) {
-			p->flags |= CORRAL_PATH_RESOLVED;
-			walk_file(slot_off, p, file);
-		} else {
-			p->flags |= CORRAL_PATH_BAD_FD;
-		}
-	} else if (ustr) {
-		char first = 0;
-		bpf_probe_read_user(&first, 1, ustr);
-		if (first != '/') {
-			if (dfd == -100 /* AT_FDCWD */) {
-				p->flags |= CORRAL_PATH_BASE_CWD;
-				walk_dentries(slot_off, p, BPF_CORE_READ(task, fs, pwd.dentry),
-					      BPF_CORE_READ(task, fs, pwd.mnt));
-			} else {
-				struct file *dir = task_fd(task, dfd);
-				if (dir) {
-					p->flags |= CORRAL_PATH_BASE_DIRFD;
-					walk_file(slot_off, p, dir);
-				} else {
-					p->flags |= CORRAL_PATH_BAD_FD;
-				}
-			}
-		}
-	}
-	if (ustr)
-		read_user_string(s, slot_off, p, ustr);
-}
-
 /* Bytes of a slot in use: what must be sent when it is the last one. */
 static __always_inline __u32 slot_used(const struct corral_path *p)
 {
