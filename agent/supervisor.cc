@@ -44,6 +44,9 @@ uint64_t new_session_id() {
 
 constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 constexpr size_t kRingBatch = 4096;
+// The kernel wakes us only when a quarter MiB waits (events.h): the rest is
+// read on this beat. The audit trail lags the kernel by at most this much.
+constexpr auto kRingPoll = std::chrono::milliseconds(5);
 
 }  // namespace
 
@@ -56,6 +59,7 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
       log_(with_identity(options_.audit, host_)),
       ring_watch_(io),
       signal_watch_(io),
+      ring_timer_(io),
       stats_timer_(io),
       dns_timer_(io) {
   if (cgroup_root_.empty())
@@ -76,6 +80,7 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
 
   ring_watch_.assign(bpf_->ring_fd());
   watch_ring();
+  poll_ring();
   watch_signals();
   schedule_stats();
   dns_channel_ = std::make_shared<DnsChannel>();
@@ -178,6 +183,16 @@ void Supervisor::read_ring() {
     boost::asio::post(io_, [this] { read_ring(); });
   else
     watch_ring();
+}
+
+void Supervisor::poll_ring() {
+  ring_timer_.expires_after(kRingPoll);
+  ring_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    bpf_->consume(kRingBatch);  // a storm's rest: the next beat, or a wakeup
+    log_.flush();
+    poll_ring();
+  });
 }
 
 void Supervisor::drain() {

@@ -63,6 +63,7 @@ class Supervisor {
   void on_event(std::span<const uint8_t> bytes);
   void watch_ring();
   void read_ring();
+  void poll_ring();
   void watch_signals();
   void wait_signals();
   void schedule_stats();
@@ -86,6 +87,7 @@ class Supervisor {
   audit::PolicyLoad policy_load_;  // the load in force, for new sessions
   boost::asio::posix::stream_descriptor ring_watch_;
   boost::asio::posix::stream_descriptor signal_watch_;
+  boost::asio::steady_timer ring_timer_;
   boost::asio::steady_timer stats_timer_;
   boost::asio::steady_timer dns_timer_;
   // The resolver threads' way back: cleared when the supervisor goes.

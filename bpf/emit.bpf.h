@@ -81,14 +81,18 @@ static __always_inline void fill_header(struct corral_event_header *hdr, __u32 t
 	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
 }
 
-/* Sends the first `size` bytes of `ev`; a full ring buffer is counted. */
+/* Sends the first `size` bytes of `ev`; a full ring buffer is counted.
+ * Wakes the reader only past CORRAL_RINGBUF_WAKEUP_BYTES (see events.h). */
 static __always_inline void emit(void *ev, __u64 size)
 {
 	if (size > sizeof(struct corral_scratch))
 		size = sizeof(struct corral_scratch);
 	((struct corral_event_header *)ev)->size = size;
 	count_stat(CORRAL_STAT_SUBMITTED);
-	if (bpf_ringbuf_output(&events, ev, size, 0))
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= CORRAL_RINGBUF_WAKEUP_BYTES
+			      ? BPF_RB_FORCE_WAKEUP
+			      : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, ev, size, flags))
 		count_stat(CORRAL_STAT_RINGBUF_DROPPED);
 }
 

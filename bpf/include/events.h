@@ -24,6 +24,11 @@
  * string read stays inside, which is what the verifier needs to see. */
 #define CORRAL_SLOT_SIZE (CORRAL_PATH_COMPONENTS_MAX + CORRAL_STRING_MAX)
 #define CORRAL_UNIX_PATH_MAX 108
+/* A record wakes the supervisor only when this much waits in the ring: a
+ * wakeup per record is an inter-processor interrupt per record (a VM exit
+ * on virtual machines), which cost in-session syscalls more than the rest
+ * of the pipeline. The supervisor also reads the ring every few ms. */
+#define CORRAL_RINGBUF_WAKEUP_BYTES (256 * 1024)
 /* syscall numbers below this can have an exit handler (x86_64 has ~460) */
 #define CORRAL_SYSCALL_NR_MAX 512
 /* The x86_64 syscalls with exit handlers (userspace asserts them against
