@@ -73,6 +73,8 @@ class BpfLoader {
   // Hands waiting events to the handler, at most `limit`; returns true when
   // it stopped at the limit with more waiting.
   bool consume(size_t limit = SIZE_MAX);
+  // Events the last consume() handed over.
+  size_t consumed() const { return batch_count_; }
 
   // Counters summed over CPUs.
   BpfStats read_stats() const;

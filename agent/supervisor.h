@@ -88,6 +88,7 @@ class Supervisor {
   boost::asio::posix::stream_descriptor ring_watch_;
   boost::asio::posix::stream_descriptor signal_watch_;
   boost::asio::steady_timer ring_timer_;
+  std::chrono::milliseconds ring_beat_{1};
   boost::asio::steady_timer stats_timer_;
   boost::asio::steady_timer dns_timer_;
   // The resolver threads' way back: cleared when the supervisor goes.
