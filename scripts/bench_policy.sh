@@ -104,7 +104,8 @@ else
 fi
 AGENT_HOME=$(getent passwd "$AGENT_USER" | cut -d: -f6)
 
-TMP=$(mktemp -d /tmp/corral-bench-policy.XXXXXX)
+# not under /tmp: a session has a private /tmp and would not see its project
+TMP=$(mktemp -d /var/tmp/corral-bench-policy.XXXXXX)
 chmod 755 "$TMP"
 PROJ=$TMP/proj
 LISTEN_PID=
@@ -588,11 +589,11 @@ for k in $SESSIONS; do
 		after_run "${sups[@]}"
 		best_b=$(awk -v x="$best_b" -v y="$b" 'BEGIN { print (y > x ? y : x) }')
 	done
-	# BPF time per outside open: every supervisor's sys_exit_openat program
+	# BPF time per outside open+close: every supervisor's sys_exit dispatcher
 	sysctl -qw kernel.bpf_stats_enabled=1
-	read -r t0ns _ <<<"$(prog_stats corral_exit_openat "${sups[@]}")"
+	read -r t0ns _ <<<"$(prog_stats corral_sys_exit "${sups[@]}")"
 	out=$("$LOOPS" open 1) || fail "open loop failed"
-	read -r t1ns _ <<<"$(prog_stats corral_exit_openat "${sups[@]}")"
+	read -r t1ns _ <<<"$(prog_stats corral_sys_exit "${sups[@]}")"
 	sysctl -qw kernel.bpf_stats_enabled="$STATS_OLD"
 	C[$k bpfns]=$(awk -v d="$((t1ns - t0ns))" -v n="$(field ops "$out")" 'BEGIN { printf "%.0f", d / n }')
 
@@ -632,7 +633,7 @@ echo
 echo "k concurrent \`corral run\` (own supervisors) with idle agents, policy $(basename "$CONC_FILE")." \
 	"start: corral run to the agent's main() (all launched at once); all up: first launch to" \
 	"last agent. a/b: open/close loop outside every session, without / while they idle (best" \
-	"of the runs). bpf ns/op: kernel time of all supervisors' sys_exit_openat programs per" \
+	"of the runs). bpf ns/op: kernel time of all supervisors' sys_exit dispatchers (every syscall) per" \
 	"outside open. anon: the supervisors' anonymous RSS (their RSS also counts the mapped ring" \
 	"buffer); BPF: memlock of their maps and programs (ring buffers included); mem:" \
 	"MemAvailable drop; progs: BPF programs loaded; stop: SIGTERM to all exited."
