@@ -112,8 +112,8 @@ MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
     for (const auto& p : rule.globs) {
       std::string path = normalize_path(expand(p, home));
       struct stat st;
-      // Only directories: a file is left to the secrets guard.
-      if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) plan.hidden.push_back(path);
+      if (::stat(path.c_str(), &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+        plan.hidden.push_back(path);
     }
   }
   plan.readonly = protected_mount_points(policy, home, project);
@@ -169,12 +169,24 @@ MountFailure setup_session_mounts(const MountPlanArgs& args) {
     ::close(fds[i]);
   }
 
+  // A hidden directory becomes an empty read-only tmpfs; a hidden file, the
+  // empty read-only /dev/null. Gone since the plan was made: nothing to hide.
   int i = 0;
-  for (char* const* h = args.hidden(); *h; ++h, ++i)
-    if (::mount("tmpfs", *h, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                "mode=0555,size=4k,nr_inodes=2") != 0 &&
-        errno != ENOENT && errno != ENOTDIR)
+  for (char* const* h = args.hidden(); *h; ++h, ++i) {
+    struct stat st;
+    if (::stat(*h, &st) != 0) {
+      if (errno == ENOENT) continue;
       return fail(kHide, i);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if (::mount("tmpfs", *h, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "mode=0555,size=4k,nr_inodes=2") != 0)
+        return fail(kHide, i);
+    } else if (::mount("/dev/null", *h, nullptr, MS_BIND, nullptr) != 0 ||
+               ::mount(nullptr, *h, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+      return fail(kHide, i);
+    }
+  }
 
   // Protected paths inside the writable ones: what an open-time guard cannot
   // stop (rename, link, unlink, truncate) fails here with EROFS.

@@ -1,6 +1,7 @@
 // The session's mount namespace: the host read-only, the project directory
 // and the policy's writable paths read-write, a private /tmp and /dev/shm,
-// credential directories covered by empty read-only mounts, protected paths
+// credential directories and files covered by empty read-only mounts (a
+// tmpfs, /dev/null), protected paths
 // read-only inside the writable ones, and a /proc of the session's own PID
 // namespace.
 #pragma once

@@ -131,6 +131,37 @@ TEST(Sandbox, HiddenDirectoriesAreEmptyByEveryAlias) {
   EXPECT_EQ(attempts.size(), 3u) << "every attempt is on record";
 }
 
+// A hidden file reads empty in the session (it is /dev/null there: a write
+// goes nowhere) and cannot be removed; on the host it keeps its content.
+TEST(Sandbox, HiddenFilesReadEmptyAndStayUnchanged) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");
+  const std::string d = dir.path();
+  const std::string proj = d + "/proj";
+  const std::string token = d + "/home/.tool-token";
+  fs::create_directories(proj);
+  fs::create_directories(d + "/home");
+  write_file(token, "token-123\n");
+  const std::string policy = d + "/policy.yaml";
+  write_file(policy, "version: 1\nextends: default\nhidden:\n  - {id: test-token, paths: [" +
+                         token + ", " + d + "/home/missing]}\n");
+  const std::string status = proj + "/status";
+  InDir cwd(proj);
+  auto r = run_corral({"--allow-root", "--policy", policy},
+                      {"/bin/bash", "-c",
+                       prelude(status) +
+                           "t empty test ! -s " + token + "\n"
+                           "sh -c 'echo evil > " + token + "' 2>/dev/null\n"
+                           "t still-empty test ! -s " + token + "\n"
+                           "t remove rm -f " + token + "\n"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto st = read_status(status);
+  EXPECT_EQ(st["empty"], "0") << "the hidden file reads empty";
+  EXPECT_EQ(st["still-empty"], "0") << "a write goes nowhere";
+  EXPECT_NE(st["remove"], "0");
+  EXPECT_EQ(read_file(token), "token-123\n");
+}
+
 // The session has its own /proc, host name and System V IPC: a host
 // process can be neither seen nor signalled.
 TEST(Sandbox, HostProcessesHostNameAndIpcAreOutOfReach) {
