@@ -174,7 +174,7 @@ int run_in_daemon(int sock, const control::RunRequest& request) {
   // Signals arrive as data from here on, to be passed to the daemon.
   sigset_t set;
   sigemptyset(&set);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&set, s);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH}) sigaddset(&set, s);
   sigprocmask(SIG_BLOCK, &set, nullptr);
   UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sigfd) throw sys_error("failed to create signalfd");

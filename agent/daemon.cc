@@ -1,6 +1,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -133,7 +134,8 @@ void ControlServer::handle(const std::shared_ptr<Connection>& c) {
       break;
     case control::ClientMessage::kSignal:
       if (Session* s = c->session && !c->ended ? sup_.find_session(c->session) : nullptr) {
-        if (msg.signal().from_terminal())
+        // a resized window is never a request to stop
+        if (msg.signal().from_terminal() || msg.signal().signo() == SIGWINCH)
           s->forward_signal(msg.signal().signo());
         else
           s->on_signal(msg.signal().signo(), /*from_kernel=*/false);

@@ -204,6 +204,28 @@ TEST(Daemon, ClientDeathKillsItsSession) {
   EXPECT_TRUE(killed) << "no session_end recording the kill";
 }
 
+// A resized terminal reaches the agent through its client (its tty is not
+// the agent's controlling terminal, so the kernel does not tell it).
+TEST(Daemon, WindowResizeReachesTheAgent) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");
+  InDir in(dir.path());
+  Daemon d(dir.path());
+  ASSERT_TRUE(d.ready) << read_file(d.output);
+  const std::string mark = dir.path() + "/winched";
+  pid_t client = d.spawn_run(
+      {"/bin/bash", "-c",
+       "trap 'echo yes > " + mark + "' WINCH; touch " + mark + ".ready; "
+       "for i in $(seq 200); do [ -s " + mark + " ] && exit 0; sleep 0.05; done; exit 7"},
+      dir.path() + "/run.out");
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(mark + ".ready"); }));
+  ASSERT_EQ(::kill(client, SIGWINCH), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(client, &status, 0), client);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << status << " " << read_file(dir.path() + "/run.out");
+}
+
 // SIGTERM ends the live sessions (their agents get it) and then the daemon,
 // whether or not their clients are still there.
 TEST(Daemon, StopEndsLiveSessions) {
