@@ -33,32 +33,18 @@ int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
   return n;
 }
 
-// The syscall exit handlers, tail-called by number from corral_sys_exit:
-// one program for the file syscalls, one for connect (events.h).
-std::vector<std::pair<int, bpf_program*>> syscall_handlers(corral_bpf* skel) {
-  static_assert(CORRAL_NR_OPEN == __NR_open && CORRAL_NR_OPENAT == __NR_openat &&
-                CORRAL_NR_OPENAT2 == __NR_openat2 && CORRAL_NR_CREAT == __NR_creat &&
-                CORRAL_NR_UNLINK == __NR_unlink && CORRAL_NR_UNLINKAT == __NR_unlinkat &&
-                CORRAL_NR_RMDIR == __NR_rmdir && CORRAL_NR_RENAME == __NR_rename &&
-                CORRAL_NR_RENAMEAT == __NR_renameat && CORRAL_NR_RENAMEAT2 == __NR_renameat2 &&
-                CORRAL_NR_TRUNCATE == __NR_truncate && CORRAL_NR_FTRUNCATE == __NR_ftruncate &&
-                CORRAL_NR_CONNECT == __NR_connect);
-  return {
-      {__NR_open, skel->progs.corral_exit_file},
-      {__NR_openat, skel->progs.corral_exit_file},
-      {__NR_openat2, skel->progs.corral_exit_file},
-      {__NR_creat, skel->progs.corral_exit_file},
-      {__NR_unlink, skel->progs.corral_exit_file},
-      {__NR_unlinkat, skel->progs.corral_exit_file},
-      {__NR_rmdir, skel->progs.corral_exit_file},
-      {__NR_rename, skel->progs.corral_exit_file},
-      {__NR_renameat, skel->progs.corral_exit_file},
-      {__NR_renameat2, skel->progs.corral_exit_file},
-      {__NR_truncate, skel->progs.corral_exit_file},
-      {__NR_ftruncate, skel->progs.corral_exit_file},
-      {__NR_connect, skel->progs.corral_exit_connect},
-  };
-}
+// The syscalls of the file exit handler (file.bpf.c); connect has its own
+// (net.bpf.c). Both are tail-called by number from corral_sys_exit.
+constexpr int kFileSyscalls[] = {__NR_open,      __NR_openat,   __NR_openat2,   __NR_creat,
+                                 __NR_unlink,    __NR_unlinkat, __NR_rmdir,     __NR_rename,
+                                 __NR_renameat,  __NR_renameat2, __NR_truncate, __NR_ftruncate};
+static_assert(CORRAL_NR_OPEN == __NR_open && CORRAL_NR_OPENAT == __NR_openat &&
+              CORRAL_NR_OPENAT2 == __NR_openat2 && CORRAL_NR_CREAT == __NR_creat &&
+              CORRAL_NR_UNLINK == __NR_unlink && CORRAL_NR_UNLINKAT == __NR_unlinkat &&
+              CORRAL_NR_RMDIR == __NR_rmdir && CORRAL_NR_RENAME == __NR_rename &&
+              CORRAL_NR_RENAMEAT == __NR_renameat && CORRAL_NR_RENAMEAT2 == __NR_renameat2 &&
+              CORRAL_NR_TRUNCATE == __NR_truncate && CORRAL_NR_FTRUNCATE == __NR_ftruncate &&
+              CORRAL_NR_CONNECT == __NR_connect, "events.h and <sys/syscall.h> disagree");
 
 }  // namespace
 
@@ -77,20 +63,23 @@ BpfLoader::BpfLoader(EventHandler handler, uint32_t ringbuf_bytes) : handler_(st
     throw std::runtime_error("failed to size ring buffer to " + std::to_string(ringbuf_bytes) +
                              " bytes: " + errstr(err));
 
-  const auto handlers = syscall_handlers(skel_.get());
-  for (const auto& [nr, prog] : handlers) bpf_program__set_autoattach(prog, false);
+  // Tail-call targets only: nothing to attach them to.
+  bpf_program__set_autoattach(skel_->progs.corral_exit_file, false);
+  bpf_program__set_autoattach(skel_->progs.corral_exit_connect, false);
 
   if (int err = corral_bpf__load(skel_.get()))
     throw std::runtime_error("failed to load BPF programs (the verifier log is above): " +
                              errstr(err));
 
   // Before attaching the dispatcher: no syscall of a member goes unseen.
-  for (const auto& [nr, prog] : handlers) {
+  auto handle = [&](int nr, bpf_program* prog) {
     int fd = bpf_program__fd(prog);
     if (bpf_map__update_elem(skel_->maps.syscall_exits, &nr, sizeof(nr), &fd, sizeof(fd), BPF_ANY))
       throw std::runtime_error(std::string("failed to put ") + bpf_program__name(prog) +
                                " in syscall_exits: " + errstr(errno));
-  }
+  };
+  for (int nr : kFileSyscalls) handle(nr, skel_->progs.corral_exit_file);
+  handle(__NR_connect, skel_->progs.corral_exit_connect);
 
   // libbpf's own warning (routed above) names the program that failed.
   if (int err = corral_bpf__attach(skel_.get()))

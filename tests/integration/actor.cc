@@ -8,7 +8,8 @@
 //   actor opens N PATH          N open+close of PATH
 //   actor self-connect         listen on 127.0.0.1:0 and connect to it
 //   actor udp HOST PORT         send one datagram (sendmsg path of egress)
-//   actor unlinks N PATH        N unlink of PATH (missing: no file is touched)
+//   actor unlinks N PATH [GO]   N unlink of PATH (missing: no file is touched);
+//                               with GO, first creates GO.ready, then waits for GO
 //   actor file-syscalls         in the cwd, each raw syscall of the file
 //                               families once: open creat openat openat2
 //                               truncate ftruncate rename renameat renameat2
@@ -120,7 +121,17 @@ int main(int argc, char** argv) {
     inet_pton(AF_INET, argv[2], &a.sin_addr);
     return report("udp", sendto(s, "x", 1, 0, reinterpret_cast<sockaddr*>(&a), sizeof(a)));
   }
-  if (verb == "unlinks" && argc == 4) {
+  if (verb == "unlinks" && (argc == 4 || argc == 5)) {
+    // with GO: says it runs (GO.ready), then starts once GO exists (polled
+    // with stat: no open for a stopped supervisor's guard to hold)
+    if (argc == 5) {
+      std::string ready = std::string(argv[4]) + ".ready";
+      int fd = open(ready.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) return 3;
+      close(fd);
+      struct stat st;
+      while (stat(argv[4], &st) != 0) usleep(10000);
+    }
     long n = atol(argv[2]);
     for (long i = 0; i < n; i++) unlink(argv[3]);
     return 0;

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -92,16 +93,34 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+std::vector<std::string> audit_files(const std::string& path) {
+  std::vector<std::string> files;
+  const std::filesystem::path p(path);
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(p.parent_path(), ec)) {
+    std::string name = e.path().filename().string();
+    std::string rotated = p.filename().string() + ".";
+    if (name.starts_with(rotated) && name.size() == rotated.size() + 20 &&
+        name.find_first_not_of("0123456789", rotated.size()) == std::string::npos)
+      files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());  // 20-digit first seqs: name order is seq order
+  if (std::filesystem::exists(path)) files.push_back(path);
+  return files;
+}
+
 std::vector<audit::Record> read_audit(const std::string& path) {
   std::vector<audit::Record> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    audit::Record r;
-    auto status = google::protobuf::util::JsonStringToMessage(line, &r);
-    EXPECT_TRUE(status.ok()) << "unparseable audit line: " << line;
-    if (r.has_checkpoint()) continue;  // the log's own; `corral audit verify` checks them
-    out.push_back(std::move(r));
+  for (const auto& file : audit_files(path)) {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+      audit::Record r;
+      auto status = google::protobuf::util::JsonStringToMessage(line, &r);
+      EXPECT_TRUE(status.ok()) << "unparseable audit line: " << line;
+      if (r.has_checkpoint()) continue;  // the log's own; `corral audit verify` checks them
+      out.push_back(std::move(r));
+    }
   }
   return out;
 }
@@ -173,12 +192,13 @@ RunResult run_corral(const std::vector<std::string>& options, const std::vector<
   ss << err.rdbuf();
   r.stderr_text = ss.str();
   r.records = read_audit(r.audit_path);
-  if (std::filesystem::exists(r.audit_path)) {
-    auto v = verify_audit({r.audit_path});
+  auto files = audit_files(r.audit_path);
+  if (!files.empty()) {
+    auto v = verify_audit(files);
     EXPECT_EQ(v.exit_code, 0) << "the audit log does not verify:\n" << v.output;
   }
   std::filesystem::remove(err_path);
-  std::filesystem::remove(r.audit_path);
+  for (const auto& f : files) std::filesystem::remove(f);
   std::filesystem::remove(r.audit_path + ".lock");
   return r;
 }

@@ -73,7 +73,10 @@ pid_t spawn_corral(const std::vector<std::string>& options, const std::vector<st
 // stderr (and stdout when `with_stdout`) to `output_path`; returns its pid.
 pid_t spawn_command(std::vector<std::string> args, const std::string& output_path,
                     bool with_stdout = true);
-// The records of a log, its checkpoints left out.
+// A log's files in seq order: its rotated files (PATH.<20-digit seq>), then
+// PATH itself.
+std::vector<std::string> audit_files(const std::string& path);
+// The records of a log and its rotated files, checkpoints left out.
 std::vector<audit::Record> read_audit(const std::string& path);
 // Waits until the audit file holds a session_start record (or times out).
 bool wait_for_session_start(const std::string& audit_path, int timeout_ms = 10000);

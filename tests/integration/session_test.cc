@@ -431,12 +431,23 @@ TEST(Session, SigtermEndsTheSessionCleanly) {
 
 // A stalled reader makes the ring buffer overflow: the loss is audited with
 // its count, never silent. (Unlinks of a missing file: opens would wait for
-// the stopped supervisor's guard instead of piling up.)
+// the stopped supervisor's guard instead of piling up.) The agent's unlinks
+// start only once it runs and the supervisor is stopped, or a fast machine
+// could finish them first.
 TEST(Session, RingBufferDropsAreAudited) {
   CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");
+  InDir cwd(dir.path());
+  const std::string go = dir.path() + "/go";
   auto r = run_corral({"--allow-root", "--policy", CORRAL_OBSERVE_POLICY, "--ring-mib", "1"},
-                      {actor_bin(), "unlinks", "200000", "/nonexistent-corral"}, [](pid_t corral) {
+                      {actor_bin(), "unlinks", "200000", "/nonexistent-corral", go},
+                      [&](pid_t corral) {
+                        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+                        while (!std::filesystem::exists(go + ".ready") &&
+                               std::chrono::steady_clock::now() < deadline)
+                          std::this_thread::sleep_for(std::chrono::milliseconds(10));
                         ::kill(corral, SIGSTOP);
+                        write_file(go, "");
                         std::this_thread::sleep_for(std::chrono::milliseconds(1500));
                         ::kill(corral, SIGCONT);
                       });
