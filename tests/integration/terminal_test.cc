@@ -29,10 +29,13 @@ TEST(Terminal, CtrlCReachesTheAgent) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    // the agent reads the terminal, as an interactive one would
+    // the agent reads the terminal, as an interactive one would. `exec
+    // sleep`: a Ctrl-C landing while sh forks a child can reach the child
+    // before it resets sh's SIGINT handler; the child then sleeps on (sh
+    // dies of it only when the child ends: 30 s).
     ::execl(CORRAL_BIN, "corral", "run", "--quiet", "--allow-root", "--audit", audit.c_str(),
             "--audit-key", audit_key().c_str(), "--",
-            "/bin/sh", "-c", "read line; echo got-$line; sleep 30", nullptr);
+            "/bin/sh", "-c", "read line; echo got-$line; exec sleep 30", nullptr);
     _exit(120);
   }
   ASSERT_TRUE(wait_for_session_start(audit));
