@@ -466,6 +466,16 @@ int cli_main(int argc, char** argv) {
   daemon_cmd->add_option("--socket", daemon_socket, "control socket (root only)")
       ->capture_default_str();
 
+  std::string ask_socket = kDefaultControlSocket;
+  auto* ps_cmd = app.add_subcommand("ps", "the sessions of the running corral daemon");
+  ps_cmd->add_option("--daemon-socket", ask_socket, "the daemon's control socket")
+      ->capture_default_str();
+  std::string kill_id;
+  auto* kill_cmd = app.add_subcommand("kill", "kill a session of the running corral daemon");
+  kill_cmd->add_option("session", kill_id, "the session's id, or a prefix naming one")->required();
+  kill_cmd->add_option("--daemon-socket", ask_socket, "the daemon's control socket")
+      ->capture_default_str();
+
   auto* policy_cmd = app.add_subcommand("policy", "work with policy files");
   policy_cmd->require_subcommand(1);
   std::string check_path;
@@ -577,6 +587,34 @@ int cli_main(int argc, char** argv) {
                                "--audit-max-mib", "--audit-max-age", "--ring-mib", "--policy"})
         if (run_cmd->get_option(flag)->count()) ro.embedded_flags.push_back(flag);
       return run(ro);
+    }
+    if (ps_cmd->parsed() || kill_cmd->parsed()) {
+      UniqueFd sock;
+      control::DaemonMessage reply;
+      control::ClientMessage q;
+      if (ps_cmd->parsed()) q.mutable_list();
+      else q.mutable_kill()->set_session(kill_id);
+      try {
+        sock = connect_control(ask_socket);
+        if (!sock)
+          throw Failure{kCorralFailed, "no corral daemon listens on " + ask_socket +
+                                           " (sessions of an embedded corral run are not listed)"};
+        reply = ask_daemon(sock.get(), q);
+      } catch (const std::runtime_error& e) {
+        throw Failure{kCorralFailed, e.what()};
+      }
+      if (kill_cmd->parsed()) {
+        std::cout << "killed " << reply.killed() << "\n";
+        return 0;
+      }
+      std::cout << "SESSION           USER        PID     AGE  CWD  COMMAND\n";
+      for (const auto& s : reply.sessions().sessions()) {
+        std::string cmd;
+        for (const auto& a : s.command()) cmd += (cmd.empty() ? "" : " ") + a;
+        std::cout << fmt::format("{:<17} {:<10} {:>6} {:>6.0f}s  {}  {}\n", s.session(), s.user(),
+                                 s.pid(), s.seconds(), s.cwd() + (s.worktree().empty() ? "" : " [" + s.worktree() + "]"), cmd);
+      }
+      return 0;
     }
     if (daemon_cmd->parsed()) {
       if (::geteuid() != 0) throw Failure{kCorralFailed, "corral daemon must run as root"};

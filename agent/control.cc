@@ -170,6 +170,14 @@ SessionSpec from_request(const control::RunRequest& r) {
   return spec;
 }
 
+control::DaemonMessage ask_daemon(int sock, const control::ClientMessage& question) {
+  send_packet(sock, question);
+  control::DaemonMessage reply;
+  if (!recv_packet(sock, reply)) throw std::runtime_error("the corral daemon closed the connection");
+  if (reply.has_error()) throw std::runtime_error(reply.error());
+  return reply;
+}
+
 int run_in_daemon(int sock, const control::RunRequest& request) {
   // Signals arrive as data from here on, to be passed to the daemon.
   sigset_t set;

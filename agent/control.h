@@ -37,6 +37,10 @@ uid_t peer_uid(int sock);
 control::RunRequest to_request(const SessionSpec& spec);
 SessionSpec from_request(const control::RunRequest& request);
 
+// One question to the daemon on `sock` (ListSessions, KillSession), its
+// answer. Throws on an error answer, or when the daemon goes away.
+control::DaemonMessage ask_daemon(int sock, const control::ClientMessage& question);
+
 // Runs `request` as a session of the daemon on `sock`, with our stdin,
 // stdout and stderr as the agent's, passing on the signals we get; returns
 // the agent's exit code. Throws std::runtime_error when the daemon refuses

@@ -141,11 +141,57 @@ void ControlServer::handle(const std::shared_ptr<Connection>& c) {
           s->on_signal(msg.signal().signo(), /*from_kernel=*/false);
       }
       break;
+    case control::ClientMessage::kList:
+    case control::ClientMessage::kKill:
+      if (c->session) {  // a session's own connection only carries its signals
+        spdlog::warn("control socket: a question on a session's connection, ignored");
+        break;
+      }
+      answer(c, msg);
+      return;  // one question, one answer
     default:
       spdlog::warn("control socket: a message of no known kind");
       break;
   }
   if (connections_.count(c.get())) serve(c);
+}
+
+void ControlServer::answer(const std::shared_ptr<Connection>& c, const control::ClientMessage& msg) {
+  control::DaemonMessage reply;
+  if (msg.has_list()) {
+    auto now = std::chrono::steady_clock::now();
+    for (const auto& [id, s] : sup_.sessions()) {
+      auto* info = reply.mutable_sessions()->add_sessions();
+      info->set_session(s->id_string());
+      for (const auto& a : s->spec().argv) info->add_command(a);
+      info->set_user(s->spec().creds.name);
+      info->set_uid(s->spec().creds.uid);
+      info->set_pid(s->init_pid());
+      info->set_cwd(s->spec().cwd);
+      info->set_worktree(s->spec().worktree);
+      info->set_seconds(std::chrono::duration<double>(now - s->started()).count());
+    }
+  } else {
+    std::vector<Session*> found;
+    for (const auto& [id, s] : sup_.sessions())
+      if (!msg.kill().session().empty() && s->id_string().starts_with(msg.kill().session()))
+        found.push_back(s.get());
+    if (found.size() == 1) {
+      spdlog::warn("session {}: killed at the request of corral kill", found[0]->id_string());
+      found[0]->kill();
+      reply.set_killed(found[0]->id_string());
+    } else {
+      reply.set_error(found.empty() ? "no live session '" + msg.kill().session() + "'"
+                                    : "'" + msg.kill().session() + "' names " +
+                                          std::to_string(found.size()) + " sessions");
+    }
+  }
+  try {
+    send_packet(c->sock.native_handle(), reply);
+  } catch (const std::exception& e) {
+    spdlog::warn("control socket: {}", e.what());
+  }
+  drop(c.get(), nullptr);
 }
 
 void ControlServer::start(const std::shared_ptr<Connection>& c, const control::RunRequest& request,

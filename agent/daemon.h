@@ -40,6 +40,8 @@ class ControlServer {
   void handle(const std::shared_ptr<Connection>& c);
   void start(const std::shared_ptr<Connection>& c, const control::RunRequest& request,
              std::vector<UniqueFd> stdio);
+  // corral ps and corral kill: one answer, then the connection closes.
+  void answer(const std::shared_ptr<Connection>& c, const control::ClientMessage& msg);
   // Forgets a connection; a session still running without it is killed.
   void drop(Connection* c, const char* why);
   void check_idle();

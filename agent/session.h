@@ -57,6 +57,9 @@ class Session {
 
   uint64_t id() const { return id_; }
   const std::string& id_string() const { return id_string_; }
+  const SessionSpec& spec() const { return spec_; }
+  pid_t init_pid() const { return child_ ? child_->pid() : 0; }
+  std::chrono::steady_clock::time_point started() const { return started_; }
   void count_record() { records_++; }
   // Adds what only this session knows to one of its kernel records.
   void annotate(audit::Record& record) const {

@@ -46,6 +46,7 @@ class Supervisor {
   void forget_session(uint64_t id);
   Session* find_session(uint64_t id);
   size_t session_count() const { return sessions_.size(); }
+  const std::map<uint64_t, std::unique_ptr<Session>>& sessions() const { return sessions_; }
   // Passes a stop signal to every session (killed after a grace period).
   void signal_sessions(int signo);
   void kill_sessions();

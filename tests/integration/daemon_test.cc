@@ -226,6 +226,50 @@ TEST(Daemon, WindowResizeReachesTheAgent) {
       << status << " " << read_file(dir.path() + "/run.out");
 }
 
+// corral ps lists the daemon's live sessions; corral kill ends one by an id
+// prefix, and its client reports the kill.
+TEST(Daemon, PsListsAndKillEnds) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");
+  InDir in(dir.path());
+  Daemon d(dir.path());
+  ASSERT_TRUE(d.ready) << read_file(d.output);
+  pid_t first = d.spawn_run({"/bin/sleep", "301"}, dir.path() + "/first.out");
+  pid_t second = d.spawn_run({"/bin/sleep", "302"}, dir.path() + "/second.out");
+  std::vector<std::string> ids;
+  ASSERT_TRUE(eventually([&] {
+    ids.clear();
+    for (const auto& rec : read_audit(d.audit))
+      if (rec.has_session_start()) ids.push_back(rec.session());
+    return ids.size() == 2;
+  }));
+  auto ps = run_command({corral_bin(), "ps", "--daemon-socket", d.socket});
+  EXPECT_EQ(ps.exit_code, 0) << ps.output;
+  for (const auto& id : ids) EXPECT_NE(ps.output.find(id), std::string::npos) << ps.output;
+  EXPECT_NE(ps.output.find("/bin/sleep 301"), std::string::npos) << ps.output;
+  EXPECT_NE(ps.output.find("/bin/sleep 302"), std::string::npos) << ps.output;
+
+  const std::string& victim = read_audit(d.audit).front().session_start().command(1) == "301"
+                                  ? ids[0]
+                                  : ids[1];
+  auto kill = run_command({corral_bin(), "kill", victim.substr(0, 8), "--daemon-socket", d.socket});
+  EXPECT_EQ(kill.exit_code, 0) << kill.output;
+  EXPECT_NE(kill.output.find("killed " + victim), std::string::npos) << kill.output;
+  int status = 0;
+  ASSERT_EQ(::waitpid(first, &status, 0), first);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGKILL) << status;
+
+  ps = run_command({corral_bin(), "ps", "--daemon-socket", d.socket});
+  EXPECT_EQ(ps.output.find(victim), std::string::npos) << ps.output;
+  EXPECT_NE(ps.output.find("/bin/sleep 302"), std::string::npos) << ps.output;
+  auto none = run_command({corral_bin(), "kill", "nosuchid", "--daemon-socket", d.socket});
+  EXPECT_EQ(none.exit_code, 125);
+  EXPECT_NE(none.output.find("no live session 'nosuchid'"), std::string::npos) << none.output;
+
+  EXPECT_EQ(d.stop(), 0);
+  ::waitpid(second, nullptr, 0);
+}
+
 // SIGTERM ends the live sessions (their agents get it) and then the daemon,
 // whether or not their clients are still there.
 TEST(Daemon, StopEndsLiveSessions) {
