@@ -42,9 +42,9 @@ bool eventually(Cond cond, std::chrono::milliseconds limit = 10s) {
 }
 
 // A `corral daemon` of the test's own: its log, socket and output in `dir`.
-class Daemon {
+class DaemonProcess {
  public:
-  explicit Daemon(const std::string& dir)
+  explicit DaemonProcess(const std::string& dir)
       : audit(dir + "/audit.jsonl"), socket(dir + "/control.sock"), output(dir + "/daemon.out") {
     pid = spawn_command({corral_bin(), "daemon", "--quiet", "--audit", audit, "--audit-key",
                          audit_key(), "--socket", socket},
@@ -52,7 +52,7 @@ class Daemon {
     ready = eventually([&] { return can_connect(socket) || !running(pid); }, 30s) &&
             can_connect(socket);
   }
-  ~Daemon() {
+  ~DaemonProcess() {
     if (pid > 0) stop();
   }
   // SIGTERM; the daemon's exit status, or -1 (and SIGKILL) when it is
@@ -90,6 +90,19 @@ class Daemon {
   bool ready = false;
 };
 
+// Each test: a scratch project under /var/tmp (a session's /tmp is its own)
+// as the cwd, and a daemon of its own there.
+class Daemon : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CORRAL_REQUIRE_ROOT();
+    ASSERT_TRUE(d.ready) << read_file(d.output);
+  }
+  TempDir dir{"/var/tmp"};
+  InDir in{dir.path()};
+  DaemonProcess d{dir.path()};
+};
+
 std::string session_of(const std::vector<audit::Record>& records, const std::string& argv0) {
   for (const auto& r : records)
     if (r.has_session_start() && !r.session_start().command().empty() &&
@@ -101,13 +114,8 @@ std::string session_of(const std::vector<audit::Record>& records, const std::str
 // The warm path end to end: the agent gets the client's stdout and stderr,
 // its exit code comes back, the daemon's programs and guard enforce the
 // policy, and every record lands in the daemon's log under one session id.
-TEST(Daemon, WarmSessionsAreRecordedAndEnforced) {
-  CORRAL_REQUIRE_ROOT();
-  TempDir dir("/var/tmp");
-  InDir in(dir.path());
+TEST_F(Daemon, WarmSessionsAreRecordedAndEnforced) {
   write_file(dir.path() + "/.env", "API_KEY=sk-daemon-test\n");
-  Daemon d(dir.path());
-  ASSERT_TRUE(d.ready) << read_file(d.output);
 
   auto r = d.run({"--allow-root"},
                  {"/bin/bash", "-c",
@@ -149,12 +157,7 @@ TEST(Daemon, WarmSessionsAreRecordedAndEnforced) {
 
 // Fail closed: the sessions are the daemon's children; killed outright, it
 // takes them with it (double-forked daemons too), and the client says so.
-TEST(Daemon, DaemonDeathKillsItsSessions) {
-  CORRAL_REQUIRE_ROOT();
-  TempDir dir("/var/tmp");
-  InDir in(dir.path());
-  Daemon d(dir.path());
-  ASSERT_TRUE(d.ready) << read_file(d.output);
+TEST_F(Daemon, DaemonDeathKillsItsSessions) {
   std::string out = dir.path() + "/run.out";
   pid_t client = d.spawn_run(
       {"/bin/bash", "-c", "(setsid /bin/sleep 300 &); /bin/sleep 300"}, out);
@@ -179,12 +182,7 @@ TEST(Daemon, DaemonDeathKillsItsSessions) {
 
 // A session whose `corral run` is gone has nobody to answer to: the daemon
 // kills it, records its end, and goes on serving.
-TEST(Daemon, ClientDeathKillsItsSession) {
-  CORRAL_REQUIRE_ROOT();
-  TempDir dir("/var/tmp");
-  InDir in(dir.path());
-  Daemon d(dir.path());
-  ASSERT_TRUE(d.ready) << read_file(d.output);
+TEST_F(Daemon, ClientDeathKillsItsSession) {
   pid_t client = d.spawn_run({"/bin/sleep", "300"}, dir.path() + "/run.out");
   ASSERT_TRUE(wait_for_session_start(d.audit));
   std::string cgroup = read_audit(d.audit).front().session_start().cgroup();
@@ -206,12 +204,7 @@ TEST(Daemon, ClientDeathKillsItsSession) {
 
 // A resized terminal reaches the agent through its client (its tty is not
 // the agent's controlling terminal, so the kernel does not tell it).
-TEST(Daemon, WindowResizeReachesTheAgent) {
-  CORRAL_REQUIRE_ROOT();
-  TempDir dir("/var/tmp");
-  InDir in(dir.path());
-  Daemon d(dir.path());
-  ASSERT_TRUE(d.ready) << read_file(d.output);
+TEST_F(Daemon, WindowResizeReachesTheAgent) {
   const std::string mark = dir.path() + "/winched";
   pid_t client = d.spawn_run(
       {"/bin/bash", "-c",
@@ -228,12 +221,7 @@ TEST(Daemon, WindowResizeReachesTheAgent) {
 
 // corral ps lists the daemon's live sessions; corral kill ends one by an id
 // prefix, and its client reports the kill.
-TEST(Daemon, PsListsAndKillEnds) {
-  CORRAL_REQUIRE_ROOT();
-  TempDir dir("/var/tmp");
-  InDir in(dir.path());
-  Daemon d(dir.path());
-  ASSERT_TRUE(d.ready) << read_file(d.output);
+TEST_F(Daemon, PsListsAndKillEnds) {
   pid_t first = d.spawn_run({"/bin/sleep", "301"}, dir.path() + "/first.out");
   pid_t second = d.spawn_run({"/bin/sleep", "302"}, dir.path() + "/second.out");
   std::vector<std::string> ids;
@@ -272,12 +260,7 @@ TEST(Daemon, PsListsAndKillEnds) {
 
 // SIGTERM ends the live sessions (their agents get it) and then the daemon,
 // whether or not their clients are still there.
-TEST(Daemon, StopEndsLiveSessions) {
-  CORRAL_REQUIRE_ROOT();
-  TempDir dir("/var/tmp");
-  InDir in(dir.path());
-  Daemon d(dir.path());
-  ASSERT_TRUE(d.ready) << read_file(d.output);
+TEST_F(Daemon, StopEndsLiveSessions) {
   pid_t kept = d.spawn_run({"/bin/sleep", "300"}, dir.path() + "/kept.out");
   pid_t gone = d.spawn_run({"/bin/sleep", "300"}, dir.path() + "/gone.out");
   ASSERT_TRUE(eventually([&] {
@@ -299,11 +282,7 @@ TEST(Daemon, StopEndsLiveSessions) {
 
 // Only root reaches the socket; a second daemon does not steal it; a run
 // that asks for a supervisor of its own is refused rather than half-obeyed.
-TEST(Daemon, RefusesWhatItMustNotServe) {
-  CORRAL_REQUIRE_ROOT();
-  TempDir dir("/var/tmp");
-  Daemon d(dir.path());
-  ASSERT_TRUE(d.ready) << read_file(d.output);
+TEST_F(Daemon, RefusesWhatItMustNotServe) {
 
   pid_t child = ::fork();
   if (child == 0) {
