@@ -1,4 +1,5 @@
 #include "cgroup2.h"
+#include "errno_error.h"
 #include "mountinfo.h"
 
 #include <signal.h>
@@ -17,10 +18,6 @@
 namespace corral {
 namespace fs = std::filesystem;
 namespace {
-
-std::system_error sys_error(const std::string& what) {
-  return std::system_error(errno, std::generic_category(), what);
-}
 
 bool rmdir_retry(const std::string& path) {
   // A killed member leaves the cgroup a moment after its exit is reported.
@@ -51,11 +48,11 @@ std::string find_cgroup2_mount() {
 Cgroup::Cgroup(const std::string& root, const std::string& name) {
   std::string parent = root + "/corral";
   if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
-    throw sys_error("failed to create cgroup " + parent);
+    throw errno_error("failed to create cgroup " + parent);
   path_ = parent + "/" + name;
-  if (::mkdir(path_.c_str(), 0755) != 0) throw sys_error("failed to create cgroup " + path_);
+  if (::mkdir(path_.c_str(), 0755) != 0) throw errno_error("failed to create cgroup " + path_);
   struct stat st;
-  if (::stat(path_.c_str(), &st) != 0) throw sys_error("failed to stat cgroup " + path_);
+  if (::stat(path_.c_str(), &st) != 0) throw errno_error("failed to stat cgroup " + path_);
   id_ = st.st_ino;  // kernfs inode number == cgroup id on 64-bit
 }
 
@@ -82,7 +79,7 @@ std::vector<pid_t> Cgroup::pids() const {
 
 bool Cgroup::populated() const {
   std::ifstream in(path_ + "/cgroup.events");
-  if (!in) throw sys_error("failed to read " + path_ + "/cgroup.events");
+  if (!in) throw errno_error("failed to read " + path_ + "/cgroup.events");
   std::string key;
   int value;
   while (in >> key >> value)
@@ -106,10 +103,10 @@ void Cgroup::kill() const {
 
 void write_cgroup_file(const std::string& path, const std::string& value) {
   FILE* f = std::fopen(path.c_str(), "we");
-  if (!f) throw sys_error("failed to open " + path);
+  if (!f) throw errno_error("failed to open " + path);
   bool ok = std::fputs(value.c_str(), f) >= 0;
   ok = (std::fclose(f) == 0) && ok;
-  if (!ok) throw sys_error("failed to write '" + value + "' to " + path);
+  if (!ok) throw errno_error("failed to write '" + value + "' to " + path);
 }
 
 pid_t dead_owner(const std::string& cgroup_name) {

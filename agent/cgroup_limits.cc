@@ -18,22 +18,19 @@
 #include <thread>
 
 #include "cgroup2.h"
+#include "errno_error.h"
 #include "mountinfo.h"
 
 namespace corral {
 namespace fs = std::filesystem;
 namespace {
 
-std::system_error sys_error(const std::string& what) {
-  return std::system_error(errno, std::generic_category(), what);
-}
-
 // The whole file; nullopt when it does not exist (a kernel without it).
 std::optional<std::string> read_optional(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "re");
   if (!f) {
     if (errno == ENOENT) return std::nullopt;
-    throw sys_error("failed to open " + path);
+    throw errno_error("failed to open " + path);
   }
   std::string out;
   char buf[4096];
@@ -41,7 +38,7 @@ std::optional<std::string> read_optional(const std::string& path) {
   while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
   bool failed = std::ferror(f);
   std::fclose(f);
-  if (failed) throw sys_error("failed to read " + path);
+  if (failed) throw errno_error("failed to read " + path);
   return out;
 }
 
@@ -49,7 +46,7 @@ std::string read_text(const std::string& path) {
   auto text = read_optional(path);
   if (!text) {
     errno = ENOENT;
-    throw sys_error("failed to open " + path);
+    throw errno_error("failed to open " + path);
   }
   return *text;
 }
@@ -171,7 +168,7 @@ std::vector<RlimitSetting> session_rlimits(const LimitSpec& spec, rlim_t nofile_
 
 std::vector<RlimitSetting> session_rlimits(const LimitSpec& spec) {
   rlimit nofile;
-  if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0) throw sys_error("failed to get RLIMIT_NOFILE");
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0) throw errno_error("failed to get RLIMIT_NOFILE");
   return session_rlimits(spec, nofile.rlim_max);
 }
 
@@ -235,8 +232,8 @@ SessionLimits::Group SessionLimits::place(const std::string& controller, const s
   if (std::find(owned_.dirs.begin(), owned_.dirs.end(), dir) != owned_.dirs.end())
     return {dir, true};
   if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
-    throw sys_error("failed to create cgroup " + parent);
-  if (::mkdir(dir.c_str(), 0755) != 0) throw sys_error("failed to create cgroup " + dir);
+    throw errno_error("failed to create cgroup " + parent);
+  if (::mkdir(dir.c_str(), 0755) != 0) throw errno_error("failed to create cgroup " + dir);
   owned_.dirs.push_back(dir);
   return {dir, true};
 }

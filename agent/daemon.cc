@@ -14,16 +14,9 @@
 #include <stdexcept>
 
 #include "control.h"
+#include "errno_error.h"
 
 namespace corral {
-namespace {
-
-std::runtime_error sys_error(const std::string& what) {
-  return std::runtime_error(what + ": " + std::strerror(errno));
-}
-
-}  // namespace
-
 struct ControlServer::Connection {
   explicit Connection(boost::asio::io_context& io, int fd) : sock(io, fd) {}
   boost::asio::posix::stream_descriptor sock;
@@ -49,7 +42,7 @@ ControlServer::ControlServer(boost::asio::io_context& io, Supervisor& sup, std::
   ::unlink(path_.c_str());  // a dead daemon's socket
 
   UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) throw sys_error("failed to create the control socket");
+  if (!fd) throw errno_error("failed to create the control socket");
   // Root-only from the first moment: no window with a wider mode.
   mode_t old = ::umask(0177);
   int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
@@ -57,9 +50,9 @@ ControlServer::ControlServer(boost::asio::io_context& io, Supervisor& sup, std::
   ::umask(old);
   if (rc != 0) {
     errno = bind_errno;
-    throw sys_error("failed to bind the control socket to " + path_);
+    throw errno_error("failed to bind the control socket to " + path_);
   }
-  if (::listen(fd.get(), 64) != 0) throw sys_error("failed to listen on " + path_);
+  if (::listen(fd.get(), 64) != 0) throw errno_error("failed to listen on " + path_);
   listener_.assign(fd.release());
   accept();
 }

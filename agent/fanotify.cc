@@ -1,4 +1,5 @@
 #include "fanotify.h"
+#include "errno_error.h"
 #include "mountinfo.h"
 
 #include <fcntl.h>
@@ -20,10 +21,6 @@ constexpr uint64_t kPermMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM;
 // Events handled per handle_events() call, so that one busy session cannot
 // starve the rest of the event loop; the fd stays readable when more wait.
 constexpr size_t kBatch = 1024;
-
-std::runtime_error errno_error(const std::string& what, int err = errno) {
-  return std::runtime_error(what + ": " + std::strerror(err));
-}
 
 // Filesystems whose mounts may stay unmarked when the kernel refuses a mark
 // (it refuses permission events on some pseudo filesystems, e.g. proc since

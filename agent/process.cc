@@ -20,15 +20,12 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "errno_error.h"
 #include "mnt.h"
 #include "seccomp_filter.h"
 
 namespace corral {
 namespace {
-
-std::runtime_error errno_error(const std::string& what) {
-  return std::runtime_error(what + ": " + std::strerror(errno));
-}
 
 bool all_digits(const std::string& s) {
   return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
