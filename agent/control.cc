@@ -9,9 +9,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cstring>
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <stdexcept>
+
+#include "errno_error.h"
 
 namespace corral {
 namespace {
@@ -19,10 +22,6 @@ namespace {
 // argv and environment of one agent; a request past this is refused
 constexpr size_t kMaxPacket = 1u << 20;
 constexpr size_t kMaxFds = 3;
-
-std::runtime_error sys_error(const std::string& what) {
-  return std::runtime_error(what + ": " + std::strerror(errno));
-}
 
 }  // namespace
 
@@ -49,11 +48,18 @@ void send_packet(int sock, const google::protobuf::MessageLite& msg, const std::
   ssize_t n;
   do n = ::sendmsg(sock, &mh, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
-  if (n < 0) throw sys_error("failed to send on the control socket");
+  if (n < 0) throw errno_error("failed to send on the control socket");
 }
 
 bool recv_packet(int sock, google::protobuf::MessageLite& msg, std::vector<UniqueFd>* fds) {
-  std::string bytes(kMaxPacket, '\0');
+  // The packet's length first (no control buffer: a peek installs no
+  // descriptors), so most packets need a few bytes, not the limit.
+  char probe;
+  ssize_t len;
+  do len = ::recv(sock, &probe, 1, MSG_PEEK | MSG_TRUNC);
+  while (len < 0 && errno == EINTR);
+  if (len < 0) throw errno_error("failed to receive on the control socket");
+  std::string bytes(std::clamp<size_t>(static_cast<size_t>(len), 1, kMaxPacket + 1), '\0');
   iovec iov{bytes.data(), bytes.size()};
   msghdr mh{};
   mh.msg_iov = &iov;
@@ -64,7 +70,7 @@ bool recv_packet(int sock, google::protobuf::MessageLite& msg, std::vector<Uniqu
   ssize_t n;
   do n = ::recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
-  if (n < 0) throw sys_error("failed to receive on the control socket");
+  if (n < 0) throw errno_error("failed to receive on the control socket");
   // Descriptors are ours from here, whatever else is wrong with the packet.
   std::vector<UniqueFd> got;
   for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
@@ -93,10 +99,10 @@ UniqueFd connect_control(const std::string& path) {
     throw std::runtime_error("control socket path too long: " + path);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  if (!sock) throw sys_error("failed to create a unix socket");
+  if (!sock) throw errno_error("failed to create a unix socket");
   if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     if (errno == ENOENT || errno == ECONNREFUSED) return UniqueFd();
-    throw sys_error("failed to connect to " + path);
+    throw errno_error("failed to connect to " + path);
   }
   return sock;
 }
@@ -105,7 +111,7 @@ uid_t peer_uid(int sock) {
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-    throw sys_error("failed to read the control peer's credentials");
+    throw errno_error("failed to read the control peer's credentials");
   return cred.uid;
 }
 
@@ -185,7 +191,7 @@ int run_in_daemon(int sock, const control::RunRequest& request) {
   for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH}) sigaddset(&set, s);
   sigprocmask(SIG_BLOCK, &set, nullptr);
   UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!sigfd) throw sys_error("failed to create signalfd");
+  if (!sigfd) throw errno_error("failed to create signalfd");
 
   control::ClientMessage run;
   *run.mutable_run() = request;
@@ -195,7 +201,7 @@ int run_in_daemon(int sock, const control::RunRequest& request) {
     pollfd fds[2] = {{sock, POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
-      throw sys_error("failed to wait for the daemon");
+      throw errno_error("failed to wait for the daemon");
     }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo info;
