@@ -71,15 +71,29 @@ pid_t tgid_of(pid_t tid) {
   return static_cast<pid_t>(std::strtol(text.c_str() + pos + 6, nullptr, 10));
 }
 
-// Fills write/write_known/exec from the syscall the thread is blocked in.
-void read_intent(pid_t tid, FileAccess& a) {
+}  // namespace
+
+pid_t FileAccess::pid() const {
+  if (pid_ < 0) pid_ = tgid_of(tid);
+  return pid_;
+}
+
+// From the syscall the thread is blocked in.
+const FileAccess::Intent& FileAccess::intent() const {
+  if (intent_) return *intent_;
+  Intent& in = intent_.emplace();
+  if (exec_mask_) {  // exec opens are read-only
+    in.write = false;
+    in.known = true;
+    return in;
+  }
 #if defined(__x86_64__)
   std::string text;
   try {
     text = read_small_file(AT_FDCWD, "/proc/" + std::to_string(tid) + "/syscall", "syscall");
   } catch (const std::exception& e) {
     spdlog::debug("fanotify: write intent of tid {} unknown: {}", tid, e.what());
-    return;
+    return in;
   }
   // "nr arg1 .. arg6 sp pc", nr in decimal, the rest in hex; or "running",
   // or "-1 sp pc" when not in a syscall.
@@ -87,18 +101,18 @@ void read_intent(pid_t tid, FileAccess& a) {
   char* end = nullptr;
   errno = 0;
   long nr = std::strtol(p, &end, 10);
-  if (end == p || errno != 0) return;
+  if (end == p || errno != 0) return in;
   unsigned long long args[6] = {};
   p = end;
   for (auto& arg : args) {
     errno = 0;
     arg = std::strtoull(p, &end, 16);
-    if (end == p || errno != 0) return;
+    if (end == p || errno != 0) return in;
     p = end;
   }
   auto from_flags = [&](unsigned long long flags) {
-    a.write = (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)) != 0;
-    a.write_known = true;
+    in.write = (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)) != 0;
+    in.known = true;
   };
   // x86_64 numbers only. A 32-bit (int 0x80) or x32 syscall shows its own
   // numbering here: none of its open calls uses these numbers (and none of
@@ -112,14 +126,14 @@ void read_intent(pid_t tid, FileAccess& a) {
       from_flags(args[2]);
       break;
     case 85:   // creat(path, mode)
-      a.write = true;
-      a.write_known = true;
+      in.write = true;
+      in.known = true;
       break;
     case 59:   // execve: the binary and its interpreter, read-only
     case 322:  // execveat
-      a.write = false;
-      a.write_known = true;
-      a.exec = true;
+      in.write = false;
+      in.known = true;
+      in.exec = true;
       break;
     case 437:
       // openat2(dfd, path, how, size): the flags are in user memory, which
@@ -128,14 +142,9 @@ void read_intent(pid_t tid, FileAccess& a) {
     default:
       break;
   }
-#else
-  (void)tid;
-  (void)a;
 #endif
+  return in;
 }
-
-}  // namespace
-
 
 FanotifyGuard::FanotifyGuard(pid_t ns_pid, Decider decider)
     : ns_pid_(ns_pid), decider_(std::move(decider)) {
@@ -240,9 +249,7 @@ FanotifyGuard::Stats FanotifyGuard::stats() const {
 }
 
 bool FanotifyGuard::fill_access(int event_fd, uint64_t mask, pid_t tid, FileAccess& a) {
-  a.tid = tid;
-  a.pid = tgid_of(tid);
-  a.exec = (mask & FAN_OPEN_EXEC_PERM) != 0;
+  a = FileAccess(tid, (mask & FAN_OPEN_EXEC_PERM) != 0);
   char link[PATH_MAX + 32];
   std::string self = "/proc/self/fd/" + std::to_string(event_fd);
   ssize_t n = ::readlink(self.c_str(), link, sizeof(link) - 1);
@@ -264,8 +271,6 @@ bool FanotifyGuard::fill_access(int event_fd, uint64_t mask, pid_t tid, FileAcce
     a.path.resize(a.path.size() - kDeleted.size());
     a.deleted = true;
   }
-  read_intent(tid, a);
-  if (a.exec) a.write = false, a.write_known = true;  // exec opens are read-only
   return true;
 }
 

@@ -25,6 +25,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -34,8 +35,17 @@
 
 namespace corral {
 
-struct FileAccess {
-  pid_t pid = 0;  // thread group id of the opener (0 if it exited meanwhile)
+// One permission event. What the event itself carries (path, identity,
+// exec by mask) is filled before the decider runs; the opener's thread group
+// id and its write intent come from procfs (5-10 µs each, more than the rest
+// of a decision) and are read on first use, so a decision that needs neither
+// does not pay for them. Call them only from the decider: they read the
+// thread while it is still blocked in its open.
+class FileAccess {
+ public:
+  FileAccess() = default;
+  FileAccess(pid_t tid, bool exec_mask) : tid(tid), exec_mask_(exec_mask) {}
+
   pid_t tid = 0;  // the thread blocked in the open
   // Canonical absolute path of the opened file (symlinks, "..",
   // /proc/self/root resolved by the kernel), as the session's namespace
@@ -46,18 +56,33 @@ struct FileAccess {
   bool deleted = false;  // unlinked (nlink 0); the kernel's " (deleted)" suffix is stripped
   dev_t dev = 0;         // identity of the opened inode (fstat of the event fd)
   ino_t ino = 0;
+
+  // Thread group id of the opener (0 if it exited meanwhile).
+  pid_t pid() const;
   // Whether the opener asked for write access (O_WRONLY, O_RDWR, O_CREAT,
   // O_TRUNC, creat). Read from the blocked thread's saved syscall registers.
-  // When it cannot be known for sure, write is true and write_known false:
-  // a decider that looks only at `write` fails closed. Not known: openat2
-  // (its flags live in user memory that another thread or process can
-  // rewrite after the kernel copied them), io_uring and other syscalls,
+  // When it cannot be known for sure, write() is true and write_known()
+  // false: a decider that looks only at write() fails closed. Not known:
+  // openat2 (its flags live in user memory that another thread or process
+  // can rewrite after the kernel copied them), io_uring and other syscalls,
   // non-x86_64 builds, read errors.
-  bool write = true;
-  bool write_known = false;
+  bool write() const { return intent().write; }
+  bool write_known() const { return intent().known; }
   // FAN_OPEN_EXEC_PERM, or an open made by execve itself (the binary, its
   // interpreter): read-only then.
-  bool exec = false;
+  bool exec() const { return exec_mask_ || intent().exec; }
+
+ private:
+  struct Intent {
+    bool write = true;
+    bool known = false;
+    bool exec = false;
+  };
+  const Intent& intent() const;
+
+  bool exec_mask_ = false;
+  mutable pid_t pid_ = -1;  // -1: not read yet
+  mutable std::optional<Intent> intent_;
 };
 
 enum class Verdict {

@@ -224,18 +224,25 @@ void FileGuard::annotate(audit::Record& r) const {
 Verdict FileGuard::decide(const FileAccess& a) {
   const rules::PathRule* rule = nullptr;
   const char* what = nullptr;
+  // A protected match is looked up before the write intent is read: most
+  // opens match nothing and never pay for the intent.
+  const rules::PathRule* protect = nullptr;
+  bool protect_by_id = false;
   if (auto it = rules_->secret_ids.find({a.dev, a.ino}); it != rules_->secret_ids.end()) {
     rule = it->second;
     what = "secret file (by identity)";
   } else if ((rule = rules_->secrets.match(a.path).rule)) {
     what = "secret file";
-  } else if (a.write) {
-    if (auto it = rules_->protected_ids.find({a.dev, a.ino}); it != rules_->protected_ids.end()) {
-      rule = it->second;
-      what = a.write_known ? "write to a protected path (by identity)"
-                           : "possible write to a protected path (by identity)";
-    } else if ((rule = rules_->protect.match(a.path).rule)) {
-      what = a.write_known ? "write to a protected path" : "possible write to a protected path";
+  } else {
+    if (auto it = rules_->protected_ids.find({a.dev, a.ino}); it != rules_->protected_ids.end())
+      protect = it->second, protect_by_id = true;
+    else
+      protect = rules_->protect.match(a.path).rule;
+    if (protect && a.write()) {
+      rule = protect;
+      what = protect_by_id ? (a.write_known() ? "write to a protected path (by identity)"
+                                              : "possible write to a protected path (by identity)")
+                           : (a.write_known() ? "write to a protected path" : "possible write to a protected path");
     }
   }
 
@@ -243,8 +250,8 @@ Verdict FileGuard::decide(const FileAccess& a) {
     struct stat st;
     // Cache only what no session process can change, and only on a
     // protected-free path: a cached inode is allowed for writes too.
-    if (!a.exec && !rules_->protect.match(a.path).rule && ::stat(a.path.c_str(), &st) == 0 &&
-        st.st_dev == a.dev && st.st_ino == a.ino && !agent_may_write(st, agent_))
+    if (!protect && ::stat(a.path.c_str(), &st) == 0 && st.st_dev == a.dev && st.st_ino == a.ino &&
+        !agent_may_write(st, agent_) && !a.exec())
       return Verdict::kAllowCache;
     return Verdict::kAllow;
   }
@@ -252,12 +259,12 @@ Verdict FileGuard::decide(const FileAccess& a) {
   bool enforce = rule->mode == rules::Mode::kEnforce;
   audit::Record rec;
   auto* p = rec.mutable_process();
-  p->set_pid(a.pid);
+  p->set_pid(a.pid());
   p->set_tid(a.tid);
   fill_from_proc(a.tid, *p);
   auto* o = rec.mutable_open();
   o->set_path(a.path);
-  o->add_flags(a.exec ? "exec" : a.write ? (a.write_known ? "write" : "write?") : "read");
+  o->add_flags(a.exec() ? "exec" : a.write() ? (a.write_known() ? "write" : "write?") : "read");
   o->set_result(enforce ? -EPERM : 0);
   if (enforce) o->set_error("EPERM");
   auto* d = rec.mutable_decision();

@@ -331,6 +331,9 @@ class FanotifyTest : public ::testing::Test {
   void start_guard() {
     guard_ = std::make_unique<FanotifyGuard>(child_->pid(), [this](const FileAccess& a) {
       std::function<Verdict(const FileAccess&)> decide;
+      // read while the opener is still blocked: the copy keeps them
+      (void)a.pid();
+      (void)a.exec();
       {
         std::lock_guard lock(mu_);
         seen_.push_back(a);
@@ -392,13 +395,13 @@ TEST_F(FanotifyTest, SecretDeniedInSessionOnly) {
   auto log = seen();
   auto it = std::find_if(log.begin(), log.end(), [&](const FileAccess& a) { return a.path == secret; });
   ASSERT_NE(it, log.end());
-  EXPECT_EQ(it->pid, child_->pid());
+  EXPECT_EQ(it->pid(), child_->pid());
   EXPECT_EQ(it->tid, child_->pid());
   EXPECT_EQ(it->dev, st.st_dev);
   EXPECT_EQ(it->ino, st.st_ino);
-  EXPECT_TRUE(it->write_known);
-  EXPECT_FALSE(it->write);
-  EXPECT_FALSE(it->exec);
+  EXPECT_TRUE(it->write_known());
+  EXPECT_FALSE(it->write());
+  EXPECT_FALSE(it->exec());
   EXPECT_FALSE(it->deleted);
 
   size_t before = calls();
@@ -470,8 +473,8 @@ TEST_F(FanotifyTest, WriteIntent) {
   ::chmod(tool.c_str(), 0755);
   ::chmod(ok_tool.c_str(), 0755);
   set_decider([](const FileAccess& a) {
-    if (ends_with(a.path, "/protected.txt") && a.write) return Verdict::kDeny;
-    if (ends_with(a.path, "/forbidden-tool") && a.exec) return Verdict::kDeny;
+    if (ends_with(a.path, "/protected.txt") && a.write()) return Verdict::kDeny;
+    if (ends_with(a.path, "/forbidden-tool") && a.exec()) return Verdict::kDeny;
     return Verdict::kAllow;
   });
   start_guard();
@@ -490,8 +493,8 @@ TEST_F(FanotifyTest, WriteIntent) {
   EXPECT_EQ(child_->open(prot, O_RDONLY, 3), EPERM) << "openat2 read-only";
   auto log = seen();
   ASSERT_GT(log.size(), before);
-  EXPECT_FALSE(log.back().write_known);
-  EXPECT_TRUE(log.back().write);
+  EXPECT_FALSE(log.back().write_known());
+  EXPECT_TRUE(log.back().write());
 
   std::ifstream in(prot);
   std::string content;
@@ -504,9 +507,9 @@ TEST_F(FanotifyTest, WriteIntent) {
   bool saw_exec = false;
   for (const auto& a : log) {
     if (a.path != ok_tool) continue;
-    EXPECT_FALSE(a.write);
-    EXPECT_TRUE(a.write_known);
-    EXPECT_TRUE(a.exec);
+    EXPECT_FALSE(a.write());
+    EXPECT_TRUE(a.write_known());
+    EXPECT_TRUE(a.exec());
     saw_exec = true;
   }
   EXPECT_TRUE(saw_exec);
@@ -522,8 +525,8 @@ TEST_F(FanotifyTest, UnlinkedFileIsFlagged) {
   EXPECT_TRUE(log[0].deleted);
   EXPECT_TRUE(log[0].path.starts_with(dir_ + "/")) << log[0].path;
   EXPECT_FALSE(log[0].path.ends_with(" (deleted)")) << log[0].path;
-  EXPECT_TRUE(log[0].write);
-  EXPECT_TRUE(log[0].write_known);
+  EXPECT_TRUE(log[0].write());
+  EXPECT_TRUE(log[0].write_known());
 }
 
 // 4. kAllowCache: asked once, then the kernel lets the inode through.
