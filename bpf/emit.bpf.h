@@ -64,7 +64,7 @@ static __always_inline struct corral_scratch *get_scratch(void)
 static __always_inline void fill_header(struct corral_event_header *hdr, __u32 type,
 					__u64 session_id)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 uid_gid = bpf_get_current_uid_gid();
 
@@ -74,7 +74,7 @@ static __always_inline void fill_header(struct corral_event_header *hdr, __u32 t
 	hdr->session_id = session_id;
 	hdr->pid = pid_tgid >> 32;
 	hdr->tid = (__u32)pid_tgid;
-	hdr->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	hdr->ppid = task->real_parent->tgid;
 	hdr->uid = (__u32)uid_gid;
 	hdr->gid = uid_gid >> 32;
 	hdr->reserved = 0;

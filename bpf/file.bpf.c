@@ -41,7 +41,7 @@ static __always_inline void read_user_string(struct corral_scratch *s, __u32 slo
 __noinline int fill_path(__u32 slot_off, struct corral_path *p, int dfd, __u64 ustr_addr,
 			 int resolved_fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	const char *ustr = (const char *)ustr_addr;
 	struct corral_scratch *s = get_scratch();
 
@@ -67,8 +67,7 @@ __noinline int fill_path(__u32 slot_off, struct corral_path *p, int dfd, __u64 u
 		if (first != '/') {
 			if (dfd == -100 /* AT_FDCWD */) {
 				p->flags |= CORRAL_PATH_BASE_CWD;
-				walk_dentries(slot_off, p, BPF_CORE_READ(task, fs, pwd.dentry),
-					      BPF_CORE_READ(task, fs, pwd.mnt));
+				walk_dentries(slot_off, p, task->fs->pwd.dentry, task->fs->pwd.mnt);
 			} else {
 				struct file *dir = task_fd(task, dfd);
 				if (dir) {
@@ -85,6 +84,12 @@ __noinline int fill_path(__u32 slot_off, struct corral_path *p, int dfd, __u64 u
 	return 0;
 }
 
+__noinline int fill_file_path(__u32 slot_off, struct corral_path *p, __u64 file)
+{
+	if (p && file)
+		walk_file(slot_off, p, bpf_rdonly_cast((void *)file, bpf_core_type_id_kernel(struct file)));
+	return 0;
+}
 
 /* ---- open, openat, openat2, creat ---- */
 

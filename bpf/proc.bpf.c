@@ -88,7 +88,9 @@ int BPF_PROG(corral_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	fill_header(&e->hdr, CORRAL_EV_EXEC, sid);
 	e->path.flags = CORRAL_PATH_RESOLVED;
 	e->path.string_len = 0;
-	walk_file(offsetof(struct corral_exec_event, data), &e->path, bprm->file);
+	__u64 file = 0; /* a number: a global function takes no kernel pointer */
+	bpf_probe_read_kernel(&file, sizeof(file), &bprm->file);
+	fill_file_path(offsetof(struct corral_exec_event, data), &e->path, file);
 
 	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
 	unsigned long end = BPF_CORE_READ(task, mm, arg_end);

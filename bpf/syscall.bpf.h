@@ -40,10 +40,8 @@ struct syscall_args {
 		/* x86_64 syscall argument registers, in order */                          \
 		struct syscall_args a = {                                                  \
 			.session_id = t->session_id,                                       \
-			.nr = BPF_CORE_READ(regs, orig_ax),                                \
-			.args = { BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si),        \
-				  BPF_CORE_READ(regs, dx), BPF_CORE_READ(regs, r10),       \
-				  BPF_CORE_READ(regs, r8) },                               \
+			.nr = regs->orig_ax,                                               \
+			.args = { regs->di, regs->si, regs->dx, regs->r10, regs->r8 },     \
 		};                                                                         \
 		name##_body(&a, (long)ctx->args[1]);                                       \
 		return 0;                                                                  \
