@@ -4,11 +4,14 @@
 #   (a) without corral,
 #   (b) outside a session while `corral run` watches an idle session,
 #   (c) inside a session (`corral run -- corral_bench_loops MODE SECONDS`),
+#   (f) while only a no-op program sits on the sys_exit raw tracepoint
+#       (corral_bench_floor): f/a is what the kernel charges for any program
+#       there, the floor under b/a that no corral code can win back,
 # (b) and (c) with the shipped default policy enforced (no --policy) and the
 # agent running as BENCH_USER (nobody: what corral can cache for a non-root
 # agent, it does). The connect loop's listener is the loop's own, which the
 # default egress policy allows on loopback.
-# Prints ops/s of each, the time ratios b/a and c/a (cost per operation
+# Prints ops/s of each, the time ratios b/a, f/a and c/a (cost per operation
 # relative to (a); >1 means slower), the events per second corral delivered
 # in (c) and the events the kernel ring buffer dropped in (c).
 #
@@ -34,8 +37,9 @@
 #   CORRAL         corral binary (default: $BUILD/agent/corral)
 #   BENCH_LOOPS    loop binary (default: $BUILD/tests/bench/corral_bench_loops)
 #   BENCH_OPS      latency probe (default: $BUILD/tests/bench/corral_bench_ops)
+#   BENCH_FLOOR    no-op sys_exit program (default: $BUILD/tests/bench/corral_bench_floor)
 #   BENCH_SECONDS  seconds per loop run (default 3)
-#   BENCH_REPS     (a),(b) pairs per mode, interleaved a,b,a,b; best kept (default 2)
+#   BENCH_REPS     (a),(f),(b) runs per mode, interleaved a,f,b,a,f,b; best kept (default 2)
 #   BENCH_MODES    modes to run (default "open exec connect")
 #   BENCH_KEEP     1 to keep the audit files (their directory is printed)
 #   BENCH_USER     the agent's user in (b) and (c) (default nobody; root runs
@@ -54,6 +58,7 @@ REPS=${BENCH_REPS:-2}
 MODES=${BENCH_MODES:-open exec connect}
 KEEP=${BENCH_KEEP:-0}
 OPS=${BENCH_OPS:-$BUILD/tests/bench/corral_bench_ops}
+FLOOR=${BENCH_FLOOR:-$BUILD/tests/bench/corral_bench_floor}
 AGENT_USER=${BENCH_USER:-nobody}
 LAT_OPS=${BENCH_LAT_OPS:-200000}
 LAT_FILES=${BENCH_LAT_FILES:-5000}
@@ -66,6 +71,7 @@ fail() {
 [[ $(id -u) -eq 0 ]] || fail "corral needs root; run as root"
 [[ -x $CORRAL ]] || fail "no corral binary at $CORRAL (build first, or set BUILD/CORRAL)"
 [[ -x $LOOPS ]] || fail "no corral_bench_loops at $LOOPS (build first, or set BUILD/BENCH_LOOPS)"
+[[ -x $FLOOR ]] || fail "no corral_bench_floor at $FLOOR (build first, or set BUILD/BENCH_FLOOR)"
 [[ $SECS =~ ^[0-9]+([.][0-9]+)?$ ]] || fail "BENCH_SECONDS '$SECS' is not a number"
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || fail "BENCH_REPS '$REPS' is not a positive integer"
 for mode in $MODES; do
@@ -100,6 +106,7 @@ IDLE_PID=
 
 # shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
+	[[ -z ${FLOOR_PID:-} ]] || kill "$FLOOR_PID" 2>/dev/null || true
 	if [[ -n $IDLE_PID ]]; then
 		kill -TERM "$IDLE_PID" 2>/dev/null || true
 		wait "$IDLE_PID" 2>/dev/null || true
@@ -158,6 +165,22 @@ start_idle() {
 	fail "no session_start in $audit after 60 s"
 }
 
+# (f): holds the no-op sys_exit program (corral_bench_floor keeps it
+# attached until its stdin closes).
+start_floor() {
+	local line
+	coproc FLOOR_PROC { exec "$FLOOR"; }
+	FLOOR_PID=$FLOOR_PROC_PID
+	read -r line <&"${FLOOR_PROC[0]}" || fail "corral_bench_floor did not start"
+	[[ $line == attached ]] || fail "corral_bench_floor said '$line'"
+}
+
+stop_floor() {
+	eval "exec ${FLOOR_PROC[1]}>&-"
+	wait "$FLOOR_PID" || fail "corral_bench_floor failed"
+	FLOOR_PID=
+}
+
 stop_idle() {
 	local rc=0
 	kill -TERM "$IDLE_PID" 2>/dev/null || true
@@ -193,14 +216,19 @@ echo "# corral overhead benchmark: kernel $(uname -r), $(nproc) cpus," \
 	"${SECS}s per run, best of $REPS for (a) and (b); agent: ${AGENT_OPTS[*]}," \
 	"default policy" >&2
 
-declare -A A B C EV EVOP DROP OTHER
+declare -A A B C F EV EVOP DROP OTHER
 for mode in $MODES; do
-	best_a=0 best_b=0
+	best_a=0 best_b=0 best_f=0
 	for ((r = 1; r <= REPS; r++)); do
 		wait_quiet
 		a=$(run_plain "$mode")
 		echo "#   $mode (a) run $r: $a ops/s" >&2
 		after_run
+		start_floor
+		f=$(run_plain "$mode")
+		stop_floor
+		echo "#   $mode (f) run $r: $f ops/s" >&2
+		best_f=$(max "$best_f" "$f")
 		start_idle "$mode"
 		b=$(run_plain "$mode")
 		after_run "$IDLE_PID"
@@ -234,6 +262,7 @@ for mode in $MODES; do
 	n=$(events "$audit" "$mode")
 	A[$mode]=$best_a
 	B[$mode]=$best_b
+	F[$mode]=$best_f
 	C[$mode]=$c
 	EV[$mode]=$(awk -v n="$n" -v s="$c_secs" 'BEGIN { printf "%.0f", n / s }')
 	EVOP[$mode]=$(awk -v n="$n" -v o="$c_ops" 'BEGIN { printf "%.3f", n / o }')
@@ -247,18 +276,18 @@ for mode in $MODES; do
 done
 
 echo
-printf '%-8s %12s %12s %12s %7s %7s %12s %7s %10s\n' \
-	mode "a ops/s" "b ops/s" "c ops/s" "b/a" "c/a" "c events/s" "ev/op" "c drops"
+printf '%-8s %12s %12s %12s %7s %7s %7s %12s %7s %10s\n' \
+	mode "a ops/s" "b ops/s" "c ops/s" "b/a" "f/a" "c/a" "c events/s" "ev/op" "c drops"
 for mode in $MODES; do
-	awk -v m="$mode" -v a="${A[$mode]}" -v b="${B[$mode]}" -v c="${C[$mode]}" \
+	awk -v m="$mode" -v a="${A[$mode]}" -v b="${B[$mode]}" -v c="${C[$mode]}" -v f="${F[$mode]}" \
 		-v ev="${EV[$mode]}" -v evop="${EVOP[$mode]}" -v d="${DROP[$mode]}" 'BEGIN {
-		printf "%-8s %12.0f %12.0f %12.0f %7.3f %7.3f %12s %7s %10s\n",
-			m, a, b, c, a / b, a / c, ev, evop, d
+		printf "%-8s %12.0f %12.0f %12.0f %7.3f %7.3f %7.3f %12s %7s %10s\n",
+			m, a, b, c, a / b, a / f, a / c, ev, evop, d
 	}'
 done
 echo
-echo "ratios are time per operation relative to (a): >1 is slower." \
-	"Goals: b/a <= 1.02 on all; c/a <= 1.5 on open; 0 drops on exec (default ring)."
+echo "ratios are time per operation relative to (a): >1 is slower; f/a: a no-op sys_exit" \
+	"program alone, the floor under b/a. Goals: b/a <= 1.02 on all; c/a <= 1.5 on open; 0 drops on exec (default ring)."
 echo "c events/s: \"open\"/\"exec\"/\"connect\" records of the session per second of the loop;" \
 	"ev/op: those records per loop operation."
 for mode in $MODES; do
