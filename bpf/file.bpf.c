@@ -32,6 +32,19 @@ static __always_inline void read_user_string(struct corral_scratch *s, __u32 slo
 	p->string_len = n;
 }
 
+/* Walks the file open at `fd` of `task`, flagged `flag`; BAD_FD when none. */
+static __always_inline void walk_fd(__u32 slot_off, struct corral_path *p, struct task_struct *task,
+				    int fd, __u16 flag)
+{
+	struct file *file = task_fd(task, fd);
+	if (file) {
+		p->flags |= flag;
+		walk_file(slot_off, p, file);
+	} else {
+		p->flags |= CORRAL_PATH_BAD_FD;
+	}
+}
+
 /*
  * Fills the slot at `slot_off` of the scratch event for a path argument `ustr` relative to `dfd` (AT_FDCWD for
  * the cwd). When `resolved_fd` >= 0 the path comes from that open file
@@ -54,13 +67,7 @@ __noinline int fill_path(__u32 slot_off, struct corral_path *p, int dfd, __u64 u
 	p->depth = 0;
 
 	if (resolved_fd >= 0) {
-		struct file *file = task_fd(task, resolved_fd);
-		if (file) {
-			p->flags |= CORRAL_PATH_RESOLVED;
-			walk_file(slot_off, p, file);
-		} else {
-			p->flags |= CORRAL_PATH_BAD_FD;
-		}
+		walk_fd(slot_off, p, task, resolved_fd, CORRAL_PATH_RESOLVED);
 	} else if (ustr) {
 		char first = 0;
 		bpf_probe_read_user(&first, 1, ustr);
@@ -69,13 +76,7 @@ __noinline int fill_path(__u32 slot_off, struct corral_path *p, int dfd, __u64 u
 				p->flags |= CORRAL_PATH_BASE_CWD;
 				walk_dentries(slot_off, p, task->fs->pwd.dentry, task->fs->pwd.mnt);
 			} else {
-				struct file *dir = task_fd(task, dfd);
-				if (dir) {
-					p->flags |= CORRAL_PATH_BASE_DIRFD;
-					walk_file(slot_off, p, dir);
-				} else {
-					p->flags |= CORRAL_PATH_BAD_FD;
-				}
+				walk_fd(slot_off, p, task, dfd, CORRAL_PATH_BASE_DIRFD);
 			}
 		}
 	}
