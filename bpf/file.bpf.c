@@ -88,7 +88,7 @@ __noinline int fill_path(__u32 slot_off, struct corral_path *p, int dfd, __u64 u
 __noinline int fill_file_path(__u32 slot_off, struct corral_path *p, __u64 file)
 {
 	if (p && file)
-		walk_file(slot_off, p, bpf_rdonly_cast((void *)file, bpf_core_type_id_kernel(struct file)));
+		walk_file(slot_off, p, kernel_cast(struct file, file));
 	return 0;
 }
 

@@ -14,10 +14,11 @@
 
 #include "emit.bpf.h"
 
-/* A kernel pointer (or a number) as a `struct mount`: there is no BTF path
- * from a vfsmount to the mount around it, container_of() leaves the type. */
+/* A kernel address as a pointer to `type` that BTF loads can follow: for
+ * what no BTF path leads to (the mount around a vfsmount: container_of()
+ * leaves the type; a file read out of the fd array). */
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-#define as_mount(p) ((struct mount *)bpf_rdonly_cast((void *)(p), bpf_core_type_id_kernel(struct mount)))
+#define kernel_cast(type, p) ((type *)bpf_rdonly_cast((void *)(p), bpf_core_type_id_kernel(type)))
 
 #define CORRAL_COMPONENTS_MASK (CORRAL_PATH_COMPONENTS_MAX - 1)
 #define CORRAL_STRING_MASK (CORRAL_STRING_MAX - 1)
@@ -84,7 +85,7 @@ static __always_inline void walk_dentries(__u32 slot_off, struct corral_path *p,
 {
 	struct walk_ctx w = {
 		.dentry = dentry,
-		.mnt = as_mount(container_of(vfsmnt, struct mount, mnt)),
+		.mnt = kernel_cast(struct mount, container_of(vfsmnt, struct mount, mnt)),
 		.mnt_root = vfsmnt->mnt_root,
 		.slot_off = slot_off,
 	};
@@ -105,10 +106,9 @@ static __always_inline struct file *task_fd(struct task_struct *task, int fd)
 	if (!fdt || (unsigned int)fd >= fdt->max_fds)
 		return NULL;
 	/* an array indexed by a variable: no BTF load for that */
-	struct file **fds = NULL;
-	bpf_probe_read_kernel(&fds, sizeof(fds), &fdt->fd);
+	struct file **fds = fdt->fd;
 	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-	return file ? bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file)) : NULL;
+	return file ? kernel_cast(struct file, file) : NULL;
 }
 
 static __always_inline void walk_file(__u32 slot_off, struct corral_path *p, struct file *file)
