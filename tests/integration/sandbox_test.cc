@@ -19,6 +19,16 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string> kRoot = {"--allow-root"};
 
+// DIR/policy.yaml: the default policy and one rule `id` in `section`
+// (writable, hidden...) over `paths` (a YAML flow list's items); its path.
+std::string extend_default(const std::string& dir, const std::string& section,
+                           const std::string& id, const std::string& paths) {
+  std::string policy = dir + "/policy.yaml";
+  write_file(policy, "version: 1\nextends: default\n" + section + ":\n  - {id: " + id +
+                         ", paths: [" + paths + "]}\n");
+  return policy;
+}
+
 std::vector<const audit::Record*> failed_opens(const RunResult& r, const std::string& path) {
   return select(r, [&](const audit::Record& rec) {
     return rec.has_open() && rec.open().path() == path && rec.open().result() < 0;
@@ -79,9 +89,7 @@ TEST(Sandbox, WritablePathThroughASymlink) {
   fs::create_directories(d + "/real");
   fs::create_directories(d + "/proj");
   fs::create_symlink(d + "/real", d + "/cache");
-  const std::string policy = d + "/policy.yaml";
-  write_file(policy, "version: 1\nextends: default\nwritable:\n  - {id: c, paths: [" + d +
-                         "/cache]}\n");
+  const std::string policy = extend_default(d, "writable", "c", d + "/cache");
   InDir cwd(d + "/proj");
   auto r = run_corral({"--allow-root", "--policy", policy},
                       {"/bin/sh", "-c", "echo x > " + d + "/cache/f && ! echo y > " + d + "/g"});
@@ -102,9 +110,7 @@ TEST(Sandbox, HiddenDirectoriesAreEmptyByEveryAlias) {
   fs::create_directories(keys);
   write_file(keys + "/id_ed25519", "PRIVATE KEY\n");
   fs::create_symlink(keys, proj + "/ssh-link");
-  const std::string policy = d + "/policy.yaml";
-  write_file(policy, "version: 1\nextends: default\nhidden:\n  - {id: test-keys, paths: [" +
-                         keys + "]}\n");
+  const std::string policy = extend_default(d, "hidden", "test-keys", keys);
   const std::string status = proj + "/status";
   InDir cwd(proj);
   auto r = run_corral({"--allow-root", "--policy", policy},
@@ -142,9 +148,8 @@ TEST(Sandbox, HiddenFilesReadEmptyAndStayUnchanged) {
   fs::create_directories(proj);
   fs::create_directories(d + "/home");
   write_file(token, "token-123\n");
-  const std::string policy = d + "/policy.yaml";
-  write_file(policy, "version: 1\nextends: default\nhidden:\n  - {id: test-token, paths: [" +
-                         token + ", " + d + "/home/missing]}\n");
+  const std::string policy =
+      extend_default(d, "hidden", "test-token", token + ", " + d + "/home/missing");
   const std::string status = proj + "/status";
   InDir cwd(proj);
   auto r = run_corral({"--allow-root", "--policy", policy},
