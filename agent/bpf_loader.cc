@@ -3,11 +3,15 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
 #include <cstdarg>
 #include <cstring>
 #include <stdexcept>
@@ -87,6 +91,21 @@ BpfLoader::BpfLoader(EventHandler handler, uint32_t ringbuf_bytes) : handler_(st
 
   ring_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &BpfLoader::on_event, this, nullptr));
   if (!ring_) throw std::runtime_error("failed to create ring buffer reader: " + errstr(errno));
+  keep_maps_from_children();
+}
+
+// The ring's mapping is VM_MIXEDMAP: fork copies every one of its page-table
+// entries (8k for 16 MiB, mapped twice) into each session's init, and again
+// into its agent, ~1 ms each. No child ever reads a map through memory.
+void BpfLoader::keep_maps_from_children() {
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    if (!line.ends_with("anon_inode:bpf-map")) continue;
+    uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) != 2) continue;
+    if (::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTFORK) != 0)
+      spdlog::warn("failed to keep a map's mapping at {:#x} from children: {}", lo, errstr(errno));
+  }
 }
 
 BpfLoader::~BpfLoader() = default;

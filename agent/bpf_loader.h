@@ -80,6 +80,7 @@ class BpfLoader {
   BpfStats read_stats() const;
 
  private:
+  void keep_maps_from_children();
   struct SkelDeleter {
     void operator()(corral_bpf* s) const;
   };
