@@ -122,6 +122,11 @@ class FanotifyGuard {
   // Non-blocking; readable when events wait. Stable for the guard's life.
   int fd() const { return group_.get(); }
 
+  // Ends the guard, handing its group to the caller (the pending events
+  // are allowed once it is closed). Closing a group waits for an SRCU grace
+  // period, ~10 ms: a supervisor closes it off its loop.
+  UniqueFd take_group() { return std::move(group_); }
+
   // Reads the pending events (up to a batch; the fd stays readable when more
   // wait) and answers every permission event: the decider's verdict, or
   // FAN_DENY when anything fails on the way (fail closed). Closes every event
@@ -150,10 +155,6 @@ class FanotifyGuard {
     uint64_t errors = 0;  // failures on the way (each such event denied), overflows, failed replies
   };
   Stats stats() const;
-
-  // One line of /proc/PID/mountinfo: mount id, mount point (field 5, octal
-  // escapes such as \040 decoded), filesystem type. Malformed lines are
-  // left out.
 
  private:
   size_t mark_mounts();

@@ -184,6 +184,11 @@ FileGuard::FileGuard(boost::asio::io_context& io, pid_t ns_pid, const Credential
 
 FileGuard::~FileGuard() { watch_.release(); }  // the guard owns that fd
 
+UniqueFd FileGuard::take_group() {
+  watch_.release();
+  return guard_->take_group();
+}
+
 void FileGuard::watch() {
   watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                     [this](const boost::system::error_code& ec) {

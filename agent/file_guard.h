@@ -40,6 +40,10 @@ class FileGuard {
   // decision that made the path read-only.
   void annotate(audit::Record& record) const;
 
+  // Stops guarding and hands over the fanotify group (see
+  // FanotifyGuard::take_group): for after the session's last process.
+  UniqueFd take_group();
+
   // The decision for one open (public for tests).
   Verdict decide(const FileAccess& access);
 

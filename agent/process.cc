@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -243,7 +244,12 @@ long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr
         (void)!::write(p.status_w, &status, sizeof(status));
       }
     }
-    if (reaped < 0 && errno == ECHILD && agent_done) _exit(0);
+    if (reaped < 0 && errno == ECHILD && agent_done) {
+      // Nothing of the session runs any more: the supervisor may end it
+      // without waiting for our exit, which unmounts the whole namespace.
+      (void)!::write(p.status_w, &status, 1);
+      _exit(0);
+    }
   }
 }
 
@@ -298,12 +304,16 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
       if (stdio[i] >= 0 && stdio[i] != i) ::dup2(stdio[i], i);
     // Only the plan's descriptors survive in the init: the supervisor's
     // maps, ring buffer and log must not.
-    int keep[] = {plan.ready_w, plan.go_r, plan.err_w, plan.status_w};
-    for (int fd = 3; fd < 1024; fd++) {
-      bool kept = false;
-      for (int k : keep) kept |= (k == fd);
-      if (!kept) ::close(fd);
+    // Every descriptor, however high (a busy daemon has thousands).
+    unsigned keep[] = {unsigned(plan.ready_w), unsigned(plan.go_r), unsigned(plan.err_w),
+                       unsigned(plan.status_w)};
+    std::sort(std::begin(keep), std::end(keep));
+    unsigned from = 3;
+    for (unsigned k : keep) {
+      if (k > from) ::syscall(SYS_close_range, from, k - 1, 0u);
+      from = k + 1;
     }
+    ::syscall(SYS_close_range, from, ~0u, 0u);
     init_main(plan);
   }
   pid_ = pid;
@@ -358,6 +368,14 @@ SessionInit::~SessionInit() {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
   }
+}
+
+void SessionInit::reap() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
 }
 
 void SessionInit::release() {

@@ -60,9 +60,13 @@ class SessionInit {
   int pidfd() const { return pidfd_.get(); }
   // The session's seccomp listener: a refused syscall waits for an answer.
   int notify_fd() const { return notify_.get(); }
-  // Readable when the agent has exited; then read_agent_status().
+  // Readable when the agent has exited; then read_agent_status(). Readable
+  // again when the init has no child left (a byte), and at its exit (EOF).
   int status_fd() const { return status_.get(); }
   int read_agent_status();
+  // Kills the init, if still there, and waits for it: for after the session
+  // ended. Blocks while the kernel tears its namespaces down.
+  void reap();
   // Lets the agent go. It does not wait: the agent's exec is itself an
   // open the supervisor's guard must answer.
   void release();

@@ -21,8 +21,8 @@ namespace corral {
 namespace {
 
 constexpr auto kSignalGrace = std::chrono::seconds(5);
-// Until the init exits, a fallback; after, the moment its namespace's last
-// processes leave the cgroup.
+// Until the init has no child left, a fallback; after, the moment the last
+// of them leave the cgroup.
 constexpr auto kEmptyPoll = std::chrono::milliseconds(50);
 constexpr auto kEmptyPollAfterInit = std::chrono::milliseconds(1);
 constexpr auto kEmptyDeadline = std::chrono::seconds(10);
@@ -38,7 +38,6 @@ Session::Session(Supervisor& supervisor, uint64_t id, SessionSpec spec, EndHandl
       on_end_(std::move(on_end)),
       status_watch_(supervisor.io()),
       exec_watch_(supervisor.io()),
-      init_watch_(supervisor.io()),
       timer_(supervisor.io()),
       grace_timer_(supervisor.io()),
       limits_timer_(supervisor.io()),
@@ -47,7 +46,6 @@ Session::Session(Supervisor& supervisor, uint64_t id, SessionSpec spec, EndHandl
 Session::~Session() {
   status_watch_.close();
   exec_watch_.close();
-  init_watch_.close();
   uint64_t cgroup_id = cgroup_ ? cgroup_->id() : 0;
   file_guard_.reset();
   seccomp_.reset();
@@ -144,10 +142,7 @@ void Session::start() {
   exec_watch_.assign(::dup(child_->exec_result_fd()));
   exec_watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                          [this](const boost::system::error_code& ec) {
-                           if (ec) return;
-                           if (int e = child_->exec_error())
-                             spdlog::error("session {}: failed to start {}: {}", id_string_,
-                                           spec_.exe, std::strerror(e));
+                           if (!ec && !ended_) report_exec_error();
                          });
   status_watch_.assign(::dup(child_->status_fd()));
   watch_main();
@@ -220,35 +215,50 @@ void Session::on_main_exit() {
   } catch (const std::exception& e) {
     spdlog::warn("session {}: {}", id_string_, e.what());
   }
+  report_exec_error();  // final now, even if its watch has not run yet
   exit_code_ = shell_exit_code(status);
   exit_signal_ = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   grace_timer_.cancel();
 
-  init_watch_.assign(::dup(child_->pidfd()));
-  init_watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                         [this](const boost::system::error_code& ec) {
-                           if (ec || ended_) return;
-                           init_gone_ = true;
-                           timer_.cancel();
-                           await_empty(empty_deadline_, kill_at_deadline_);
-                         });
+  watch_init_idle();
   // Background work the agent started may finish within the linger time;
   // after it, nothing of the session may run on unwatched.
   await_empty(std::chrono::steady_clock::now() + spec_.linger, true);
+}
+
+void Session::report_exec_error() {
+  if (int e = child_->exec_error())  // once: the pipe is gone after
+    spdlog::error("session {}: failed to start {}: {}", id_string_, spec_.exe, std::strerror(e));
+}
+
+void Session::watch_init_idle() {
+  status_watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                           [this](const boost::system::error_code& ec) {
+                             if (ec || ended_) return;
+                             char byte;
+                             ssize_t n = ::read(status_watch_.native_handle(), &byte, 1);
+                             if (n < 0 && errno == EINTR) return watch_init_idle();
+                             init_idle_ = true;  // no child left, or gone (EOF)
+                             if (n > 0) watch_init_idle();
+                             timer_.cancel();
+                             await_empty(empty_deadline_, kill_at_deadline_);
+                           });
+}
+
+bool Session::only_init_left() const {
+  for (pid_t p : cgroup_->pids())
+    if (p != child_->pid()) return false;
+  return true;
 }
 
 void Session::await_empty(std::chrono::steady_clock::time_point deadline, bool kill_at_deadline) {
   if (ended_) return;
   empty_deadline_ = deadline;
   kill_at_deadline_ = kill_at_deadline;
-  bool populated = true;
-  try {
-    populated = cgroup_->populated();
-  } catch (const std::exception& e) {
-    spdlog::warn("session {}: {}", id_string_, e.what());
-    populated = false;
-  }
-  if (!populated) {
+  // The init only reaps: once it is alone, every event of the session is
+  // in the ring, and its own exit (the namespace's unmounting) is the
+  // reaper's to wait for.
+  if (only_init_left()) {
     finish();
     return;
   }
@@ -260,15 +270,15 @@ void Session::await_empty(std::chrono::steady_clock::time_point deadline, bool k
       return;
     }
     auto left = cgroup_->pids();
-    leftovers_killed_ = left.size();
+    leftovers_killed_ = left.size() - std::count(left.begin(), left.end(), child_->pid());
     spdlog::info("session {}: killing {} process(es) left after the agent exited", id_string_,
-                 left.size());
+                 leftovers_killed_);
     cgroup_->kill();
     await_empty(std::chrono::steady_clock::now() + kEmptyDeadline, false);
     return;
   }
   timer_.expires_after(std::min<std::chrono::steady_clock::duration>(
-      init_gone_ ? kEmptyPollAfterInit : kEmptyPoll, deadline - std::chrono::steady_clock::now()));
+      init_idle_ ? kEmptyPollAfterInit : kEmptyPoll, deadline - std::chrono::steady_clock::now()));
   timer_.async_wait([this, deadline, kill_at_deadline](const boost::system::error_code& ec) {
     if (!ec) await_empty(deadline, kill_at_deadline);
   });
@@ -277,8 +287,8 @@ void Session::await_empty(std::chrono::steady_clock::time_point deadline, bool k
 void Session::finish() {
   if (ended_) return;
   ended_ = true;
-  // Every member has exited, so every event of the session is in the ring.
-  ::waitpid(child_->pid(), nullptr, 0);  // the init, gone from the cgroup
+  // Every member but the quiet init has exited, so every event of the
+  // session is in the ring.
   sup_.drain();
 
   audit::Record rec;
@@ -304,19 +314,35 @@ void Session::finish() {
   limits_timer_.cancel();
   timeout_timer_.cancel();
 
-  // The verdict before the teardown, which waits on the kernel (fanotify's
-  // and cgroup's grace periods, up to tens of ms) and changes nothing the
-  // caller could see: every process of the session is gone.
+  // The verdict before the teardown, which changes nothing the caller could
+  // see: no process of the session runs any more.
   boost::asio::post(sup_.io(), [sup = &sup_, id = id_] { sup->forget_session(id); });
   if (auto on_end = std::move(on_end_)) on_end(exit_code_);
 
-  file_guard_.reset();
   seccomp_.reset();
-  egress_links_.reset();
   sup_.bpf().remove_session(id_, cgroup_->id());
   registered_ = false;
-  cgroup_.reset();
-  limits_.reset();
+  // What waits on the kernel goes to the reaper, in this order: the init's
+  // exit (its namespace's unmounting), the fanotify group's close (an SRCU
+  // grace period), the links, then the emptied cgroups' removal.
+  struct Remains {
+    std::unique_ptr<SessionInit> init;
+    UniqueFd group;
+    std::unique_ptr<CgroupLinks> links;
+    std::unique_ptr<Cgroup> cgroup;
+    std::unique_ptr<SessionLimits> limits;
+  };
+  auto rest = std::make_shared<Remains>(Remains{std::move(child_), file_guard_->take_group(),
+                                                std::move(egress_links_), std::move(cgroup_),
+                                                std::move(limits_)});
+  file_guard_.reset();
+  sup_.reaper().post([rest] {
+    rest->init->reap();
+    rest->group.reset();
+    rest->links.reset();
+    rest->cgroup.reset();
+    rest->limits.reset();
+  });
 }
 
 void Session::apply_policy(const rules::Policy& policy, uint32_t generation) {

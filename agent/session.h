@@ -85,6 +85,10 @@ class Session {
  private:
   void watch_main();
   void on_main_exit();
+  // Wakes await_empty() when the init reports it has no child left, or exits.
+  void watch_init_idle();
+  void report_exec_error();
+  bool only_init_left() const;
   // Waits until the cgroup is empty; at the deadline, kills what is left
   // (once) or gives up. Woken by the init's exit (the session's last
   // process), polled besides.
@@ -108,8 +112,7 @@ class Session {
   SessionLimits::Usage limits_seen_;
   boost::asio::posix::stream_descriptor status_watch_;
   boost::asio::posix::stream_descriptor exec_watch_;
-  boost::asio::posix::stream_descriptor init_watch_;  // the init's pidfd
-  bool init_gone_ = false;
+  bool init_idle_ = false;  // the init has no child left, or is gone
   std::chrono::steady_clock::time_point empty_deadline_;
   bool kill_at_deadline_ = false;
   boost::asio::steady_timer timer_;

@@ -17,6 +17,7 @@
 #include "bpf_loader.h"
 #include "enforcer.h"
 #include "session.h"
+#include "reaper.h"
 
 namespace corral {
 
@@ -59,6 +60,7 @@ class Supervisor {
   const rules::Policy& policy() const { return enforcer_->policy(); }
   uint32_t policy_generation() const { return enforcer_->generation(); }
   const std::string& cgroup_root() const { return cgroup_root_; }
+  Reaper& reaper() { return reaper_; }
 
  private:
   void on_event(std::span<const uint8_t> bytes);
@@ -99,6 +101,7 @@ class Supervisor {
     Supervisor* supervisor = nullptr;
   };
   std::shared_ptr<DnsChannel> dns_channel_;
+  Reaper reaper_;  // before the sessions: it outlives them
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::function<void(int)> stop_handler_;
   BpfStats last_stats_;
