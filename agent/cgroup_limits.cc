@@ -123,19 +123,6 @@ std::string trim(std::string s) {
 
 }  // namespace
 
-void validate_limits(const LimitSpec& spec) {
-  if (spec.max_pids && *spec.max_pids < kMinPids)
-    throw std::invalid_argument(
-        fmt::format("max pids {} is below the minimum of {} (the session's init and the agent)",
-                    *spec.max_pids, kMinPids));
-  if (spec.max_memory_bytes && *spec.max_memory_bytes < kMinMemoryBytes)
-    throw std::invalid_argument(fmt::format("max memory {} bytes is below the minimum of {} MiB",
-                                            *spec.max_memory_bytes, kMinMemoryBytes >> 20));
-  if (spec.max_open_files && *spec.max_open_files < kMinOpenFiles)
-    throw std::invalid_argument(fmt::format("max open files {} is below the minimum of {}",
-                                            *spec.max_open_files, kMinOpenFiles));
-}
-
 std::string find_cgroup1_mount(std::string_view mountinfo, std::string_view controller) {
   // ... - cgroup cgroup rw,cpu,cpuacct: the controllers are super options.
   size_t pos = 0;

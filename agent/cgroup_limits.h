@@ -13,27 +13,9 @@
 #include <string_view>
 #include <vector>
 
+#include "limit_spec.h"
+
 namespace corral {
-
-// What a session may use; an unset field leaves the inherited limit alone.
-struct LimitSpec {
-  // Tasks, threads included: pids.max counts each thread.
-  std::optional<uint64_t> max_pids = std::nullopt;
-  // Memory, kernel memory included; swap is not an escape (see SessionLimits).
-  std::optional<uint64_t> max_memory_bytes = std::nullopt;
-  // RLIMIT_NOFILE, soft and hard.
-  std::optional<uint64_t> max_open_files = std::nullopt;
-};
-
-// Below these a session cannot even start its agent; the kernel would take
-// the value and kill or starve the session at once, so it is refused instead.
-constexpr uint64_t kMinPids = 2;  // the session's init and the agent
-constexpr uint64_t kMinMemoryBytes = 8ull << 20;
-constexpr uint64_t kMinOpenFiles = 16;
-
-// Throws std::invalid_argument naming the first limit below its minimum: for
-// the command line, before anything starts.
-void validate_limits(const LimitSpec& spec);
 
 // The mount point of the cgroup v1 hierarchy that holds `controller`, from a
 // mountinfo text; "" when none does.

@@ -21,6 +21,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "process.h"
+#include "run_command.h"
 #include "kafka_sink.h"
 #include "redact.h"
 #include "shipper.h"
@@ -35,79 +36,18 @@ extern char** environ;
 namespace corral {
 namespace {
 
-constexpr int kCorralFailed = 125;
-constexpr int kCannotRun = 126;
-constexpr int kNotFound = 127;
-constexpr const char* kDefaultAudit = "/var/log/corral/audit.jsonl";
-constexpr const char* kDefaultAuditKey = "/etc/corral/audit.key";
-
-// The local log's settings, shared by every command that writes it.
-struct AuditFlags {
-  std::string path = kDefaultAudit;
-  std::string key = kDefaultAuditKey;
-  std::string fsync = "interval";
-  uint32_t checkpoint_every = 1000;
-  uint64_t max_mib = 64;
-  double max_age_hours = 24;
-
-  void add_to(CLI::App* cmd) {
-    cmd->add_option("--audit", path, "audit log (hash-chained JSON lines)")->capture_default_str();
-    cmd->add_option("--audit-key", key,
-                    "Ed25519 key signing the log's checkpoints (created when missing; the public "
-                    "half is KEY.pub)")
-        ->capture_default_str();
-    cmd->add_option("--audit-fsync", fsync,
-                    "never | interval (fdatasync once a second) | always (after every batch)")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"never", "interval", "always"}));
-    cmd->add_option("--checkpoint-every", checkpoint_every, "records between signed checkpoints")
-        ->capture_default_str()
-        ->check(CLI::Range(1u, 10'000'000u));
-    cmd->add_option("--audit-max-mib", max_mib, "rotate the log at this size")
-        ->capture_default_str()
-        ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20));
-    cmd->add_option("--audit-max-age", max_age_hours, "rotate the log at this age, hours")
-        ->capture_default_str()
-        ->check(CLI::Range(0.001, 24.0 * 366));
-  }
-
-  AuditLogOptions options() const {
-    AuditLogOptions o;
-    o.path = path;
-    o.key_path = key;
-    o.fsync = fsync == "never"    ? FsyncPolicy::kNever
-              : fsync == "always" ? FsyncPolicy::kAlways
+AuditLogOptions audit_log_options(const AuditFlags& f) {
+  AuditLogOptions o;
+  o.path = f.path;
+  o.key_path = f.key;
+  o.fsync = f.fsync == "never"    ? FsyncPolicy::kNever
+            : f.fsync == "always" ? FsyncPolicy::kAlways
                                   : FsyncPolicy::kInterval;
-    o.checkpoint_every = checkpoint_every;
-    o.max_bytes = max_mib << 20;
-    o.max_age = std::chrono::seconds(static_cast<int64_t>(max_age_hours * 3600));
-    return o;
-  }
-};
-
-struct RunOptions {
-  AuditFlags audit;
-  bool quiet = false;
-  std::string user;
-  bool allow_root = false;
-  uint32_t ringbuf_mib = 16;
-  double linger_seconds = 2;
-  uint64_t max_pids = 0, max_memory_mib = 0, max_open_files = 0;  // 0: no limit
-  double timeout_seconds = 0;
-  std::string worktree, base, worktrees_dir;
-  std::string net = "allow";
-  std::string policy;
-  std::string daemon_socket;  // empty: the default one, if a daemon listens
-  bool embedded = false;
-  // flags that configure a supervisor of our own (so no daemon's session)
-  std::vector<std::string> embedded_flags;
-  std::vector<std::string> command;
-};
-
-struct Failure {
-  int code;
-  std::string message;
-};
+  o.checkpoint_every = f.checkpoint_every;
+  o.max_bytes = f.max_mib << 20;
+  o.max_age = std::chrono::seconds(static_cast<int64_t>(f.max_age_hours * 3600));
+  return o;
+}
 
 void preflight(const RunOptions& o) {
   if (::geteuid() != 0)
@@ -128,57 +68,23 @@ void preflight(const RunOptions& o) {
 int run(const RunOptions& o) {
   preflight(o);
 
-  Credentials creds;
-  try {
-    creds = resolve_credentials(o.user, std::getenv("SUDO_UID"), std::getenv("SUDO_GID"));
-  } catch (const std::exception& e) {
-    throw Failure{kCorralFailed, e.what()};
-  }
-  if (creds.uid == 0 && !o.allow_root)
-    throw Failure{kCorralFailed,
-                  "refusing to run the agent as root: run corral with sudo from your own account, "
-                  "or pass --user USER (or --allow-root if you really mean it)"};
-
-  const char* path_env = std::getenv("PATH");
-  auto exe = find_executable(o.command.front(), path_env ? path_env : "/usr/bin:/bin");
-  if (!exe) throw Failure{kNotFound, "command not found: " + o.command.front()};
-
+  Credentials creds = run_credentials(o);
+  std::string exe = run_executable(o);
   std::string cwd = std::filesystem::current_path();
-  std::optional<Worktree> wt;
-  std::vector<std::string> git_paths;
+  // Every check done before a worktree is made for it.
+  control::RunRequest request = run_request(o, creds, exe, cwd);
   if (!o.worktree.empty()) {
     try {
-      wt = prepare_worktree(cwd, o.worktree, o.base, creds, o.worktrees_dir);
-      git_paths = worktree_git_paths(*wt, creds);
+      Worktree wt = prepare_worktree(cwd, o.worktree, o.base, creds, o.worktrees_dir);
+      spdlog::info("{} worktree {} at {} (branch {} from {})", wt.resumed ? "resuming" : "new",
+                   wt.name, wt.path, wt.branch, wt.base_ref);
+      request.set_cwd(worktree_cwd(wt, cwd));
+      request.set_worktree(wt.name);
+      request.add_writable(wt.path);
+      for (const auto& p : worktree_git_paths(wt, creds)) request.add_writable(p);
     } catch (const std::exception& e) {
       throw Failure{kCorralFailed, e.what()};
     }
-    spdlog::info("{} worktree {} at {} (branch {} from {})", wt->resumed ? "resuming" : "new",
-                 wt->name, wt->path, wt->branch, wt->base_ref);
-    cwd = worktree_cwd(*wt, cwd);
-  }
-
-  SessionSpec spec;
-  spec.exe = *exe;
-  spec.argv = o.command;
-  spec.env = agent_environment(environ, creds);
-  spec.creds = creds;
-  spec.cwd = cwd;
-  spec.net = o.net == "none" ? NetMode::kNone : o.net == "host" ? NetMode::kHost : NetMode::kAllow;
-  if (wt) {
-    spec.worktree = wt->name;
-    spec.writable.push_back(wt->path);
-    spec.writable.insert(spec.writable.end(), git_paths.begin(), git_paths.end());
-  }
-  spec.linger = std::chrono::milliseconds(static_cast<int64_t>(o.linger_seconds * 1000));
-  spec.timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_seconds * 1000));
-  if (o.max_pids) spec.limits.max_pids = o.max_pids;
-  if (o.max_memory_mib) spec.limits.max_memory_bytes = o.max_memory_mib << 20;
-  if (o.max_open_files) spec.limits.max_open_files = o.max_open_files;
-  try {
-    validate_limits(spec.limits);
-  } catch (const std::invalid_argument& e) {
-    throw Failure{kCorralFailed, e.what()};
   }
 
   // Warm: a running daemon hosts the session, its programs already loaded.
@@ -198,7 +104,7 @@ int run(const RunOptions& o) {
     }
     if (sock) {
       try {
-        return run_in_daemon(sock.get(), to_request(spec));
+        return run_in_daemon(sock.get(), request);
       } catch (const std::exception& e) {
         throw Failure{kCannotRun, e.what()};
       }
@@ -210,7 +116,7 @@ int run(const RunOptions& o) {
   if (o.audit.path == kDefaultAudit) std::filesystem::create_directories("/var/log/corral");
   boost::asio::io_context io;
   SupervisorOptions sopts;
-  sopts.audit = o.audit.options();
+  sopts.audit = audit_log_options(o.audit);
   sopts.quiet = o.quiet;
   sopts.ringbuf_bytes = o.ringbuf_mib << 20;
   sopts.policy_path = o.policy;
@@ -223,7 +129,7 @@ int run(const RunOptions& o) {
 
   int exit_code = kCorralFailed;
   try {
-    sup->start_session(std::move(spec), [&](int code) {
+    sup->start_session(from_request(request), [&](int code) {
       exit_code = code;
       io.stop();
     });
@@ -292,7 +198,7 @@ int export_main(const ExportOptions& o) {
   block_stop_signals();  // before any thread starts, so they inherit it
 
   // The shipper's own news (a sink down, back) goes into the trail itself.
-  AuditLogOptions lo = o.audit.options();
+  AuditLogOptions lo = audit_log_options(o.audit);
   HostIdentity id = host_identity();
   lo.host = id.host;
   lo.boot_id = id.boot_id;
@@ -403,52 +309,7 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
 
   RunOptions ro;
-  auto* run_cmd = app.add_subcommand("run", "run a command as a guarded session");
-  ro.audit.add_to(run_cmd);
-  run_cmd->add_flag("--quiet,-q", ro.quiet, "no live event lines on stderr");
-  run_cmd->add_option("--user", ro.user, "run the command as USER (default: the sudo caller)");
-  run_cmd->add_flag("--allow-root", ro.allow_root, "allow the command to run as root");
-  run_cmd->add_option("--ring-mib", ro.ringbuf_mib, "kernel ring buffer size, MiB (power of 2)")
-      ->capture_default_str()
-      ->check(CLI::Range(1u, 1024u));
-  run_cmd->add_option("--linger", ro.linger_seconds,
-                      "seconds processes left by the agent may run on before they are killed")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 3600.0));
-  run_cmd->add_option("--timeout", ro.timeout_seconds,
-                      "kill the session after this many seconds (0: never)")
-      ->check(CLI::Range(0.0, 30.0 * 24 * 3600));
-  run_cmd->add_option("--max-pids", ro.max_pids, "tasks (threads included) the session may have")
-      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 22));
-  run_cmd->add_option("--max-memory-mib", ro.max_memory_mib,
-                      "memory the session may use, MiB (beyond it the kernel's OOM killer acts "
-                      "inside the session)")
-      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
-  run_cmd->add_option("--max-open-files", ro.max_open_files, "open files per process (RLIMIT_NOFILE)")
-      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
-  run_cmd->add_option("--net", ro.net,
-                      "allow: the policy's egress allowlist; none: loopback only (a network "
-                      "namespace of its own); host: unrestricted, connects only recorded")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"allow", "none", "host"}));
-  auto* wt_opt = run_cmd->add_option(
-      "--worktree", ro.worktree,
-      "run in the git worktree NAME (branch corral/NAME, outside your checkout), made or resumed");
-  run_cmd->add_option("--base", ro.base, "what a new --worktree starts from (default: HEAD)")
-      ->needs(wt_opt);
-  run_cmd->add_option("--worktrees-dir", ro.worktrees_dir,
-                      "where new worktrees go (default: ~/.local/share/corral/worktrees)")
-      ->needs(wt_opt);
-  run_cmd->add_option("--policy", ro.policy,
-                      "policy file (default: the shipped one; `extends: default` builds on it); "
-                      "SIGHUP to corral reloads it");
-  run_cmd->add_option("--daemon-socket", ro.daemon_socket,
-                      std::string("run in the corral daemon listening here (default: in the one "
-                                  "at ") + kDefaultControlSocket + " if it runs, else embedded)");
-  run_cmd->add_flag("--embedded", ro.embedded,
-                    "load the kernel programs in this run even when a daemon runs");
-  run_cmd->add_option("command", ro.command, "the command and its arguments, after --")
-      ->required();
+  auto* run_cmd = add_run_command(app, ro);
 
   RunOptions dopts;  // the daemon's supervisor: a run's options minus the session's
   std::string daemon_socket = kDefaultControlSocket;
@@ -583,9 +444,7 @@ int cli_main(int argc, char** argv) {
 
   try {
     if (run_cmd->parsed()) {
-      for (const char* flag : {"--audit", "--audit-key", "--audit-fsync", "--checkpoint-every",
-                               "--audit-max-mib", "--audit-max-age", "--ring-mib", "--policy"})
-        if (run_cmd->get_option(flag)->count()) ro.embedded_flags.push_back(flag);
+      note_embedded_flags(*run_cmd, ro);
       return run(ro);
     }
     if (ps_cmd->parsed() || kill_cmd->parsed()) {
@@ -620,7 +479,7 @@ int cli_main(int argc, char** argv) {
       if (::geteuid() != 0) throw Failure{kCorralFailed, "corral daemon must run as root"};
       if (dopts.audit.path == kDefaultAudit) std::filesystem::create_directories("/var/log/corral");
       SupervisorOptions sopts;
-      sopts.audit = dopts.audit.options();
+      sopts.audit = audit_log_options(dopts.audit);
       sopts.quiet = dopts.quiet;
       sopts.ringbuf_bytes = dopts.ringbuf_mib << 20;
       sopts.policy_path = dopts.policy;

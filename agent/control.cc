@@ -3,14 +3,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <stdexcept>
 
@@ -115,67 +113,6 @@ uid_t peer_uid(int sock) {
   return cred.uid;
 }
 
-control::RunRequest to_request(const SessionSpec& spec) {
-  control::RunRequest r;
-  r.set_exe(spec.exe);
-  for (const auto& a : spec.argv) r.add_argv(a);
-  for (const auto& e : spec.env) r.add_env(e);
-  r.set_cwd(spec.cwd);
-  r.set_uid(spec.creds.uid);
-  r.set_gid(spec.creds.gid);
-  for (gid_t g : spec.creds.groups) r.add_groups(g);
-  r.set_user(spec.creds.name);
-  r.set_home(spec.creds.home);
-  for (const auto& w : spec.writable) r.add_writable(w);
-  r.set_worktree(spec.worktree);
-  r.set_net(spec.net == NetMode::kNone ? "none" : spec.net == NetMode::kHost ? "host" : "allow");
-  r.set_max_pids(spec.limits.max_pids.value_or(0));
-  r.set_max_memory_bytes(spec.limits.max_memory_bytes.value_or(0));
-  r.set_max_open_files(spec.limits.max_open_files.value_or(0));
-  r.set_timeout_seconds(std::chrono::duration<double>(spec.timeout).count());
-  r.set_linger_seconds(std::chrono::duration<double>(spec.linger).count());
-  return r;
-}
-
-SessionSpec from_request(const control::RunRequest& r) {
-  auto bad = [](const std::string& field, const std::string& why) {
-    return std::invalid_argument("run request: " + field + ": " + why);
-  };
-  if (!r.exe().starts_with("/")) throw bad("exe", "not an absolute path: '" + r.exe() + "'");
-  if (r.argv().empty()) throw bad("argv", "no command");
-  if (!r.cwd().starts_with("/")) throw bad("cwd", "not an absolute path: '" + r.cwd() + "'");
-  if (!r.home().starts_with("/")) throw bad("home", "not an absolute path: '" + r.home() + "'");
-  for (const auto& w : r.writable())
-    if (!w.starts_with("/")) throw bad("writable", "not an absolute path: '" + w + "'");
-  auto seconds = [&](double s, const char* field) {
-    if (!(s >= 0 && s <= 366.0 * 24 * 3600)) throw bad(field, "out of range");
-    return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
-  };
-  SessionSpec spec;
-  spec.exe = r.exe();
-  spec.argv.assign(r.argv().begin(), r.argv().end());
-  spec.env.assign(r.env().begin(), r.env().end());
-  spec.cwd = r.cwd();
-  spec.creds.uid = r.uid();
-  spec.creds.gid = r.gid();
-  spec.creds.groups.assign(r.groups().begin(), r.groups().end());
-  spec.creds.name = r.user();
-  spec.creds.home = r.home();
-  spec.writable.assign(r.writable().begin(), r.writable().end());
-  spec.worktree = r.worktree();
-  if (r.net() == "allow") spec.net = NetMode::kAllow;
-  else if (r.net() == "none") spec.net = NetMode::kNone;
-  else if (r.net() == "host") spec.net = NetMode::kHost;
-  else throw bad("net", "'" + r.net() + "' is not allow, none or host");
-  if (r.max_pids()) spec.limits.max_pids = r.max_pids();
-  if (r.max_memory_bytes()) spec.limits.max_memory_bytes = r.max_memory_bytes();
-  if (r.max_open_files()) spec.limits.max_open_files = r.max_open_files();
-  validate_limits(spec.limits);
-  spec.timeout = seconds(r.timeout_seconds(), "timeout_seconds");
-  spec.linger = seconds(r.linger_seconds(), "linger_seconds");
-  return spec;
-}
-
 control::DaemonMessage ask_daemon(int sock, const control::ClientMessage& question) {
   send_packet(sock, question);
   control::DaemonMessage reply;
@@ -219,7 +156,6 @@ int run_in_daemon(int sock, const control::RunRequest& request) {
             "the corral daemon went away before the session ended; the session died with it");
       switch (reply.body_case()) {
         case control::DaemonMessage::kStarted:
-          spdlog::debug("session {} started in the daemon", reply.started().session());
           break;
         case control::DaemonMessage::kEnded:
           return reply.ended().exit_code();

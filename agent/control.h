@@ -5,12 +5,10 @@
 
 #include <sys/types.h>
 
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "control.pb.h"
-#include "session.h"
 #include "unique_fd.h"
 
 namespace corral {
@@ -30,12 +28,6 @@ UniqueFd connect_control(const std::string& path);
 
 // The uid of the peer of a connected unix socket. Throws.
 uid_t peer_uid(int sock);
-
-// A session spec as a request, and back. from_request checks what a
-// launcher relies on (absolute paths, a command, a known --net) and throws
-// std::invalid_argument naming the field.
-control::RunRequest to_request(const SessionSpec& spec);
-SessionSpec from_request(const control::RunRequest& request);
 
 // One question to the daemon on `sock` (ListSessions, KillSession), its
 // answer. Throws on an error answer, or when the daemon goes away.

@@ -1,5 +1,5 @@
-// Starting the agent: who it runs as, where its binary is, and a child that
-// waits, already forked, until the supervisor has put it in its session.
+// Starting the agent: a child that waits, already forked, until the
+// supervisor has put it in its session.
 #pragma once
 
 #include <sys/types.h>
@@ -12,28 +12,11 @@
 #include "cgroup_limits.h"
 #include "mnt.h"
 #include "unique_fd.h"
+#include "user.h"
 
 namespace corral {
 
 enum class NetMode { kAllow, kNone, kHost };
-
-struct Credentials {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<gid_t> groups;  // supplementary
-  std::string name;
-  std::string home;
-};
-
-// Who runs the agent: `user` (a name or a number) when given, else the
-// sudo caller (SUDO_UID/SUDO_GID), else the current user. Throws
-// std::runtime_error when the user does not exist.
-Credentials resolve_credentials(const std::string& user, const char* sudo_uid,
-                                const char* sudo_gid);
-
-// Looks `cmd` up like execvp(3): as is when it has a '/', else in `path`.
-// Returns the path, or nullopt when no executable file is found.
-std::optional<std::string> find_executable(const std::string& cmd, const std::string& path);
 
 // The session's first process: pid 1 of new PID, mount, IPC and UTS
 // namespaces, its mounts laid out by `mounts` (mnt.h), held until release(). Then it forks the
@@ -88,9 +71,6 @@ class SessionInit {
   UniqueFd notify_;     // seccomp user notifications of the session
   bool released_ = false;
 };
-
-// The agent's environment: ours, with HOME, USER and LOGNAME of `creds`.
-std::vector<std::string> agent_environment(char** environ_in, const Credentials& creds);
 
 // wait(2) status -> the exit code a shell reports: status, or 128 + signal.
 int shell_exit_code(int wait_status);

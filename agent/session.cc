@@ -30,6 +30,45 @@ constexpr auto kLimitsPoll = std::chrono::seconds(1);
 
 }  // namespace
 
+SessionSpec from_request(const control::RunRequest& r) {
+  auto bad = [](const std::string& field, const std::string& why) {
+    return std::invalid_argument("run request: " + field + ": " + why);
+  };
+  if (!r.exe().starts_with("/")) throw bad("exe", "not an absolute path: '" + r.exe() + "'");
+  if (r.argv().empty()) throw bad("argv", "no command");
+  if (!r.cwd().starts_with("/")) throw bad("cwd", "not an absolute path: '" + r.cwd() + "'");
+  if (!r.home().starts_with("/")) throw bad("home", "not an absolute path: '" + r.home() + "'");
+  for (const auto& w : r.writable())
+    if (!w.starts_with("/")) throw bad("writable", "not an absolute path: '" + w + "'");
+  auto seconds = [&](double s, const char* field) {
+    if (!(s >= 0 && s <= 366.0 * 24 * 3600)) throw bad(field, "out of range");
+    return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+  };
+  SessionSpec spec;
+  spec.exe = r.exe();
+  spec.argv.assign(r.argv().begin(), r.argv().end());
+  spec.env.assign(r.env().begin(), r.env().end());
+  spec.cwd = r.cwd();
+  spec.creds.uid = r.uid();
+  spec.creds.gid = r.gid();
+  spec.creds.groups.assign(r.groups().begin(), r.groups().end());
+  spec.creds.name = r.user();
+  spec.creds.home = r.home();
+  spec.writable.assign(r.writable().begin(), r.writable().end());
+  spec.worktree = r.worktree();
+  if (r.net() == "allow") spec.net = NetMode::kAllow;
+  else if (r.net() == "none") spec.net = NetMode::kNone;
+  else if (r.net() == "host") spec.net = NetMode::kHost;
+  else throw bad("net", "'" + r.net() + "' is not allow, none or host");
+  if (r.max_pids()) spec.limits.max_pids = r.max_pids();
+  if (r.max_memory_bytes()) spec.limits.max_memory_bytes = r.max_memory_bytes();
+  if (r.max_open_files()) spec.limits.max_open_files = r.max_open_files();
+  validate_limits(spec.limits);
+  spec.timeout = seconds(r.timeout_seconds(), "timeout_seconds");
+  spec.linger = seconds(r.linger_seconds(), "linger_seconds");
+  return spec;
+}
+
 Session::Session(Supervisor& supervisor, uint64_t id, SessionSpec spec, EndHandler on_end)
     : sup_(supervisor),
       id_(id),

@@ -14,6 +14,7 @@
 
 #include "bpf_loader.h"
 #include "cgroup2.h"
+#include "control.pb.h"
 #include "file_guard.h"
 #include "process.h"
 #include "seccomp_filter.h"
@@ -40,6 +41,11 @@ struct SessionSpec {
   // The agent's stdin, stdout, stderr (a daemon's client's); empty: ours.
   std::vector<UniqueFd> stdio;
 };
+
+// A session spec from a run request (control.proto), checking what a
+// launcher relies on (absolute paths, a command, a known --net, limits);
+// throws std::invalid_argument naming the field.
+SessionSpec from_request(const control::RunRequest& request);
 
 class Session {
  public:

@@ -1,0 +1,79 @@
+// `corral run`'s command line, and the session request it makes. Shared by
+// corral-core and by the small corral command, which hands a run straight
+// to a running daemon (see run_client.cc): so both read the same flags and
+// check them the same way. Nothing here needs the supervisor's libraries.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "control.pb.h"
+#include "user.h"
+
+namespace corral {
+
+// corral's own exit codes, like a shell's for a command it cannot run.
+constexpr int kCorralFailed = 125;
+constexpr int kCannotRun = 126;
+constexpr int kNotFound = 127;
+
+constexpr const char* kDefaultAudit = "/var/log/corral/audit.jsonl";
+constexpr const char* kDefaultAuditKey = "/etc/corral/audit.key";
+
+// An error for the user, and the exit code it ends corral with.
+struct Failure {
+  int code;
+  std::string message;
+};
+
+// The local log's settings, shared by every command that writes it.
+struct AuditFlags {
+  std::string path = kDefaultAudit;
+  std::string key = kDefaultAuditKey;
+  std::string fsync = "interval";
+  uint32_t checkpoint_every = 1000;
+  uint64_t max_mib = 64;
+  double max_age_hours = 24;
+
+  void add_to(CLI::App* cmd);
+};
+
+struct RunOptions {
+  AuditFlags audit;
+  bool quiet = false;
+  std::string user;
+  bool allow_root = false;
+  uint32_t ringbuf_mib = 16;
+  double linger_seconds = 2;
+  uint64_t max_pids = 0, max_memory_mib = 0, max_open_files = 0;  // 0: no limit
+  double timeout_seconds = 0;
+  std::string worktree, base, worktrees_dir;
+  std::string net = "allow";
+  std::string policy;
+  std::string daemon_socket;  // empty: the default one, if a daemon listens
+  bool embedded = false;
+  // flags that configure a supervisor of our own (so no daemon's session);
+  // filled by note_embedded_flags() after parsing
+  std::vector<std::string> embedded_flags;
+  std::vector<std::string> command;
+};
+
+// Adds the `run` subcommand, its flags bound to `o`.
+CLI::App* add_run_command(CLI::App& app, RunOptions& o);
+// After parsing: which of the given flags only a supervisor of this run's
+// own can honour.
+void note_embedded_flags(const CLI::App& run_cmd, RunOptions& o);
+
+// Who the agent runs as (--user, else sudo's caller); refuses root without
+// --allow-root. Throws Failure.
+Credentials run_credentials(const RunOptions& o);
+// The command's binary, found on PATH, as an absolute path. Throws Failure.
+std::string run_executable(const RunOptions& o);
+// The request for a session of `exe` as `creds` in `cwd`: the agent's
+// environment, network mode and limits. Throws Failure on a bad limit.
+control::RunRequest run_request(const RunOptions& o, const Credentials& creds,
+                                const std::string& exe, const std::string& cwd);
+
+}  // namespace corral

@@ -1,0 +1,35 @@
+// Who the agent runs as, which binary, with what environment: what
+// `corral run` works out before any session exists. Plain libc, so that the
+// corral command can do it without the supervisor's libraries.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace corral {
+
+struct Credentials {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary
+  std::string name;
+  std::string home;
+};
+
+// Who runs the agent: `user` (a name or a number) when given, else the
+// sudo caller (SUDO_UID/SUDO_GID), else the current user. Throws
+// std::runtime_error when the user does not exist.
+Credentials resolve_credentials(const std::string& user, const char* sudo_uid,
+                                const char* sudo_gid);
+
+// Looks `cmd` up like execvp(3): as is when it has a '/', else in `path`.
+// Returns the path, or nullopt when no executable file is found.
+std::optional<std::string> find_executable(const std::string& cmd, const std::string& path);
+
+// The agent's environment: ours, with HOME, USER and LOGNAME of `creds`.
+std::vector<std::string> agent_environment(char** environ_in, const Credentials& creds);
+
+}  // namespace corral
