@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include "errno_error.h"
@@ -47,15 +48,15 @@ struct InitPlan {
   char* const* envp;
   const Credentials* creds;
   int ready_w, go_r, err_w, status_w;
+  char* agent_stack_top;  // the agent's stack until it execs (see spawn_agent)
 };
 
-// The init and the agent are made with raw clone(2) from a supervisor that
+// The init and the agent are made with clone(2) from a supervisor that
 // may have other threads (DNS lookups): glibc's view of this process is
 // then wrong (other threads, locks they held), so from here to execve only
-// raw system calls. glibc's set*id would try to signal threads that do not
-// exist here, and its fork would wait on a lock nobody will release.
-long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, 0); }
-
+// raw system calls (glibc's clone() is one: no lock, no fork handlers).
+// glibc's set*id would try to signal threads that do not exist here, and
+// its fork would wait on a lock nobody will release.
 [[noreturn]] void agent_main(const InitPlan& p) {
   sigset_t none;
   sigemptyset(&none);
@@ -74,6 +75,18 @@ long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr
   }
   (void)!::write(p.err_w, &e, sizeof(e));
   _exit(127);
+}
+
+int agent_entry(void* plan) { agent_main(*static_cast<const InitPlan*>(plan)); }
+
+// The agent shares the init's memory until its execve (like posix_spawn):
+// no copy of the page tables the init inherited from the supervisor, and no
+// teardown of that copy in the exec. The init waits (CLONE_VFORK) until the
+// agent has exec'd or exited, so only the agent runs in that memory, on a
+// stack of its own; glibc's clone() is a bare system call wrapper.
+pid_t spawn_agent(const InitPlan& p) {
+  return ::clone(agent_entry, p.agent_stack_top, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                 const_cast<InitPlan*>(&p));
 }
 
 [[noreturn]] void init_main(const InitPlan& p) {
@@ -134,13 +147,12 @@ long raw_fork() { return ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr
   // agent answer its own refused calls through /proc/1/fd.
   ::close(listener);
 
-  pid_t agent = static_cast<pid_t>(raw_fork());
+  pid_t agent = spawn_agent(p);
   if (agent < 0) {
     int err = errno;
     (void)!::write(p.err_w, &err, sizeof(err));
     _exit(127);
   }
-  if (agent == 0) agent_main(p);
   ::close(p.err_w);  // the supervisor sees EOF once the agent has exec'd
 
   bool agent_done = false;
@@ -193,9 +205,14 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   for (auto& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
   cenv.push_back(nullptr);
   MountPlanArgs mount_args(mounts);
-  std::vector<sock_filter> filter = build_session_filter();
+  // The same for every session: compiled by libseccomp once per process.
+  static const std::vector<sock_filter> session_filter = build_session_filter();
+  const std::vector<sock_filter>& filter = session_filter;
+  constexpr size_t kAgentStack = 64 * 1024;
+  auto agent_stack = std::make_unique_for_overwrite<char[]>(kAgentStack);
   InitPlan plan{&filter, &mount_args, &rlimits, false, exe.c_str(), cargv.data(), cenv.data(), &creds,
-                ready_w.get(), go_r.get(), err_w.get(), status_w.get()};
+                ready_w.get(), go_r.get(), err_w.get(), status_w.get(),
+                agent_stack.get() + kAgentStack};
 
   // clone3 without a new stack behaves like fork; the child is pid 1 of the
   // new PID namespace, with mounts, System V IPC and host name of its own,
