@@ -17,7 +17,9 @@
 namespace corral {
 namespace {
 
-constexpr uint64_t kPermMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM;
+// An exec's opens (the binary, its interpreter) raise FAN_OPEN_PERM too;
+// FAN_OPEN_EXEC_PERM would be a second round trip for each of them.
+constexpr uint64_t kPermMask = FAN_OPEN_PERM;
 // Events handled per handle_events() call, so that one busy session cannot
 // starve the rest of the event loop; the fd stays readable when more wait.
 constexpr size_t kBatch = 1024;
@@ -82,11 +84,6 @@ pid_t FileAccess::pid() const {
 const FileAccess::Intent& FileAccess::intent() const {
   if (intent_) return *intent_;
   Intent& in = intent_.emplace();
-  if (exec_mask_) {  // exec opens are read-only
-    in.write = false;
-    in.known = true;
-    return in;
-  }
 #if defined(__x86_64__)
   std::string text;
   try {
@@ -248,8 +245,8 @@ FanotifyGuard::Stats FanotifyGuard::stats() const {
   return Stats{events_.load(), denied_.load(), cached_.load(), errors_.load()};
 }
 
-bool FanotifyGuard::fill_access(int event_fd, uint64_t mask, pid_t tid, FileAccess& a) {
-  a = FileAccess(tid, (mask & FAN_OPEN_EXEC_PERM) != 0);
+bool FanotifyGuard::fill_access(int event_fd, pid_t tid, FileAccess& a) {
+  a = FileAccess(tid);
   char link[PATH_MAX + 32];
   std::string self = "/proc/self/fd/" + std::to_string(event_fd);
   ssize_t n = ::readlink(self.c_str(), link, sizeof(link) - 1);
@@ -274,11 +271,11 @@ bool FanotifyGuard::fill_access(int event_fd, uint64_t mask, pid_t tid, FileAcce
   return true;
 }
 
-void FanotifyGuard::answer(int event_fd, uint64_t mask, pid_t tid) {
+void FanotifyGuard::answer(int event_fd, pid_t tid) {
   Verdict verdict = Verdict::kDeny;
   FileAccess access;
   try {
-    if (fill_access(event_fd, mask, tid, access)) {
+    if (fill_access(event_fd, tid, access)) {
       verdict = decider_(access);
     } else {
       errors_++;
@@ -366,7 +363,7 @@ size_t FanotifyGuard::handle_events() {
         spdlog::warn("fanotify: event without a file descriptor (mask {:#x})", md->mask);
         errors_++;
       } else if (md->mask & kPermMask) {
-        answer(event_fd.get(), md->mask, md->pid);
+        answer(event_fd.get(), md->pid);
       }
       md = FAN_EVENT_NEXT(md, len);
     }

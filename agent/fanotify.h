@@ -44,7 +44,7 @@ namespace corral {
 class FileAccess {
  public:
   FileAccess() = default;
-  FileAccess(pid_t tid, bool exec_mask) : tid(tid), exec_mask_(exec_mask) {}
+  explicit FileAccess(pid_t tid) : tid(tid) {}
 
   pid_t tid = 0;  // the thread blocked in the open
   // Canonical absolute path of the opened file (symlinks, "..",
@@ -68,9 +68,8 @@ class FileAccess {
   // non-x86_64 builds, read errors.
   bool write() const { return intent().write; }
   bool write_known() const { return intent().known; }
-  // FAN_OPEN_EXEC_PERM, or an open made by execve itself (the binary, its
-  // interpreter): read-only then.
-  bool exec() const { return exec_mask_ || intent().exec; }
+  // An open made by execve itself (the binary, its interpreter): read-only.
+  bool exec() const { return intent().exec; }
 
  private:
   struct Intent {
@@ -80,7 +79,6 @@ class FileAccess {
   };
   const Intent& intent() const;
 
-  bool exec_mask_ = false;
   mutable pid_t pid_ = -1;  // -1: not read yet
   mutable std::optional<Intent> intent_;
 };
@@ -103,7 +101,7 @@ class FanotifyGuard {
   using Decider = std::function<Verdict(const FileAccess&)>;
 
   // Creates the group and marks every mount of the mount namespace of
-  // `ns_pid` for FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM (as /proc/<ns_pid>/
+  // `ns_pid` for FAN_OPEN_PERM (as /proc/<ns_pid>/
   // mountinfo lists them, relative to its root: give a process that is not
   // chrooted, best the session's first one, still held before exec).
   // Mounts of pseudo filesystems (proc, sysfs, devpts, cgroup, ...) the
@@ -158,8 +156,8 @@ class FanotifyGuard {
 
  private:
   size_t mark_mounts();
-  void answer(int event_fd, uint64_t mask, pid_t tid);
-  bool fill_access(int event_fd, uint64_t mask, pid_t tid, FileAccess& access);
+  void answer(int event_fd, pid_t tid);
+  bool fill_access(int event_fd, pid_t tid, FileAccess& access);
 
   pid_t ns_pid_;
   UniqueFd proc_dir_;  // /proc/<ns_pid>: pins the process, not a reused pid
