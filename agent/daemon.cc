@@ -280,8 +280,9 @@ void ControlServer::check_idle() {
   });
 }
 
-int run_daemon(const SupervisorOptions& options, const std::string& socket_path) {
+int run_daemon(SupervisorOptions options, const std::string& socket_path) {
   boost::asio::io_context io;
+  options.keep_egress_attached = true;  // for the many sessions to come
   Supervisor sup(io, options);
   ControlServer server(io, sup, socket_path);
   sup.on_stop([&](int signo) { server.shut_down(signo, [&] { io.stop(); }); });

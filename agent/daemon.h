@@ -56,6 +56,6 @@ class ControlServer {
 
 // Runs a daemon until SIGINT or SIGTERM and its sessions have ended.
 // Throws std::runtime_error when it cannot start.
-int run_daemon(const SupervisorOptions& options, const std::string& socket_path);
+int run_daemon(SupervisorOptions options, const std::string& socket_path);
 
 }  // namespace corral

@@ -64,17 +64,32 @@ void fill_from_proc(pid_t tid, audit::Process& p) {
 
 }  // namespace
 
+std::shared_ptr<const PathMatchers> PathMatcherCache::get(const rules::Policy& policy,
+                                                          uint32_t generation,
+                                                          const std::string& home) {
+  if (generation != generation_) {
+    by_home_.clear();
+    generation_ = generation;
+  }
+  auto& kept = by_home_[home];
+  if (!kept) kept = std::make_shared<const PathMatchers>(policy, generation, home);
+  return kept;
+}
+
 struct FileGuard::Rules {
-  std::shared_ptr<const rules::Policy> policy;  // owns what the matchers point into
-  uint32_t generation = 0;
-  rules::PathMatcher secrets;
-  rules::PathMatcher protect;
+  std::shared_ptr<const PathMatchers> matchers;
+  const rules::Policy* policy;
+  const rules::PathMatcher& secrets;
+  const rules::PathMatcher& protect;
+  uint32_t generation;
   std::map<Identity, const rules::PathRule*> secret_ids, protected_ids;
 
-  Rules(std::shared_ptr<const rules::Policy> p, const std::string& home)
-      : policy(std::move(p)),
-        secrets(policy->secrets, home),
-        protect(policy->protected_paths, home) {}
+  explicit Rules(std::shared_ptr<const PathMatchers> m)
+      : matchers(std::move(m)),
+        policy(matchers->policy.get()),
+        secrets(matchers->secrets),
+        protect(matchers->protect),
+        generation(matchers->generation) {}
 };
 
 std::vector<std::pair<std::string, size_t>> find_existing(const std::vector<std::string>& globs,
@@ -103,13 +118,18 @@ std::vector<std::pair<std::string, size_t>> find_existing(const std::vector<std:
     by_root[root].push_back(i);
   }
   for (const auto& [root, indices] : by_root) {
+    auto opts = fs::directory_options::skip_permission_denied;
+    auto it = fs::recursive_directory_iterator(root, opts, ec);
+    // Most roots (~/.gnupg, ~/.azure...) do not exist: no set to compile.
+    if (ec || it == fs::recursive_directory_iterator()) {
+      ec.clear();
+      continue;
+    }
     std::vector<std::string> subset;
     for (size_t i : indices) subset.push_back(globs[i]);
     rules::GlobSet set(subset, home);
     size_t seen = 0;
-    auto opts = fs::directory_options::skip_permission_denied;
-    for (auto it = fs::recursive_directory_iterator(root, opts, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (++seen > limit) {
         spdlog::warn("existing-file scan: stopped walking {} after {} entries", root, limit);
         break;
@@ -128,13 +148,37 @@ std::vector<std::string> expand_glob(const std::string& glob, const std::string&
   return out;
 }
 
+ExistingFiles scan_existing(const rules::Policy& policy, const std::string& home,
+                            const std::string& cwd) {
+  // One glob list for both sections, so that each tree is walked once.
+  std::vector<std::string> globs;
+  std::vector<std::pair<bool, size_t>> owner;  // (protected?, rule index in its section)
+  for (bool prot : {false, true}) {
+    const auto& section = prot ? policy.protected_paths : policy.secrets;
+    for (size_t r = 0; r < section.size(); r++) {
+      if (section[r].mode == rules::Mode::kOff) continue;
+      for (const auto& g : section[r].globs) {
+        globs.push_back(g);
+        owner.emplace_back(prot, r);
+      }
+    }
+  }
+  ExistingFiles out;
+  for (auto& [path, i] : find_existing(globs, home, cwd, kWalkLimit))
+    (owner[i].first ? out.protect : out.secrets).emplace_back(std::move(path), owner[i].second);
+  return out;
+}
+
 std::vector<std::string> protected_mount_points(const rules::Policy& policy,
                                                 const std::string& home, const std::string& cwd) {
-  std::vector<std::string> globs;
-  for (const auto& rule : policy.protected_paths)
-    if (rule.mode == rules::Mode::kEnforce) globs.insert(globs.end(), rule.globs.begin(), rule.globs.end());
+  return protected_mount_points(policy, scan_existing(policy, home, cwd));
+}
+
+std::vector<std::string> protected_mount_points(const rules::Policy& policy,
+                                                const ExistingFiles& existing) {
   std::set<std::string> found;
-  for (auto& [p, index] : find_existing(globs, home, cwd, kWalkLimit)) found.insert(normalize_path(p));
+  for (const auto& [p, rule] : existing.protect)
+    if (policy.protected_paths[rule].mode == rules::Mode::kEnforce) found.insert(normalize_path(p));
   std::vector<std::string> out;
   for (const auto& p : found) {  // sorted: an ancestor comes before its descendants
     if (!out.empty() && p.rfind(out.back() + "/", 0) == 0) continue;
@@ -144,27 +188,21 @@ std::vector<std::string> protected_mount_points(const rules::Policy& policy,
   return out;
 }
 
-std::unique_ptr<FileGuard::Rules> FileGuard::build(const rules::Policy& policy,
-                                                   uint32_t generation) const {
-  auto r = std::make_unique<Rules>(std::make_shared<const rules::Policy>(policy), agent_.home);
-  r->generation = generation;
+std::unique_ptr<FileGuard::Rules> FileGuard::build(std::shared_ptr<const PathMatchers> matchers,
+                                                   const ExistingFiles* existing) const {
+  auto r = std::make_unique<Rules>(std::move(matchers));
+  ExistingFiles scanned;
+  if (!existing) existing = &(scanned = scan_existing(*r->policy, agent_.home, cwd_));
   auto index = [&](const std::vector<rules::PathRule>& section,
                    std::map<Identity, const rules::PathRule*>& ids) {
-    std::vector<std::string> globs;
-    std::vector<const rules::PathRule*> rule_of;
-    for (const auto& rule : section) {
-      if (rule.mode == rules::Mode::kOff) continue;
-      for (const auto& g : rule.globs) {
-        globs.push_back(g);
-        rule_of.push_back(&rule);
-      }
-    }
-    for (const auto& [path, i] : find_existing(globs, agent_.home, cwd_, kWalkLimit)) {
+    bool prot = &section == &r->policy->protected_paths;
+    for (const auto& [path, i] : prot ? existing->protect : existing->secrets) {
+      const rules::PathRule* rule = &section[i];
       struct stat st;
       // the first rule in policy order wins for a file several match
       if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-        auto [it, fresh] = ids.emplace(Identity{st.st_dev, st.st_ino}, rule_of[i]);
-        if (!fresh && rule_of[i] < it->second) it->second = rule_of[i];
+        auto [it, fresh] = ids.emplace(Identity{st.st_dev, st.st_ino}, rule);
+        if (!fresh && rule < it->second) it->second = rule;
       }
     }
   };
@@ -174,9 +212,10 @@ std::unique_ptr<FileGuard::Rules> FileGuard::build(const rules::Policy& policy,
 }
 
 FileGuard::FileGuard(boost::asio::io_context& io, pid_t ns_pid, const Credentials& agent,
-                     std::string cwd, const rules::Policy& policy, uint32_t generation, Emit emit)
+                     std::string cwd, std::shared_ptr<const PathMatchers> matchers, Emit emit,
+                     const ExistingFiles* existing)
     : agent_(agent), cwd_(std::move(cwd)), emit_(std::move(emit)), watch_(io) {
-  rules_ = build(policy, generation);
+  rules_ = build(std::move(matchers), existing);
   guard_ = std::make_unique<FanotifyGuard>(ns_pid, [this](const FileAccess& a) { return decide(a); });
   watch_.assign(guard_->fd());
   watch();
@@ -198,8 +237,8 @@ void FileGuard::watch() {
                     });
 }
 
-void FileGuard::apply(const rules::Policy& policy, uint32_t generation) {
-  rules_ = build(policy, generation);
+void FileGuard::apply(std::shared_ptr<const PathMatchers> matchers) {
+  rules_ = build(std::move(matchers));
   guard_->reset_cache();
 }
 

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -23,18 +24,58 @@
 
 namespace corral {
 
+// The existing files the (not off) secrets and protected rules name, found
+// in one walk of each tree: (path, index of the rule in its section).
+struct ExistingFiles {
+  std::vector<std::pair<std::string, size_t>> secrets, protect;
+};
+ExistingFiles scan_existing(const rules::Policy& policy, const std::string& home,
+                            const std::string& cwd);
+
+// A policy's secret and protected path matchers, compiled for one home.
+// Compiling the globs (RE2 sets) is most of a session's file-rule setup, so
+// a supervisor keeps them (PathMatcherCache) for its next sessions.
+struct PathMatchers {
+  std::shared_ptr<const rules::Policy> policy;  // owns what the matchers point into
+  uint32_t generation;
+  rules::PathMatcher secrets;
+  rules::PathMatcher protect;
+
+  PathMatchers(const rules::Policy& p, uint32_t generation, const std::string& home)
+      : policy(std::make_shared<const rules::Policy>(p)),
+        generation(generation),
+        secrets(policy->secrets, home),
+        protect(policy->protected_paths, home) {}
+};
+
+// One supervisor's matchers, by home, for its policy in force.
+class PathMatcherCache {
+ public:
+  // Compiled on first use; a new generation (a reload) drops the old ones.
+  std::shared_ptr<const PathMatchers> get(const rules::Policy& policy, uint32_t generation,
+                                          const std::string& home);
+
+ private:
+  uint32_t generation_ = 0;
+  std::map<std::string, std::shared_ptr<const PathMatchers>> by_home_;
+};
+
 class FileGuard {
  public:
   using Emit = std::function<void(audit::Record&)>;
 
-  // Marks the mounts of `ns_pid`'s mount namespace and starts answering.
-  // `emit` receives a record for every deny and would-deny. Throws.
+  // Marks the mounts of `ns_pid`'s mount namespace and starts answering
+  // with `matchers` (compiled for the agent's home). `emit` receives a
+  // record for every deny and would-deny. `existing`, when given, is
+  // scan_existing() of this policy, home and cwd (else the guard scans).
+  // Throws.
   FileGuard(boost::asio::io_context& io, pid_t ns_pid, const Credentials& agent,
-            std::string cwd, const rules::Policy& policy, uint32_t generation, Emit emit);
+            std::string cwd, std::shared_ptr<const PathMatchers> matchers, Emit emit,
+            const ExistingFiles* existing = nullptr);
   ~FileGuard();
 
-  // A new policy: matchers and identities are rebuilt, cached allows dropped.
-  void apply(const rules::Policy& policy, uint32_t generation);
+  // A new policy: identities are rebuilt, cached allows dropped.
+  void apply(std::shared_ptr<const PathMatchers> matchers);
 
   // A kernel record refused with EROFS on a protected path gets the
   // decision that made the path read-only.
@@ -50,7 +91,8 @@ class FileGuard {
  private:
   struct Rules;
   void watch();
-  std::unique_ptr<Rules> build(const rules::Policy& policy, uint32_t generation) const;
+  std::unique_ptr<Rules> build(std::shared_ptr<const PathMatchers> matchers,
+                               const ExistingFiles* existing = nullptr) const;
 
   Credentials agent_;
   std::string cwd_;
@@ -66,6 +108,9 @@ class FileGuard {
 // unlink, truncate).
 std::vector<std::string> protected_mount_points(const rules::Policy& policy,
                                                 const std::string& home, const std::string& cwd);
+// The same from a scan_existing() of the policy.
+std::vector<std::string> protected_mount_points(const rules::Policy& policy,
+                                                const ExistingFiles& existing);
 
 // Existing files that any of `globs` match, with the index of each glob
 // that does, walking each tree once for all its globs (see expand_glob).

@@ -84,7 +84,8 @@ const char* mount_step_name(int step) {
 }
 
 MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
-                         const std::string& cwd, const std::vector<std::string>& extra) {
+                         const std::string& cwd, const std::vector<std::string>& extra,
+                         ExistingFiles* existing) {
   MountPlan plan;
   std::error_code ec;
   std::string project = std::filesystem::weakly_canonical(cwd, ec).string();
@@ -116,7 +117,9 @@ MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
         plan.hidden.push_back(path);
     }
   }
-  plan.readonly = protected_mount_points(policy, home, project);
+  ExistingFiles scanned = scan_existing(policy, home, project);
+  plan.readonly = protected_mount_points(policy, scanned);
+  if (existing) *existing = std::move(scanned);
   return plan;
 }
 

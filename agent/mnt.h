@@ -13,6 +13,8 @@
 
 namespace corral {
 
+struct ExistingFiles;  // file_guard.h
+
 struct MountPlan {
   std::vector<std::string> writable;  // the project directory first
   std::vector<std::string> hidden;
@@ -22,8 +24,11 @@ struct MountPlan {
 // The plan for a session of `policy` run by a user with `home` in `cwd`,
 // `extra` writable paths besides (a worktree's git metadata). Throws
 // std::invalid_argument when `cwd` cannot be the project directory.
+// `existing`, when given, receives the scan of the project's and home's
+// secret and protected files the plan was made from (FileGuard reuses it).
 MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
-                         const std::string& cwd, const std::vector<std::string>& extra = {});
+                         const std::string& cwd, const std::vector<std::string>& extra = {},
+                         struct ExistingFiles* existing = nullptr);
 
 // The same plan as NULL-terminated arrays, built before clone so that the
 // session init, which may only make raw system calls, reads it as is.

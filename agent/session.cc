@@ -115,9 +115,10 @@ void Session::start() {
   if (spec_.net != NetMode::kHost)
     egress_links_ = std::make_unique<CgroupLinks>(sup_.bpf().attach_egress(dir.get(), cgroup_->path()));
 
+  ExistingFiles existing;  // one walk of the trees, for the plan and the guard
   child_ = std::make_unique<SessionInit>(
       spec_.exe, spec_.argv, spec_.env, spec_.creds,
-      session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd, spec_.writable),
+      session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd, spec_.writable, &existing),
       session_rlimits(spec_.limits), spec_.net,
       spec_.stdio.size() == 3
           ? std::array<int, 3>{spec_.stdio[0].get(), spec_.stdio[1].get(), spec_.stdio[2].get()}
@@ -145,12 +146,13 @@ void Session::start() {
       });
   // Every mount the agent will see is marked before it runs.
   file_guard_ = std::make_unique<FileGuard>(sup_.io(), child_->pid(), spec_.creds, spec_.cwd,
-                                            sup_.policy(), sup_.policy_generation(),
+                                            sup_.path_matchers(spec_.creds.home),
                                             [this](audit::Record& r) {
                                               r.set_session(id_string_);
                                               count_record();
                                               sup_.emit(r);
-                                            });
+                                            },
+                                            &existing);
   // Before release: the kernel sees the agent as a member from its first
   // instruction, through its task entry and through the cgroup (the init
   // was born in it).
@@ -384,8 +386,8 @@ void Session::finish() {
   });
 }
 
-void Session::apply_policy(const rules::Policy& policy, uint32_t generation) {
-  if (file_guard_ && !ended_) file_guard_->apply(policy, generation);
+void Session::apply_policy() {
+  if (file_guard_ && !ended_) file_guard_->apply(sup_.path_matchers(spec_.creds.home));
 }
 
 void Session::forward_signal(int signo) {

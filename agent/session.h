@@ -85,8 +85,8 @@ class Session {
   // Kills every process of the session now (whoever asked for it is gone).
   void kill();
 
-  // A reloaded policy: the file guard switches to it.
-  void apply_policy(const rules::Policy& policy, uint32_t generation);
+  // The supervisor reloaded its policy: the file guard switches to it.
+  void apply_policy();
 
  private:
   void watch_main();

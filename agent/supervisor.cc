@@ -1,5 +1,6 @@
 #include "supervisor.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
@@ -16,6 +17,7 @@
 
 #include "console.h"
 #include "decode.h"
+#include "errno_error.h"
 #include "redact.h"
 
 namespace corral {
@@ -73,6 +75,13 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
   bpf_ = std::make_unique<BpfLoader>([this](std::span<const uint8_t> b) { on_event(b); },
                                      options_.ringbuf_bytes);
   last_stats_ = bpf_->read_stats();
+  if (options_.keep_egress_attached) {
+    keeper_cgroup_ = std::make_unique<Cgroup>(cgroup_root_, std::to_string(::getpid()) + "-keep");
+    UniqueFd dir(::open(keeper_cgroup_->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir) throw errno_error("failed to open " + keeper_cgroup_->path());
+    keeper_links_ = std::make_unique<CgroupLinks>(
+        bpf_->attach_egress(dir.get(), keeper_cgroup_->path()));
+  }
   enforcer_ = std::make_unique<Enforcer>(*bpf_, options_.policy_path);
   policy_load_ = enforcer_->load();
   if (!policy_load_.accepted()) {
@@ -286,7 +295,7 @@ void Supervisor::reload_policy() {
   audit::PolicyLoad load = enforcer_->load();
   if (load.accepted()) {
     policy_load_ = load;
-    for (auto& [id, session] : sessions_) session->apply_policy(enforcer_->policy(), enforcer_->generation());
+    for (auto& [id, session] : sessions_) session->apply_policy();
     resolve_hosts();
     spdlog::info("policy reloaded: generation {}: {}", load.generation(), load.summary());
   } else {
