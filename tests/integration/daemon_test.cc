@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -153,6 +154,20 @@ TEST_F(Daemon, WarmSessionsAreRecordedAndEnforced) {
   EXPECT_TRUE(exec) << "no exec record of the agent";
   EXPECT_TRUE(denied) << "no denial of .env";
   EXPECT_TRUE(ended) << "no session_end";
+}
+
+// The small `corral` command hands this run to the daemon itself: a
+// command given by a relative path is found where the user typed it.
+TEST_F(Daemon, RelativeCommandRunsInTheDaemon) {
+  write_file(dir.path() + "/hello.sh", "#!/bin/sh\necho hello from $1; exit 4\n");
+  ASSERT_EQ(::chmod((dir.path() + "/hello.sh").c_str(), 0755), 0);
+  auto r = d.run({"--allow-root"}, {"./hello.sh", "the-agent"});
+  EXPECT_EQ(r.exit_code, 4) << r.output;
+  EXPECT_NE(r.output.find("hello from the-agent"), std::string::npos) << r.output;
+  EXPECT_EQ(d.stop(), 0) << read_file(d.output);
+  auto records = read_audit(d.audit);
+  std::string s = session_of(records, "./hello.sh");
+  ASSERT_FALSE(s.empty()) << "the session did not run in the daemon";
 }
 
 // Fail closed: the sessions are the daemon's children; killed outright, it

@@ -252,6 +252,25 @@ TEST(Session, DoubleForkedChildOutlivingItsParentStays) {
   EXPECT_LT(subshell_exit[0]->seq(), late->seq());
 }
 
+// Background work still running when the linger time is over is killed,
+// and the end record counts it: the agent's processes, not corral's init.
+TEST(Session, LeftoversAreKilledAfterTheLinger) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  InDir cwd(dir.path());
+  auto options = kRoot;
+  options.insert(options.end(), {"--linger", "0.3"});
+  auto r = run_corral(options, {"/bin/bash", "-c", "sleep 60 & sleep 60 & exit 0"});
+  expect_well_formed(r);
+  const auto& end = r.records.back().session_end();
+  EXPECT_EQ(end.exit_code(), 0);
+  EXPECT_EQ(end.leftover_processes_killed(), 2u) << r.stderr_text;
+  auto sleeps = select(r, [](const audit::Record& rec) {
+    return rec.has_exit() && rec.process().comm() == "sleep";
+  });
+  EXPECT_EQ(sleeps.size(), 2u) << "each killed sleep's exit is recorded before the end";
+}
+
 TEST(Session, FileRemovalsRenamesAndTruncations) {
   CORRAL_REQUIRE_ROOT();
   TempDir dir;

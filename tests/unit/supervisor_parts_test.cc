@@ -1,0 +1,138 @@
+// Pure parts of the supervisor: the reaper's job order, the file guard's
+// matcher cache, and the request a `corral run` command line makes.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "file_guard.h"
+#include "policy.h"
+#include "reaper.h"
+#include "run_command.h"
+
+namespace corral {
+namespace {
+
+TEST(Reaper, RunsJobsInOrderOffTheCallersThread) {
+  std::mutex mu;
+  std::vector<int> order;
+  std::thread::id caller = std::this_thread::get_id(), ran_on;
+  {
+    Reaper reaper;
+    for (int i = 0; i < 5; i++)
+      reaper.post([&, i] {
+        // the first job is slow: the others wait for it, in order
+        if (i == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        std::lock_guard lock(mu);
+        order.push_back(i);
+        ran_on = std::this_thread::get_id();
+      });
+  }  // the destructor runs what is still queued
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+  EXPECT_NE(ran_on, caller);
+}
+
+TEST(Reaper, ReleasesWhatAJobHeldOnItsThread) {
+  std::atomic<bool> released{false};
+  struct Holder {
+    std::atomic<bool>* flag;
+    ~Holder() { *flag = true; }
+  };
+  {
+    Reaper reaper;
+    auto held = std::make_shared<Holder>(Holder{&released});
+    reaper.post([held] {});
+    held.reset();
+  }
+  EXPECT_TRUE(released);
+}
+
+rules::Policy default_policy() {
+  auto loaded = rules::load_default_policy();
+  EXPECT_TRUE(loaded.policy) << (loaded.errors.empty() ? "" : loaded.errors[0].str());
+  return *loaded.policy;
+}
+
+TEST(PathMatcherCache, OneCompilePerHomeAndGeneration) {
+  rules::Policy policy = default_policy();
+  PathMatcherCache cache;
+  auto a = cache.get(policy, 1, "/home/a");
+  EXPECT_EQ(cache.get(policy, 1, "/home/a"), a);  // reused
+  auto b = cache.get(policy, 1, "/home/b");
+  EXPECT_NE(b, a);
+  EXPECT_TRUE(a->secrets.match("/home/a/.ssh/id_ed25519").rule);
+  EXPECT_FALSE(a->secrets.match("/home/b/.ssh/id_ed25519").rule);
+  EXPECT_TRUE(b->secrets.match("/home/b/.ssh/id_ed25519").rule);
+  // a reload: new matchers, of the new generation; sessions keep the old
+  // ones alive until they switch
+  auto reloaded = cache.get(policy, 2, "/home/a");
+  EXPECT_NE(reloaded, a);
+  EXPECT_EQ(reloaded->generation, 2u);
+  EXPECT_EQ(a->generation, 1u);
+}
+
+TEST(RunRequest, CarriesTheCommandLine) {
+  CLI::App app;
+  RunOptions o;
+  auto* run = add_run_command(app, o);
+  std::vector<std::string> args = {"corral", "run", "--net", "none", "--max-pids", "64",
+                                   "--timeout", "2.5", "--", "/bin/echo", "hi"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  app.parse(static_cast<int>(argv.size()), argv.data());
+  note_embedded_flags(*run, o);
+  EXPECT_TRUE(o.embedded_flags.empty());
+  Credentials creds{.uid = 1000, .gid = 1000, .groups = {1000, 27}, .name = "dev", .home = "/home/dev"};
+  auto r = run_request(o, creds, run_executable(o), "/work/project");
+  EXPECT_EQ(r.exe(), "/bin/echo");
+  ASSERT_EQ(r.argv_size(), 2);
+  EXPECT_EQ(r.argv(1), "hi");
+  EXPECT_EQ(r.cwd(), "/work/project");
+  EXPECT_EQ(r.net(), "none");
+  EXPECT_EQ(r.max_pids(), 64u);
+  EXPECT_DOUBLE_EQ(r.timeout_seconds(), 2.5);
+  EXPECT_EQ(r.home(), "/home/dev");
+  bool home_set = false;
+  for (const auto& e : r.env()) home_set |= e == "HOME=/home/dev";
+  EXPECT_TRUE(home_set);
+}
+
+TEST(RunRequest, SupervisorFlagsAreNoted) {
+  CLI::App app;
+  RunOptions o;
+  auto* run = add_run_command(app, o);
+  std::vector<std::string> args = {"corral", "run", "--policy", "p.yaml", "--ring-mib", "8",
+                                   "--", "true"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  app.parse(static_cast<int>(argv.size()), argv.data());
+  note_embedded_flags(*run, o);
+  EXPECT_EQ(o.embedded_flags, (std::vector<std::string>{"--ring-mib", "--policy"}));
+}
+
+TEST(RunRequest, BadLimitAndMissingCommandFailWithTheirCodes) {
+  RunOptions o;
+  o.command = {"no-such-command-anywhere"};
+  try {
+    run_executable(o);
+    FAIL() << "found a command that does not exist";
+  } catch (const Failure& f) {
+    EXPECT_EQ(f.code, kNotFound);
+    EXPECT_EQ(f.message, "command not found: no-such-command-anywhere");
+  }
+  o.command = {"true"};
+  o.max_pids = 1;
+  try {
+    run_request(o, Credentials{}, "/bin/true", "/");
+    FAIL() << "a max-pids of 1 was accepted";
+  } catch (const Failure& f) {
+    EXPECT_EQ(f.code, kCorralFailed);
+    EXPECT_NE(f.message.find("max pids 1 is below the minimum"), std::string::npos) << f.message;
+  }
+}
+
+}  // namespace
+}  // namespace corral
