@@ -1,6 +1,7 @@
 #include "process.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <grp.h>
@@ -57,15 +58,34 @@ struct InitPlan {
 // raw system calls (glibc's clone() is one: no lock, no fork handlers).
 // glibc's set*id would try to signal threads that do not exist here, and
 // its fork would wait on a lock nobody will release.
+// The agent holds no capability, a root one (--allow-root) included: root's
+// execve would grant it the whole set (CAP_SYS_PTRACE to read its init's
+// memory, CAP_DAC_OVERRIDE, CAP_CHOWN...). An empty bounding set (dropped
+// while we still hold CAP_SETPCAP, before the uid change) keeps any exec
+// from granting one again; the sets themselves are emptied after it.
+int drop_bounding_set() {
+  for (int cap = 0; cap < 64; cap++)
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return errno;
+  return 0;
+}
+
+int clear_capabilities() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  return ::syscall(SYS_capset, &header, data) == 0 ? 0 : errno;
+}
+
 [[noreturn]] void agent_main(const InitPlan& p) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   int e = 0;
   if (::syscall(SYS_setgroups, p.creds->groups.size(), p.creds->groups.data()) != 0 ||
-      ::syscall(SYS_setresgid, p.creds->gid, p.creds->gid, p.creds->gid) != 0 ||
-      ::syscall(SYS_setresuid, p.creds->uid, p.creds->uid, p.creds->uid) != 0)
+      ::syscall(SYS_setresgid, p.creds->gid, p.creds->gid, p.creds->gid) != 0)
     e = errno;
+  if (!e) e = drop_bounding_set();
+  if (!e && ::syscall(SYS_setresuid, p.creds->uid, p.creds->uid, p.creds->uid) != 0) e = errno;
+  if (!e) e = clear_capabilities();
   // After the uid change, which clears it: die with the init.
   if (!e && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) e = errno;
   if (!e && ::getppid() != 1) e = ESRCH;

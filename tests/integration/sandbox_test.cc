@@ -196,7 +196,7 @@ TEST(Sandbox, HostProcessesHostNameAndIpcAreOutOfReach) {
   EXPECT_EQ(st["see"], "1") << "a host process is visible in /proc";
   EXPECT_EQ(st["signal"], "1") << "a host process could be signalled";
   EXPECT_EQ(st["count"], "0") << "the session's /proc lists more than its own processes";
-  EXPECT_EQ(st["hostname"], "0");
+  EXPECT_NE(st["hostname"], "0") << "an agent without capabilities set a host name";
   char after[256] = {};
   ::gethostname(after, sizeof after - 1);
   EXPECT_STREQ(after, name) << "the session changed the host's name";
@@ -204,6 +204,32 @@ TEST(Sandbox, HostProcessesHostNameAndIpcAreOutOfReach) {
   auto ipcs = run_command({"/usr/bin/ipcs", "-q"});
   EXPECT_EQ(ipcs.output.find("0x"), std::string::npos) << "a session's queue is on the host:\n"
                                                        << ipcs.output;
+}
+
+// The agent holds no capability, even as root (--allow-root): not in any of
+// its sets, nor in the bounding set an exec could grant them from again.
+TEST(Sandbox, NoCapabilitiesEvenAsRoot) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  const std::string status = dir.path() + "/status";
+  InDir cwd(dir.path());
+  auto r = run_corral(kRoot, {"/bin/bash", "-c",
+                              prelude(status) +
+                                  "grep ^Cap /proc/self/status > caps.txt\n"
+                                  "t uid test $(id -u) -eq 0\n"
+                                  "t chown sh -c 'touch f && chown 1:1 f'\n"
+                                  "t mknod mknod node c 1 3\n"
+                                  "t readmem sh -c 'head -c1 /proc/1/mem'\n"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  std::string caps = read_file(dir.path() + "/caps.txt");
+  for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"})
+    EXPECT_NE(caps.find(std::string(set) + ":\t0000000000000000"), std::string::npos)
+        << set << " is not empty:\n" << caps;
+  auto st = read_status(status);
+  EXPECT_EQ(st["uid"], "0");
+  EXPECT_NE(st["chown"], "0") << "chown to another user worked";
+  EXPECT_NE(st["mknod"], "0") << "mknod of a device worked";
+  EXPECT_NE(st["readmem"], "0") << "the agent read its init's memory";
 }
 
 // What an agent normally does: build, run tests, commit in its repository.
