@@ -1,4 +1,5 @@
 #include "fanotify.h"
+#include "procfs.h"
 #include "errno_error.h"
 #include "mountinfo.h"
 
@@ -42,42 +43,11 @@ bool is_pseudo_fs(const std::string& fstype) {
   return false;
 }
 
-std::string read_small_file(int dirfd, const std::string& rel, const std::string& shown) {
-  UniqueFd fd(::openat(dirfd, rel.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) throw errno_error("failed to open " + shown);
-  std::string out;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw errno_error("failed to read " + shown);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
-
-// Thread group id of a thread, from /proc/<tid>/status; 0 when it is gone.
-pid_t tgid_of(pid_t tid) {
-  std::string text;
-  try {
-    text = read_small_file(AT_FDCWD, "/proc/" + std::to_string(tid) + "/status", "status");
-  } catch (const std::exception&) {
-    return 0;
-  }
-  auto pos = text.find("\nTgid:");
-  if (pos == std::string::npos) return 0;
-  return static_cast<pid_t>(std::strtol(text.c_str() + pos + 6, nullptr, 10));
-}
-
 }  // namespace
 
-pid_t FileAccess::pid() const {
-  if (pid_ < 0) pid_ = tgid_of(tid);
-  return pid_;
+const ProcStatus& FileAccess::status() const {
+  if (!status_) status_ = read_proc_status(tid).value_or(ProcStatus{});
+  return *status_;
 }
 
 // From the syscall the thread is blocked in.

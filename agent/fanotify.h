@@ -31,15 +31,16 @@
 #include <string_view>
 #include <vector>
 
+#include "procfs.h"
 #include "unique_fd.h"
 
 namespace corral {
 
-// One permission event. What the event itself carries (path, identity,
-// exec by mask) is filled before the decider runs; the opener's thread group
-// id and its write intent come from procfs (5-10 µs each, more than the rest
-// of a decision) and are read on first use, so a decision that needs neither
-// does not pay for them. Call them only from the decider: they read the
+// One permission event. What the event itself carries (path, identity) is
+// filled before the decider runs; the opener's identity and its write
+// intent come from procfs (5-10 µs each, more than the rest of a decision)
+// and are read on first use, so a decision that needs neither does not pay
+// for them. Call them only from the decider: they read the
 // thread while it is still blocked in its open.
 class FileAccess {
  public:
@@ -57,8 +58,10 @@ class FileAccess {
   dev_t dev = 0;         // identity of the opened inode (fstat of the event fd)
   ino_t ino = 0;
 
-  // Thread group id of the opener (0 if it exited meanwhile).
-  pid_t pid() const;
+  // The opener's identity (tgid, comm, ppid, uids; all 0 and empty if it
+  // exited meanwhile), and its thread group id.
+  const ProcStatus& status() const;
+  pid_t pid() const { return status().tgid; }
   // Whether the opener asked for write access (O_WRONLY, O_RDWR, O_CREAT,
   // O_TRUNC, creat). Read from the blocked thread's saved syscall registers.
   // When it cannot be known for sure, write() is true and write_known()
@@ -79,7 +82,7 @@ class FileAccess {
   };
   const Intent& intent() const;
 
-  mutable pid_t pid_ = -1;  // -1: not read yet
+  mutable std::optional<ProcStatus> status_;
   mutable std::optional<Intent> intent_;
 };
 

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
-#include <fstream>
 
 #include "decode.h"
 #include "path.h"
@@ -35,32 +34,6 @@ bool agent_may_write(const struct stat& st, const Credentials& who) {
   return false;
 }
 
-// The rest of the opener's identity, from procfs (never marked: the read
-// cannot wait on this very guard).
-void fill_from_proc(pid_t tid, audit::Process& p) {
-  std::ifstream in("/proc/" + std::to_string(tid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "Name:") {
-      std::string name;
-      in >> name;
-      p.set_comm(name);
-    } else if (key == "PPid:") {
-      uint32_t v;
-      in >> v;
-      p.set_ppid(v);
-    } else if (key == "Uid:") {
-      uint32_t v;
-      in >> v;
-      p.set_uid(v);
-    } else if (key == "Gid:") {
-      uint32_t v;
-      in >> v;
-      p.set_gid(v);
-    }
-    in.ignore(4096, '\n');
-  }
-}
 
 }  // namespace
 
@@ -303,9 +276,13 @@ Verdict FileGuard::decide(const FileAccess& a) {
   bool enforce = rule->mode == rules::Mode::kEnforce;
   audit::Record rec;
   auto* p = rec.mutable_process();
-  p->set_pid(a.pid());
+  const ProcStatus& st = a.status();
+  p->set_pid(st.tgid);
   p->set_tid(a.tid);
-  fill_from_proc(a.tid, *p);
+  p->set_comm(st.comm);
+  p->set_ppid(st.ppid);
+  p->set_uid(st.uid);
+  p->set_gid(st.gid);
   auto* o = rec.mutable_open();
   o->set_path(a.path);
   o->add_flags(a.exec() ? "exec" : a.write() ? (a.write_known() ? "write" : "write?") : "read");

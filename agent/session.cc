@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <system_error>
 
 #include <boost/asio/post.hpp>
@@ -15,6 +14,7 @@
 
 #include "decode.h"
 #include "mnt.h"
+#include "procfs.h"
 #include "supervisor.h"
 
 namespace corral {
@@ -128,16 +128,13 @@ void Session::start() {
   seccomp_ = std::make_unique<SeccompListener>(
       sup_.io(), ::dup(child_->notify_fd()), [this](audit::Record& r) {
         // The kernel names the thread; the rest of the process from /proc.
-        uint32_t tid = r.process().tid();
-        std::ifstream status("/proc/" + std::to_string(tid) + "/status");
-        for (std::string line; std::getline(status, line);) {
-          if (line.starts_with("Name:\t")) r.mutable_process()->set_comm(line.substr(6));
-          if (line.starts_with("Tgid:\t"))
-            r.mutable_process()->set_pid(static_cast<uint32_t>(std::stoul(line.substr(6))));
-          if (line.starts_with("PPid:\t"))
-            r.mutable_process()->set_ppid(static_cast<uint32_t>(std::stoul(line.substr(6))));
-          if (line.starts_with("Uid:\t"))
-            r.mutable_process()->set_uid(static_cast<uint32_t>(std::stoul(line.substr(5))));
+        if (auto st = read_proc_status(static_cast<pid_t>(r.process().tid()))) {
+          auto* p = r.mutable_process();
+          p->set_comm(st->comm);
+          p->set_pid(static_cast<uint32_t>(st->tgid));
+          p->set_ppid(static_cast<uint32_t>(st->ppid));
+          p->set_uid(st->uid);
+          p->set_gid(st->gid);
         }
         r.set_session(id_string_);
         r.mutable_decision()->set_policy_generation(sup_.policy_generation());

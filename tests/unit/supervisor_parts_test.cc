@@ -1,6 +1,7 @@
 // Pure parts of the supervisor: the reaper's job order, the file guard's
 // matcher cache, and the request a `corral run` command line makes.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -10,6 +11,7 @@
 
 #include "file_guard.h"
 #include "policy.h"
+#include "procfs.h"
 #include "reaper.h"
 #include "run_command.h"
 
@@ -132,6 +134,27 @@ TEST(RunRequest, BadLimitAndMissingCommandFailWithTheirCodes) {
     EXPECT_EQ(f.code, kCorralFailed);
     EXPECT_NE(f.message.find("max pids 1 is below the minimum"), std::string::npos) << f.message;
   }
+}
+
+TEST(ProcStatus, NameWithSpacesAndTheRealIds) {
+  auto s = parse_proc_status(
+      "Name:\tWeb Content\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\n"
+      "Pid:\t4250\nPPid:\t4100\nTracerPid:\t0\nUid:\t1000\t1001\t1002\t1003\n"
+      "Gid:\t100\t101\t102\t103\n");
+  EXPECT_EQ(s.comm, "Web Content");
+  EXPECT_EQ(s.tgid, 4242);
+  EXPECT_EQ(s.ppid, 4100);
+  EXPECT_EQ(s.uid, 1000u);
+  EXPECT_EQ(s.gid, 100u);
+}
+
+TEST(ProcStatus, OwnThreadAndAGoneOne) {
+  auto self = read_proc_status(::gettid());
+  ASSERT_TRUE(self);
+  EXPECT_EQ(self->tgid, ::getpid());
+  EXPECT_EQ(self->ppid, ::getppid());
+  EXPECT_EQ(self->uid, ::getuid());
+  EXPECT_FALSE(read_proc_status(0x3ffffff0));
 }
 
 }  // namespace
