@@ -153,8 +153,11 @@ void ControlServer::answer(const std::shared_ptr<Connection>& c, const control::
   control::DaemonMessage reply;
   if (msg.has_list()) {
     auto now = std::chrono::steady_clock::now();
+    // set even when empty: an empty reply would be a zero-length packet,
+    // which the client cannot tell from the daemon hanging up
+    auto* list = reply.mutable_sessions();
     for (const auto& [id, s] : sup_.sessions()) {
-      auto* info = reply.mutable_sessions()->add_sessions();
+      auto* info = list->add_sessions();
       info->set_session(s->id_string());
       for (const auto& a : s->spec().argv) info->add_command(a);
       info->set_user(s->spec().creds.name);

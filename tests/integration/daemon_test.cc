@@ -237,6 +237,9 @@ TEST_F(Daemon, WindowResizeReachesTheAgent) {
 // corral ps lists the daemon's live sessions; corral kill ends one by an id
 // prefix, and its client reports the kill.
 TEST_F(Daemon, PsListsAndKillEnds) {
+  auto empty = run_command({corral_bin(), "ps", "--daemon-socket", d.socket});
+  EXPECT_EQ(empty.exit_code, 0) << "ps of a daemon with no session: " << empty.output;
+  EXPECT_NE(empty.output.find("SESSION"), std::string::npos) << empty.output;
   pid_t first = d.spawn_run({"/bin/sleep", "301"}, dir.path() + "/first.out");
   pid_t second = d.spawn_run({"/bin/sleep", "302"}, dir.path() + "/second.out");
   std::vector<std::string> ids;
