@@ -30,6 +30,7 @@ enum Step {
   kProtect,
   kProc,
   kChdir,
+  kOverlay,
 };
 
 std::string expand(const std::string& p, const std::string& home) {
@@ -66,9 +67,7 @@ int make_mount_point(int fd, const char* path) {
   return 0;
 }
 
-}  // namespace
-
-const char* mount_step_name(int step) {
+const char* step_name(int step) {
   switch (step) {
     case kPrivate: return "make the mount namespace private";
     case kClone: return "take the writable paths";
@@ -79,8 +78,25 @@ const char* mount_step_name(int step) {
     case kProtect: return "mount a protected path read-only";
     case kProc: return "mount the session's /proc";
     case kChdir: return "enter the project directory";
+    case kOverlay: return "mount the overlay on";
   }
   return "set up the mounts";
+}
+
+}  // namespace
+
+std::string describe_mount_failure(const MountPlan& plan, const MountFailure& f) {
+  std::string path;
+  auto pick = [&](const std::vector<std::string>& list) {
+    if (f.index >= 0 && static_cast<size_t>(f.index) < list.size())
+      path = " " + list[static_cast<size_t>(f.index)];
+  };
+  if (f.step == kAttach || f.step == kClone) pick(plan.writable);
+  if (f.step == kHide) pick(plan.hidden);
+  if (f.step == kProtect) pick(plan.readonly);
+  if (f.step == kOverlay && f.index >= 0 && static_cast<size_t>(f.index) < plan.overlays.size())
+    path = " " + plan.overlays[static_cast<size_t>(f.index)].target;
+  return std::string("failed to ") + step_name(f.step) + path + " in the session's mount namespace";
 }
 
 MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
@@ -131,6 +147,13 @@ MountPlanArgs::MountPlanArgs(const MountPlan& plan) : plan_(plan) {
   fill(plan_.writable, writable_);
   fill(plan_.hidden, hidden_);
   fill(plan_.readonly, readonly_);
+  for (auto& o : plan_.overlays) {
+    options_.push_back("lowerdir=" + o.target + ",upperdir=" + o.upper + ",workdir=" + o.work);
+    overlay_targets_.push_back(o.target.data());
+  }
+  for (auto& o : options_) overlay_options_.push_back(o.data());
+  overlay_targets_.push_back(nullptr);
+  overlay_options_.push_back(nullptr);
 }
 
 MountFailure setup_session_mounts(const MountPlanArgs& args) {
@@ -152,6 +175,14 @@ MountFailure setup_session_mounts(const MountPlanArgs& args) {
     if (fds[n] < 0 && (errno != ENOENT || n == 0)) return fail(kClone, static_cast<int>(n));
   }
 
+  // Before the host turns read-only: their upper directories are in the
+  // repository's common dir, which the session itself never sees writable.
+  // The session writes into them, never into the real directories.
+  for (int k = 0; args.overlay_targets()[k]; ++k)
+    if (::mount("overlay", args.overlay_targets()[k], "overlay", MS_NOSUID | MS_NODEV,
+                args.overlay_options()[k]) != 0)
+      return fail(kOverlay, k);
+
   mount_attr ro{};
   ro.attr_set = MOUNT_ATTR_RDONLY;
   if (::mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro) != 0) return fail(kReadOnly);
@@ -171,6 +202,14 @@ MountFailure setup_session_mounts(const MountPlanArgs& args) {
       return fail(kAttach, static_cast<int>(i));
     ::close(fds[i]);
   }
+
+  // Made writable again, alone: the overlays write into their private copy
+  // of the upper directories' mount, which stays read-write.
+  mount_attr rw{};
+  rw.attr_clr = MOUNT_ATTR_RDONLY;
+  for (int k = 0; args.overlay_targets()[k]; ++k)
+    if (::mount_setattr(AT_FDCWD, args.overlay_targets()[k], 0, &rw, sizeof rw) != 0)
+      return fail(kOverlay, k);
 
   // A hidden directory becomes an empty read-only tmpfs; a hidden file, the
   // empty read-only /dev/null. Gone since the plan was made: nothing to hide.

@@ -15,10 +15,20 @@ namespace corral {
 
 struct ExistingFiles;  // file_guard.h
 
+// A directory the session sees through an overlay: reads from the real
+// one, every change into `upper` (`work` is the overlay's scratch, on the
+// same filesystem). A worktree session's view of the shared git refs and
+// objects: what it writes there lands beside them, for corral to take in
+// what belongs to the session afterwards (worktree.cc).
+struct OverlayMount {
+  std::string target, upper, work;
+};
+
 struct MountPlan {
   std::vector<std::string> writable;  // the project directory first
   std::vector<std::string> hidden;
   std::vector<std::string> readonly;  // protected paths that exist
+  std::vector<OverlayMount> overlays;
 };
 
 // The plan for a session of `policy` run by a user with `home` in `cwd`,
@@ -38,10 +48,14 @@ class MountPlanArgs {
   char* const* writable() const { return writable_.data(); }
   char* const* hidden() const { return hidden_.data(); }
   char* const* readonly() const { return readonly_.data(); }
+  // targets and their "lowerdir=...,upperdir=...,workdir=..." options
+  char* const* overlay_targets() const { return overlay_targets_.data(); }
+  char* const* overlay_options() const { return overlay_options_.data(); }
 
  private:
   MountPlan plan_;
-  std::vector<char*> writable_, hidden_, readonly_;
+  std::vector<std::string> options_;
+  std::vector<char*> writable_, hidden_, readonly_, overlay_targets_, overlay_options_;
 };
 
 // Which step of the setup failed, for the supervisor's message.
@@ -51,7 +65,8 @@ struct MountFailure {
   int index = -1;  // the path's index in its list, when the step has one
   int notify_fd = -1;  // the init's seccomp listener (process.cc), once ready
 };
-const char* mount_step_name(int step);
+// "failed to <what> <path>" for a failure of setup_session_mounts(plan).
+std::string describe_mount_failure(const MountPlan& plan, const MountFailure& failure);
 
 // Run by the session init in its new mount namespace, before the agent
 // exists: raw system calls only (no allocation, no locks). Leaves the init's

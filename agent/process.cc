@@ -287,23 +287,12 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
       errno = EPIPE;
       throw errno_error("the session init died while setting up its mounts");
     }
-    auto path_of = [&]() -> std::string {
-      const std::vector<std::string>* list =
-          f.step == 5 || f.step == 2 ? &mounts.writable
-          : f.step == 6              ? &mounts.hidden
-          : f.step == 7              ? &mounts.readonly
-                                     : nullptr;
-      if (!list || f.index < 0 || static_cast<size_t>(f.index) >= list->size()) return "";
-      return " " + (*list)[static_cast<size_t>(f.index)];
-    };
     errno = f.error;
-    throw errno_error(std::string("failed to ") +
-                      (f.step > 0     ? mount_step_name(f.step)
-                       : f.step == -1 ? "set the session's resource limits"
-                       : f.step == -2 ? "bring up loopback in the session's network namespace"
-                       : f.step == -3 ? "install the session's seccomp filter"
-                                      : "tie the session init to corral") +
-                      (f.step > 0 ? path_of() + " in the session's mount namespace" : ""));
+    throw errno_error(f.step > 0    ? describe_mount_failure(mounts, f)
+                      : f.step == -1 ? "failed to set the session's resource limits"
+                      : f.step == -2 ? "failed to bring up loopback in the session's network namespace"
+                      : f.step == -3 ? "failed to install the session's seccomp filter"
+                                     : "failed to tie the session init to corral");
   }
   notify_.reset(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd_.get(), f.notify_fd, 0)));
   if (!notify_) {

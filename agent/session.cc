@@ -55,6 +55,13 @@ SessionSpec from_request(const control::RunRequest& r) {
   spec.creds.name = r.user();
   spec.creds.home = r.home();
   spec.writable.assign(r.writable().begin(), r.writable().end());
+  for (const auto& o : r.overlays()) {
+    for (const std::string* p : {&o.target(), &o.upper(), &o.work()})
+      // the overlay's mount options are a comma-separated list
+      if (!p->starts_with("/") || p->find_first_of(",:\\") != std::string::npos)
+        throw bad("overlays", "not an absolute path free of ',', ':' and '\\': '" + *p + "'");
+    spec.overlays.push_back({o.target(), o.upper(), o.work()});
+  }
   spec.worktree = r.worktree();
   if (r.net() == "allow") spec.net = NetMode::kAllow;
   else if (r.net() == "none") spec.net = NetMode::kNone;
@@ -116,9 +123,11 @@ void Session::start() {
     egress_links_ = std::make_unique<CgroupLinks>(sup_.bpf().attach_egress(dir.get(), cgroup_->path()));
 
   ExistingFiles existing;  // one walk of the trees, for the plan and the guard
+  MountPlan mounts =
+      session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd, spec_.writable, &existing);
+  mounts.overlays = spec_.overlays;
   child_ = std::make_unique<SessionInit>(
-      spec_.exe, spec_.argv, spec_.env, spec_.creds,
-      session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd, spec_.writable, &existing),
+      spec_.exe, spec_.argv, spec_.env, spec_.creds, mounts,
       session_rlimits(spec_.limits), spec_.net,
       spec_.stdio.size() == 3
           ? std::array<int, 3>{spec_.stdio[0].get(), spec_.stdio[1].get(), spec_.stdio[2].get()}

@@ -34,6 +34,7 @@ struct SessionSpec {
   LimitSpec limits;
   std::chrono::milliseconds timeout{0};  // 0: none
   std::vector<std::string> writable;     // besides cwd and the policy's
+  std::vector<OverlayMount> overlays;    // a worktree's git refs and objects
   std::string worktree;                  // NAME for a --worktree session
   // allow: the policy's egress allowlist; none: a network namespace with
   // only loopback; host: the host's network, connects only recorded.

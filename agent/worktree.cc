@@ -15,8 +15,11 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -875,6 +878,13 @@ std::string merge(const Worktree& wt, const Credentials& as) {
 std::string discard(const Worktree& wt, const Credentials& as) {
   Git repo(as, wt.repo);
   std::string tip = repo.commit(branch_ref(wt.name));
+  // Its sessions' overlay directories (worktree_git_mounts), root's.
+  fs::path sessions =
+      fs::path(trim(repo.check({"rev-parse", "--path-format=absolute", "--git-common-dir"}))) /
+      "corral-sessions" / wt.name;
+  std::error_code ec;
+  fs::remove_all(sessions, ec);
+  if (ec) spdlog::warn("failed to remove {}: {}", sessions.string(), ec.message());
   if (is_worktree_dir(wt.path))
     repo.check({"worktree", "remove", "--force", wt.path});
   else
@@ -996,23 +1006,151 @@ std::string worktree_cwd(const Worktree& wt, const std::string& cwd) {
   return fs::is_directory(dir, ec) ? dir.string() : wt.path;
 }
 
-std::vector<std::string> worktree_git_paths(const Worktree& wt, const Credentials& owner) {
+namespace {
+
+// The shared directories a worktree session sees through an overlay, and
+// the names of their upper directories. These live in the repository's
+// common dir, which no session can write: a session cannot plant a symlink
+// where the next one's overlay or corral's take-in would follow it.
+constexpr std::pair<const char*, const char*> kOverlaid[] = {
+    {"objects", "objects"},
+    {"refs/heads/corral", "refs"},
+    {"logs/refs/heads/corral", "logs"},
+};
+
+struct GitDirs {
+  fs::path gitdir, common;
+};
+
+GitDirs git_dirs(const Worktree& wt, const Credentials& owner) {
   Git git(owner, wt.path);
   Exit r = git.run({"rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir"});
   auto lines = split(trim(r.out), '\n');
   if (r.code != 0 || lines.size() != 2)
     fail(fmt::format("git rev-parse failed in {}: {}", wt.path, first_error_line(r.err)));
-  const fs::path common = lines[1];
+  return {lines[0], lines[1]};
+}
+
+fs::path overlay_dir(const GitDirs& d, const Worktree& wt) {
+  return d.common / "corral-sessions" / wt.name;
+}
+
+// Whether two files hold the same bytes.
+bool same_content(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  if (fs::file_size(a, ec) != fs::file_size(b, ec) || ec) return false;
+  std::ifstream fa(a, std::ios::binary), fb(b, std::ios::binary);
+  return std::equal(std::istreambuf_iterator<char>(fa), std::istreambuf_iterator<char>(),
+                    std::istreambuf_iterator<char>(fb));
+}
+
+// New objects into the store, owned like it; never over an existing one.
+void take_in_objects(const fs::path& upper, const fs::path& store,
+                     std::vector<std::string>& dropped) {
+  struct stat owner;
+  if (::stat(store.c_str(), &owner) != 0) fail("failed to stat " + store.string());
+  std::error_code ec;
+  size_t removals = 0;  // whiteouts (a gc's pruning), links: not taken in
+  for (auto it = fs::recursive_directory_iterator(upper, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const fs::path rel = it->path().lexically_relative(upper);
+    const fs::path dest = store / rel;
+    if (it->is_symlink() || (!it->is_regular_file() && !it->is_directory())) {
+      removals++;
+      continue;
+    }
+    if (it->is_directory()) {
+      if (::mkdir(dest.c_str(), 0755) == 0) {
+        if (::chown(dest.c_str(), owner.st_uid, owner.st_gid) != 0)
+          fail(fmt::format("failed to chown {}: {}", dest.string(), std::strerror(errno)));
+      } else if (errno != EEXIST) {
+        fail(fmt::format("failed to create {}: {}", dest.string(), std::strerror(errno)));
+      }
+      continue;
+    }
+    if (::renameat2(AT_FDCWD, it->path().c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) == 0)
+      continue;
+    if (errno != EEXIST)
+      fail(fmt::format("failed to move {} into {}: {}", it->path().string(), dest.string(),
+                       std::strerror(errno)));
+    if (!same_content(it->path(), dest)) dropped.push_back("objects/" + rel.string() + " (rewritten)");
+  }
+  if (ec) fail(fmt::format("failed to read {}: {}", upper.string(), ec.message()));
+  if (removals) dropped.push_back(fmt::format("objects ({} removal(s) or link(s))", removals));
+}
+
+}  // namespace
+
+WorktreeGitMounts worktree_git_mounts(const Worktree& wt, const Credentials& owner) {
+  GitDirs d = git_dirs(wt, owner);
   // The reflog directory of corral/* branches must exist before the host
   // turns read-only around it; made as the owner, like git would.
-  fs::path logs = common / "logs/refs/heads/corral";
   std::error_code ec;
-  if (!fs::exists(logs, ec)) {
-    git.check({"-c", "core.logAllRefUpdates=true", "update-ref", "--create-reflog",
-               "refs/heads/" + wt.branch, wt.branch});
+  if (!fs::exists(d.common / "logs/refs/heads/corral", ec)) {
+    Git(owner, wt.path)
+        .check({"-c", "core.logAllRefUpdates=true", "update-ref", "--create-reflog",
+                "refs/heads/" + wt.branch, wt.branch});
   }
-  return {lines[0], (common / "objects").string(), (common / "refs/heads/corral").string(),
-          logs.string()};
+  const fs::path dir = overlay_dir(d, wt);
+  // A new worktree starts clean (a discarded one of the same name may have
+  // left its session's changes); a resumed one takes in what an earlier
+  // session left, its corral run killed before the take-in.
+  if (!wt.resumed) {
+    fs::remove_all(dir, ec);
+    if (ec) fail(fmt::format("failed to remove {}: {}", dir.string(), ec.message()));
+  }
+  for (const auto& what : take_in_worktree_session(wt, owner))
+    spdlog::warn("worktree {}: an earlier session's change to {} was dropped", wt.name, what);
+  WorktreeGitMounts m;
+  m.writable.push_back(d.gitdir);
+  for (const auto& [shared, name] : kOverlaid) {
+    OverlayMount o{(d.common / shared).string(), (dir / (std::string(name) + "-upper")).string(),
+                   (dir / (std::string(name) + "-work")).string()};
+    for (const std::string& p : {o.upper, o.work}) {
+      fs::create_directories(p, ec);
+      if (ec) fail(fmt::format("failed to create {}: {}", p, ec.message()));
+    }
+    m.overlays.push_back(std::move(o));
+  }
+  return m;
+}
+
+std::vector<std::string> take_in_worktree_session(const Worktree& wt, const Credentials& owner) {
+  GitDirs d = git_dirs(wt, owner);
+  const fs::path dir = overlay_dir(d, wt);
+  std::vector<std::string> dropped;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return dropped;
+  take_in_objects(dir / "objects-upper", d.common / "objects", dropped);
+  // The session's own branch only, through git: it checks the commit.
+  const fs::path refs = dir / "refs-upper";
+  for (const auto& entry : fs::directory_iterator(refs, ec)) {
+    const std::string file = entry.path().filename();
+    if (file == wt.name && entry.is_regular_file() && !entry.is_symlink()) {
+      std::ifstream in(entry.path());
+      std::string sha;
+      in >> sha;
+      bool hex = (sha.size() == 40 || sha.size() == 64) &&
+                 sha.find_first_not_of("0123456789abcdef") == std::string::npos;
+      if (!hex) {
+        dropped.push_back("refs/heads/" + wt.branch + " (not a commit id)");
+        continue;
+      }
+      Exit r = Git(owner, wt.repo).run({"update-ref", "-m", "corral: session in worktree " + wt.name,
+                                        "refs/heads/" + wt.branch, sha});
+      if (r.code != 0)
+        dropped.push_back("refs/heads/" + wt.branch + " (" + first_error_line(r.err) + ")");
+    } else if (!file.ends_with(".lock")) {
+      dropped.push_back("refs/heads/corral/" + file);
+    }
+  }
+  // Reflogs are written again by update-ref; the rest starts empty.
+  for (const auto& [shared, name] : kOverlaid)
+    for (const char* part : {"-upper", "-work"}) {
+      fs::remove_all(dir / (std::string(name) + part), ec);
+      if (ec) fail(fmt::format("failed to empty {}: {}", (dir / name).string(), ec.message()));
+    }
+  return dropped;
 }
 
 std::vector<Worktree> list_worktrees(const std::string& repo_dir, const Credentials& as) {

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "mnt.h"
 #include "process.h"
 
 namespace corral {
@@ -76,11 +77,24 @@ Worktree prepare_worktree(const std::string& repo_dir, const std::string& name,
 // worktree's top when that folder is not there.
 std::string worktree_cwd(const Worktree& wt, const std::string& cwd);
 
-// What a session in `wt` must be able to write besides the worktree, for
-// git add/commit to work there: its admin dir (index, HEAD), the shared
-// object store, and the corral/* refs and their reflogs. The rest of the
-// repository (other branches, hooks, config) stays read-only.
-std::vector<std::string> worktree_git_paths(const Worktree& wt, const Credentials& owner);
+// What a session in `wt` needs besides the worktree for git add/commit to
+// work there: its admin dir (index, HEAD) writable, and overlays on the
+// shared object store and the corral/* refs and reflogs, whose changes land
+// in the admin dir, not in the repository: a session can neither rewrite an
+// object nor move another session's branch. The rest of the repository
+// (other branches, hooks, config) stays read-only.
+struct WorktreeGitMounts {
+  std::vector<std::string> writable;
+  std::vector<OverlayMount> overlays;
+};
+WorktreeGitMounts worktree_git_mounts(const Worktree& wt, const Credentials& owner);
+
+// After a session in `wt`: takes in what it wrote through the overlays —
+// new objects (never one that exists), then its own branch corral/NAME
+// (through git update-ref, which checks the commit) — and drops the rest
+// (a change to another ref, a rewritten or deleted object), with a warning
+// naming it. Returns what was dropped.
+std::vector<std::string> take_in_worktree_session(const Worktree& wt, const Credentials& owner);
 
 // Throws std::invalid_argument naming the problem: NAME must be 1..64 of
 // [A-Za-z0-9._-], not start with '-' or '.', not end with '.' or ".lock",

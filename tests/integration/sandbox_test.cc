@@ -29,6 +29,8 @@ std::string extend_default(const std::string& dir, const std::string& section,
   return policy;
 }
 
+std::string trim_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
 std::vector<const audit::Record*> failed_opens(const RunResult& r, const std::string& path) {
   return select(r, [&](const audit::Record& rec) {
     return rec.has_open() && rec.open().path() == path && rec.open().result() < 0;
@@ -313,6 +315,12 @@ TEST(Sandbox, TwoWorktreesSideBySideThenMergeAndDiscard) {
   };
   auto b = agent("b", "echo B > b.txt && git add b.txt && git commit -qm b");
   ASSERT_EQ(b.exit_code, 0) << b.stderr_text;
+  const std::string b_tip = run_command({"/usr/bin/git", "-C", repo, "rev-parse", "corral/b"}).output;
+  // b's commit object, as a loose file of the shared store
+  const std::string b_obj = trim_line(b_tip);
+  const std::string b_obj_file = repo + "/.git/objects/" + b_obj.substr(0, 2) + "/" + b_obj.substr(2);
+  ASSERT_TRUE(fs::exists(b_obj_file)) << b_obj_file;
+  const std::string b_obj_bytes = read_file(b_obj_file);
   ASSERT_TRUE(b.records.front().has_session_start());
   const std::string b_path = b.records.front().session_start().cwd();
   EXPECT_EQ(b.records.front().session_start().worktree(), "b");
@@ -325,7 +333,11 @@ TEST(Sandbox, TwoWorktreesSideBySideThenMergeAndDiscard) {
                           "t other sh -c 'echo x > " + b_path + "/evil'\n"
                           "t main git update-ref refs/heads/main HEAD\n"
                           "t hook sh -c 'echo x > " + repo + "/.git/hooks/pre-commit'\n"
-                          "t remote git remote add evil https://evil.example/x.git\n");
+                          "t remote git remote add evil https://evil.example/x.git\n"
+                          // another session's branch, and an object of the shared store
+                          "t branch git update-ref refs/heads/corral/b HEAD\n"
+                          "t object sh -c 'chmod u+w " + b_obj_file + " && echo junk > " +
+                          b_obj_file + "'\n");
   ASSERT_EQ(a.exit_code, 0) << a.stderr_text;
   const std::string a_path = a.records.front().session_start().cwd();
   auto st = read_status(a_path + "/status-a");
@@ -347,6 +359,20 @@ TEST(Sandbox, TwoWorktreesSideBySideThenMergeAndDiscard) {
   EXPECT_EQ(main_ref.output, init_ref.output) << "an agent moved the user's branch";
   auto a_log = run_command({"/usr/bin/git", "-C", a_path, "log", "--format=%s", "-1"});
   EXPECT_EQ(a_log.output, "a\n") << "git commit in the worktree did not work";
+  // Inside, both seemed to work (the session writes through overlays);
+  // after it, only its own branch moved, and no object changed.
+  EXPECT_EQ(st["branch"], "0");
+  EXPECT_EQ(st["object"], "0");
+  EXPECT_EQ(run_command({"/usr/bin/git", "-C", repo, "rev-parse", "corral/b"}).output, b_tip)
+      << "a session moved another session's branch";
+  EXPECT_EQ(read_file(b_obj_file), b_obj_bytes) << "a session rewrote an object of the store";
+  EXPECT_EQ(run_command({"/usr/bin/git", "-C", repo, "log", "--format=%s", "-1", "corral/a"}).output,
+            "a\n")
+      << "the session's own commit is not on its branch";
+  auto fsck = run_command({"/usr/bin/git", "-C", repo, "fsck", "--no-dangling"});
+  EXPECT_EQ(fsck.exit_code, 0) << fsck.output;
+  EXPECT_NE(a.stderr_text.find("refs/heads/corral/b"), std::string::npos)
+      << "the dropped change is not reported:\n" << a.stderr_text;
 
   auto review = run_command({corral_bin(), "review", "--no-pager", "--color", "never", "a"});
   EXPECT_EQ(review.exit_code, 0) << review.output;
