@@ -1047,9 +1047,10 @@ bool same_content(const fs::path& a, const fs::path& b) {
 // New objects into the store, owned like it; never over an existing one.
 void take_in_objects(const fs::path& upper, const fs::path& store,
                      std::vector<std::string>& dropped) {
+  std::error_code ec;
+  if (!fs::exists(upper, ec)) return;  // no session since the last take-in
   struct stat owner;
   if (::stat(store.c_str(), &owner) != 0) fail("failed to stat " + store.string());
-  std::error_code ec;
   size_t removals = 0;  // whiteouts (a gc's pruning), links: not taken in
   for (auto it = fs::recursive_directory_iterator(upper, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {

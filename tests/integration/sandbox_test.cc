@@ -369,6 +369,11 @@ TEST(Sandbox, TwoWorktreesSideBySideThenMergeAndDiscard) {
   EXPECT_EQ(run_command({"/usr/bin/git", "-C", repo, "log", "--format=%s", "-1", "corral/a"}).output,
             "a\n")
       << "the session's own commit is not on its branch";
+  // Resumed, the worktree's next session goes on from there.
+  auto again = agent("a", "echo A2 >> a.txt && git commit -qam a2");
+  ASSERT_EQ(again.exit_code, 0) << again.stderr_text;
+  EXPECT_EQ(run_command({"/usr/bin/git", "-C", repo, "log", "--format=%s", "-2", "corral/a"}).output,
+            "a2\na\n");
   auto fsck = run_command({"/usr/bin/git", "-C", repo, "fsck", "--no-dangling"});
   EXPECT_EQ(fsck.exit_code, 0) << fsck.output;
   EXPECT_NE(a.stderr_text.find("refs/heads/corral/b"), std::string::npos)
@@ -379,7 +384,7 @@ TEST(Sandbox, TwoWorktreesSideBySideThenMergeAndDiscard) {
   EXPECT_NE(review.output.find("a.txt"), std::string::npos) << review.output;
   auto merge = run_command({corral_bin(), "merge", "a"});
   EXPECT_EQ(merge.exit_code, 0) << merge.output;
-  EXPECT_EQ(read_file(repo + "/a.txt"), "A\n");
+  EXPECT_EQ(read_file(repo + "/a.txt"), "A\nA2\n");
   auto discard = run_command({corral_bin(), "discard", "b"});
   EXPECT_EQ(discard.exit_code, 0) << discard.output;
   EXPECT_FALSE(fs::exists(b_path));
