@@ -78,6 +78,7 @@ int run(const RunOptions& o) {
   if (o.worktree.empty()) return run_session(o, request);
 
   std::optional<Worktree> wt;
+  WorktreeGitMounts git;  // its lock held until the take-in
   try {
     wt = prepare_worktree(cwd, o.worktree, o.base, creds, o.worktrees_dir);
     spdlog::info("{} worktree {} at {} (branch {} from {})", wt->resumed ? "resuming" : "new",
@@ -85,7 +86,7 @@ int run(const RunOptions& o) {
     request.set_cwd(worktree_cwd(*wt, cwd));
     request.set_worktree(wt->name);
     request.add_writable(wt->path);
-    WorktreeGitMounts git = worktree_git_mounts(*wt, creds);
+    git = worktree_git_mounts(*wt, creds);
     for (const auto& p : git.writable) request.add_writable(p);
     for (const auto& ov : git.overlays) {
       auto* m = request.add_overlays();

@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -1100,9 +1101,17 @@ WorktreeGitMounts worktree_git_mounts(const Worktree& wt, const Credentials& own
     fs::remove_all(dir, ec);
     if (ec) fail(fmt::format("failed to remove {}: {}", dir.string(), ec.message()));
   }
+  WorktreeGitMounts m;
+  fs::create_directories(dir, ec);
+  if (ec) fail(fmt::format("failed to create {}: {}", dir.string(), ec.message()));
+  m.lock.reset(::open((dir / "lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!m.lock) fail(fmt::format("failed to open {}: {}", (dir / "lock").string(), std::strerror(errno)));
+  if (::flock(m.lock.get(), LOCK_EX | LOCK_NB) != 0)
+    fail(errno == EWOULDBLOCK
+             ? fmt::format("worktree {} has a session running; one at a time", wt.name)
+             : fmt::format("failed to lock {}: {}", (dir / "lock").string(), std::strerror(errno)));
   for (const auto& what : take_in_worktree_session(wt, owner))
     spdlog::warn("worktree {}: an earlier session's change to {} was dropped", wt.name, what);
-  WorktreeGitMounts m;
   m.writable.push_back(d.gitdir);
   for (const auto& [shared, name] : kOverlaid) {
     OverlayMount o{(d.common / shared).string(), (dir / (std::string(name) + "-upper")).string(),

@@ -29,6 +29,7 @@
 
 #include "mnt.h"
 #include "process.h"
+#include "unique_fd.h"
 
 namespace corral {
 
@@ -86,6 +87,9 @@ std::string worktree_cwd(const Worktree& wt, const std::string& cwd);
 struct WorktreeGitMounts {
   std::vector<std::string> writable;
   std::vector<OverlayMount> overlays;
+  // Held until the session's changes are taken in: one session per
+  // worktree at a time (a second would take in and empty the first's).
+  UniqueFd lock;
 };
 WorktreeGitMounts worktree_git_mounts(const Worktree& wt, const Credentials& owner);
 

@@ -395,5 +395,31 @@ TEST(Sandbox, TwoWorktreesSideBySideThenMergeAndDiscard) {
   EXPECT_NE(run_command({corral_bin(), "merge", "a"}).exit_code, 0);
 }
 
+// One session per worktree at a time: a second would take in, and empty,
+// the first one's overlays while it runs.
+TEST(Sandbox, OneSessionPerWorktree) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");
+  const std::string repo = dir.path() + "/repo";
+  ASSERT_EQ(std::system(("git init -q " + repo + " && git -C " + repo +
+                         " -c user.name=u -c user.email=u@example.com commit -q --allow-empty -m i")
+                            .c_str()),
+            0);
+  InDir cwd(repo);
+  const std::vector<std::string> options = {"--allow-root", "--worktree", "w", "--worktrees-dir",
+                                            dir.path() + "/wts"};
+  const std::string audit = dir.path() + "/first.jsonl";
+  pid_t first = spawn_corral(options, {"/bin/sleep", "30"}, audit, dir.path() + "/first.err");
+  ASSERT_TRUE(wait_for_session_start(audit)) << read_file(dir.path() + "/first.err");
+  auto second = run_corral(options, {"/bin/true"});
+  ::kill(first, SIGTERM);
+  ::waitpid(first, nullptr, 0);
+  EXPECT_EQ(second.exit_code, 125);
+  EXPECT_NE(second.stderr_text.find("worktree w has a session running"), std::string::npos)
+      << second.stderr_text;
+  // once it has ended, the worktree resumes
+  EXPECT_EQ(run_corral(options, {"/bin/true"}).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace corral::test
