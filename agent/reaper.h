@@ -22,7 +22,8 @@ class Reaper {
   Reaper& operator=(const Reaper&) = delete;
 
   // Runs `job` on the reaper's thread, after the jobs posted before it.
-  // Jobs must not throw, nor touch what the loop's thread uses.
+  // Jobs must not throw; of what the loop's thread uses they may only make
+  // system calls that are safe from any thread (BPF map updates).
   void post(std::function<void()> job);
 
  private:

@@ -367,11 +367,12 @@ void Session::finish() {
   if (auto on_end = std::move(on_end_)) on_end(exit_code_);
 
   seccomp_.reset();
-  sup_.bpf().remove_session(id_, cgroup_->id());
   registered_ = false;
-  // What waits on the kernel goes to the reaper, in this order: the init's
-  // exit (its namespace's unmounting), the fanotify group's close (an SRCU
-  // grace period), the links, then the emptied cgroups' removal.
+  // What waits on the kernel goes to the reaper, in this order: the
+  // session's kernel registration (its ports' removal walks a 64k-bucket
+  // map), the init's exit (its namespace's unmounting), the fanotify
+  // group's close (an SRCU grace period), the links, then the emptied
+  // cgroups' removal. The supervisor's BPF maps outlive its reaper.
   struct Remains {
     std::unique_ptr<SessionInit> init;
     UniqueFd group;
@@ -383,7 +384,8 @@ void Session::finish() {
                                                 std::move(egress_links_), std::move(cgroup_),
                                                 std::move(limits_)});
   file_guard_.reset();
-  sup_.reaper().post([rest] {
+  sup_.reaper().post([rest, bpf = &sup_.bpf(), id = id_] {
+    bpf->remove_session(id, rest->cgroup->id());
     rest->init->reap();
     rest->group.reset();
     rest->links.reset();
