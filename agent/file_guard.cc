@@ -34,7 +34,6 @@ bool agent_may_write(const struct stat& st, const Credentials& who) {
   return false;
 }
 
-
 }  // namespace
 
 std::shared_ptr<const PathMatchers> PathMatcherCache::get(const rules::Policy& policy,
@@ -50,19 +49,8 @@ std::shared_ptr<const PathMatchers> PathMatcherCache::get(const rules::Policy& p
 }
 
 struct FileGuard::Rules {
-  std::shared_ptr<const PathMatchers> matchers;
-  const rules::Policy* policy;
-  const rules::PathMatcher& secrets;
-  const rules::PathMatcher& protect;
-  uint32_t generation;
+  std::shared_ptr<const PathMatchers> m;
   std::map<Identity, const rules::PathRule*> secret_ids, protected_ids;
-
-  explicit Rules(std::shared_ptr<const PathMatchers> m)
-      : matchers(std::move(m)),
-        policy(matchers->policy.get()),
-        secrets(matchers->secrets),
-        protect(matchers->protect),
-        generation(matchers->generation) {}
 };
 
 std::vector<std::pair<std::string, size_t>> find_existing(const std::vector<std::string>& globs,
@@ -143,11 +131,6 @@ ExistingFiles scan_existing(const rules::Policy& policy, const std::string& home
 }
 
 std::vector<std::string> protected_mount_points(const rules::Policy& policy,
-                                                const std::string& home, const std::string& cwd) {
-  return protected_mount_points(policy, scan_existing(policy, home, cwd));
-}
-
-std::vector<std::string> protected_mount_points(const rules::Policy& policy,
                                                 const ExistingFiles& existing) {
   std::set<std::string> found;
   for (const auto& [p, rule] : existing.protect)
@@ -163,13 +146,14 @@ std::vector<std::string> protected_mount_points(const rules::Policy& policy,
 
 std::unique_ptr<FileGuard::Rules> FileGuard::build(std::shared_ptr<const PathMatchers> matchers,
                                                    const ExistingFiles* existing) const {
-  auto r = std::make_unique<Rules>(std::move(matchers));
+  auto r = std::make_unique<Rules>(Rules{std::move(matchers), {}, {}});
+  const rules::Policy& policy = *r->m->policy;
   ExistingFiles scanned;
-  if (!existing) existing = &(scanned = scan_existing(*r->policy, agent_.home, cwd_));
+  if (!existing) existing = &(scanned = scan_existing(policy, agent_.home, cwd_));
   auto index = [&](const std::vector<rules::PathRule>& section,
+                   const std::vector<std::pair<std::string, size_t>>& files,
                    std::map<Identity, const rules::PathRule*>& ids) {
-    bool prot = &section == &r->policy->protected_paths;
-    for (const auto& [path, i] : prot ? existing->protect : existing->secrets) {
+    for (const auto& [path, i] : files) {
       const rules::PathRule* rule = &section[i];
       struct stat st;
       // the first rule in policy order wins for a file several match
@@ -179,8 +163,8 @@ std::unique_ptr<FileGuard::Rules> FileGuard::build(std::shared_ptr<const PathMat
       }
     }
   };
-  index(r->policy->secrets, r->secret_ids);
-  index(r->policy->protected_paths, r->protected_ids);
+  index(policy.secrets, existing->secrets, r->secret_ids);
+  index(policy.protected_paths, existing->protect, r->protected_ids);
   return r;
 }
 
@@ -224,16 +208,16 @@ void FileGuard::annotate(audit::Record& r) const {
   if (r.has_rename()) paths = {&r.rename().from(), &r.rename().to()}, error = &r.rename().error();
   if (!error || *error != "EROFS" || r.has_decision()) return;
   for (const std::string* path : paths) {
-    const rules::PathRule* rule = rules_->protect.match(*path).rule;
+    const rules::PathRule* rule = rules_->m->protect.match(*path).rule;
     if (!rule || rule->mode != rules::Mode::kEnforce) continue;
     auto* d = r.mutable_decision();
     d->set_action("deny");
     d->set_rule(rule->id);
     d->set_mode("enforce");
     d->set_reason("write to a protected path (read-only in the session)");
-    d->set_policy_generation(rules_->generation);
-    for (size_t i = 0; i < rules_->policy->protected_paths.size(); i++)
-      if (rules_->policy->protected_paths[i].id == rule->id) d->set_rule_index(static_cast<uint32_t>(i));
+    d->set_policy_generation(rules_->m->generation);
+    for (size_t i = 0; i < rules_->m->policy->protected_paths.size(); i++)
+      if (rules_->m->policy->protected_paths[i].id == rule->id) d->set_rule_index(static_cast<uint32_t>(i));
     return;
   }
 }
@@ -248,13 +232,13 @@ Verdict FileGuard::decide(const FileAccess& a) {
   if (auto it = rules_->secret_ids.find({a.dev, a.ino}); it != rules_->secret_ids.end()) {
     rule = it->second;
     what = "secret file (by identity)";
-  } else if ((rule = rules_->secrets.match(a.path).rule)) {
+  } else if ((rule = rules_->m->secrets.match(a.path).rule)) {
     what = "secret file";
   } else {
     if (auto it = rules_->protected_ids.find({a.dev, a.ino}); it != rules_->protected_ids.end())
       protect = it->second, protect_by_id = true;
     else
-      protect = rules_->protect.match(a.path).rule;
+      protect = rules_->m->protect.match(a.path).rule;
     if (protect && a.write()) {
       rule = protect;
       what = protect_by_id ? (a.write_known() ? "write to a protected path (by identity)"
@@ -293,9 +277,9 @@ Verdict FileGuard::decide(const FileAccess& a) {
   d->set_rule(rule->id);
   d->set_mode(std::string(rules::mode_name(rule->mode)));
   d->set_reason(what);
-  d->set_policy_generation(rules_->generation);
+  d->set_policy_generation(rules_->m->generation);
   // the matchers hold copies of the rules: find it in its section by id
-  for (const auto* section : {&rules_->policy->secrets, &rules_->policy->protected_paths})
+  for (const auto* section : {&rules_->m->policy->secrets, &rules_->m->policy->protected_paths})
     for (size_t i = 0; i < section->size(); i++)
       if ((*section)[i].id == rule->id) d->set_rule_index(static_cast<uint32_t>(i));
   emit_(rec);

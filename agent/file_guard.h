@@ -102,13 +102,11 @@ class FileGuard {
   boost::asio::posix::stream_descriptor watch_;
 };
 
-// Existing files and directories under the policy's enforcing protected
-// rules, outermost only: the session sees them through read-only bind
+// The existing files and directories of a scan_existing() under the
+// policy's enforcing protected rules, outermost only: the session sees them
+// through read-only bind
 // mounts, which also refuse what fanotify cannot see (rename, link,
 // unlink, truncate).
-std::vector<std::string> protected_mount_points(const rules::Policy& policy,
-                                                const std::string& home, const std::string& cwd);
-// The same from a scan_existing() of the policy.
 std::vector<std::string> protected_mount_points(const rules::Policy& policy,
                                                 const ExistingFiles& existing);
 
