@@ -2,6 +2,7 @@
 #include "errno_error.h"
 #include "mountinfo.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -63,6 +64,12 @@ Cgroup::~Cgroup() {
     spdlog::warn("{}", e.what());
   }
   rmdir_retry(path_);
+}
+
+UniqueFd Cgroup::open() const {
+  UniqueFd dir(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) throw errno_error("failed to open cgroup " + path_);
+  return dir;
 }
 
 void Cgroup::add_pid(pid_t pid) const {

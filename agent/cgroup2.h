@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "unique_fd.h"
+
 namespace corral {
 
 // The first cgroup2 mount point listed in a mountinfo text; "" when none.
@@ -37,6 +39,10 @@ class Cgroup {
   const std::string& path() const { return path_; }
   // The id bpf_get_current_cgroup_id() returns for members.
   uint64_t id() const { return id_; }
+
+  // The directory, for attaching programs to it and CLONE_INTO_CGROUP.
+  // Throws std::system_error naming the path.
+  UniqueFd open() const;
 
   void add_pid(pid_t pid) const;
   std::vector<pid_t> pids() const;

@@ -49,8 +49,6 @@ AuditLogOptions audit_log_options(const AuditFlags& f) {
   return o;
 }
 
-int run_session(const RunOptions& o, const control::RunRequest& request);
-
 void preflight(const RunOptions& o) {
   if (::geteuid() != 0)
     throw Failure{kCorralFailed,
@@ -65,47 +63,6 @@ void preflight(const RunOptions& o) {
     throw Failure{kCorralFailed,
                   "cgroup2 is not mounted; mount it (mount -t cgroup2 none /sys/fs/cgroup/unified) "
                   "and retry"};
-}
-
-int run(const RunOptions& o) {
-  preflight(o);
-
-  Credentials creds = run_credentials(o);
-  std::string exe = run_executable(o);
-  std::string cwd = std::filesystem::current_path();
-  // Every check done before a worktree is made for it.
-  control::RunRequest request = run_request(o, creds, exe, cwd);
-  if (o.worktree.empty()) return run_session(o, request);
-
-  std::optional<Worktree> wt;
-  WorktreeGitMounts git;  // its lock held until the take-in
-  try {
-    wt = prepare_worktree(cwd, o.worktree, o.base, creds, o.worktrees_dir);
-    spdlog::info("{} worktree {} at {} (branch {} from {})", wt->resumed ? "resuming" : "new",
-                 wt->name, wt->path, wt->branch, wt->base_ref);
-    request.set_cwd(worktree_cwd(*wt, cwd));
-    request.set_worktree(wt->name);
-    request.add_writable(wt->path);
-    git = worktree_git_mounts(*wt, creds);
-    for (const auto& p : git.writable) request.add_writable(p);
-    for (const auto& ov : git.overlays) {
-      auto* m = request.add_overlays();
-      m->set_target(ov.target);
-      m->set_upper(ov.upper);
-      m->set_work(ov.work);
-    }
-  } catch (const std::exception& e) {
-    throw Failure{kCorralFailed, e.what()};
-  }
-  int code = run_session(o, request);
-  // What the session committed, onto its branch; nothing of another's.
-  try {
-    for (const auto& what : take_in_worktree_session(*wt, creds))
-      spdlog::warn("worktree {}: the session's change to {} was dropped", wt->name, what);
-  } catch (const std::exception& e) {
-    spdlog::error("worktree {}: {} (the next run takes it in)", wt->name, e.what());
-  }
-  return code;
 }
 
 // The session of `request`: in a running daemon (warm), else in a
@@ -164,6 +121,46 @@ int run_session(const RunOptions& o, const control::RunRequest& request) {
   return exit_code;
 }
 
+int run(const RunOptions& o) {
+  preflight(o);
+
+  Credentials creds = run_credentials(o);
+  std::string exe = run_executable(o);
+  std::string cwd = std::filesystem::current_path();
+  // Every check done before a worktree is made for it.
+  control::RunRequest request = run_request(o, creds, exe, cwd);
+  if (o.worktree.empty()) return run_session(o, request);
+
+  std::optional<Worktree> wt;
+  WorktreeGitMounts git;  // its lock held until the take-in
+  try {
+    wt = prepare_worktree(cwd, o.worktree, o.base, creds, o.worktrees_dir);
+    spdlog::info("{} worktree {} at {} (branch {} from {})", wt->resumed ? "resuming" : "new",
+                 wt->name, wt->path, wt->branch, wt->base_ref);
+    request.set_cwd(worktree_cwd(*wt, cwd));
+    request.set_worktree(wt->name);
+    request.add_writable(wt->path);
+    git = worktree_git_mounts(*wt, creds);
+    for (const auto& p : git.writable) request.add_writable(p);
+    for (const auto& ov : git.overlays) {
+      auto* m = request.add_overlays();
+      m->set_target(ov.target);
+      m->set_upper(ov.upper);
+      m->set_work(ov.work);
+    }
+  } catch (const std::exception& e) {
+    throw Failure{kCorralFailed, e.what()};
+  }
+  int code = run_session(o, request);
+  // What the session committed, onto its branch; nothing of another's.
+  try {
+    for (const auto& what : take_in_worktree_session(*wt, creds))
+      spdlog::warn("worktree {}: the session's change to {} was dropped", wt->name, what);
+  } catch (const std::exception& e) {
+    spdlog::error("worktree {}: {} (the next run takes it in)", wt->name, e.what());
+  }
+  return code;
+}
 
 struct ExportOptions {
   AuditFlags audit;

@@ -3,10 +3,8 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <system_error>
 
 #include <boost/asio/post.hpp>
 #include <cerrno>
@@ -116,9 +114,7 @@ void Session::start() {
   limits_ = std::make_unique<SessionLimits>(sup_.cgroup_root(), name, spec_.limits);
   sup_.bpf().add_session(id_, cgroup_->id());
   registered_ = true;
-  UniqueFd dir(::open(cgroup_->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir)
-    throw std::system_error(errno, std::generic_category(), "failed to open " + cgroup_->path());
+  UniqueFd dir = cgroup_->open();
   if (spec_.net != NetMode::kHost)
     egress_links_ = std::make_unique<CgroupLinks>(sup_.bpf().attach_egress(dir.get(), cgroup_->path()));
 

@@ -1,6 +1,5 @@
 #include "supervisor.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
@@ -17,7 +16,6 @@
 
 #include "console.h"
 #include "decode.h"
-#include "errno_error.h"
 #include "redact.h"
 
 namespace corral {
@@ -77,10 +75,8 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
   last_stats_ = bpf_->read_stats();
   if (options_.keep_egress_attached) {
     keeper_cgroup_ = std::make_unique<Cgroup>(cgroup_root_, std::to_string(::getpid()) + "-keep");
-    UniqueFd dir(::open(keeper_cgroup_->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir) throw errno_error("failed to open " + keeper_cgroup_->path());
     keeper_links_ = std::make_unique<CgroupLinks>(
-        bpf_->attach_egress(dir.get(), keeper_cgroup_->path()));
+        bpf_->attach_egress(keeper_cgroup_->open().get(), keeper_cgroup_->path()));
   }
   enforcer_ = std::make_unique<Enforcer>(*bpf_, options_.policy_path);
   policy_load_ = enforcer_->load();
