@@ -16,7 +16,7 @@ packages=(
   libssl-dev                            # audit chain (SHA-256, Ed25519), syslog TLS
   nlohmann-json3-dev                    # OCSF output, reading the log back
   librdkafka-dev                        # Kafka sink (and its mock cluster for tests)
-  rsyslog rsyslog-openssl openssl       # the syslog collector tests start
+  rsyslog rsyslog-openssl rsyslog-gnutls openssl  # the syslog collector tests start (TLS: both drivers)
   libgtest-dev                          # tests
 )
 
