@@ -4,13 +4,18 @@
 #include "mountinfo.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/fanotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <stdexcept>
@@ -24,6 +29,15 @@ constexpr uint64_t kPermMask = FAN_OPEN_PERM;
 // Events handled per handle_events() call, so that one busy session cannot
 // starve the rest of the event loop; the fd stays readable when more wait.
 constexpr size_t kBatch = 1024;
+
+// Answering threads of all guards polling at once: fewer than the CPUs, so
+// that the openers always have one; none on a single CPU, where polling
+// would only take the opener's time.
+std::atomic<int> spinning{0};
+int max_spinning() {
+  static const int n = std::max(0, static_cast<int>(std::thread::hardware_concurrency()) - 1);
+  return n;
+}
 
 // Filesystems whose mounts may stay unmarked when the kernel refuses a mark
 // (it refuses permission events on some pseudo filesystems, e.g. proc since
@@ -143,7 +157,67 @@ FanotifyGuard::FanotifyGuard(pid_t ns_pid, Decider decider)
   spdlog::debug("fanotify: guarding {} mount(s) of the mount namespace of pid {}", n, ns_pid);
 }
 
-FanotifyGuard::~FanotifyGuard() = default;
+FanotifyGuard::~FanotifyGuard() { stop(); }
+
+void FanotifyGuard::start() {
+  if (thread_.joinable()) return;
+  stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_fd_) throw errno_error("failed to create the fanotify guard's stop eventfd");
+  stopping_ = false;
+  thread_ = std::thread([this] { serve(); });
+}
+
+void FanotifyGuard::stop() {
+  if (!thread_.joinable()) return;
+  stopping_ = true;
+  uint64_t one = 1;
+  (void)!::write(stop_fd_.get(), &one, sizeof(one));
+  thread_.join();
+}
+
+void SpinWindow::slept(std::chrono::nanoseconds slept) {
+  if (slept < kMax)
+    window_ = std::min(kMax, std::max(kGrowStart, window_ * 2));
+  else
+    window_ = window_ / 2 < kGrowStart ? Micros{0} : window_ / 2;
+}
+
+void FanotifyGuard::serve() {
+  ::pthread_setname_np(::pthread_self(), "corral-fanotify");
+  pollfd fds[2] = {{group_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+  SpinWindow window;
+  auto clock = [] { return std::chrono::steady_clock::now(); };
+  while (!stopping_) {
+    auto slept_from = clock();
+    int n = ::poll(fds, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // Openers keep waiting (nothing is allowed unanswered); retry.
+      spdlog::error("fanotify: failed to wait for events: {}", std::strerror(errno));
+      errors_++;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    if (fds[1].revents) break;
+    if (!fds[0].revents) continue;
+    window.slept(clock() - slept_from);
+    handle_events();
+    if (window.get() == SpinWindow::Micros{0}) continue;
+    if (spinning.fetch_add(1) < max_spinning()) {
+      auto until = clock() + window.get();
+      while (!stopping_) {
+        auto now = clock();
+        if (handle_events() > 0) {
+          window.caught();
+          until = now + window.get();
+        } else if (now >= until) {
+          break;
+        }
+      }
+    }
+    spinning.fetch_sub(1);
+  }
+}
 
 size_t FanotifyGuard::mark_mounts() {
   std::string proc = "/proc/" + std::to_string(ns_pid_);
@@ -204,7 +278,9 @@ size_t FanotifyGuard::rescan_mounts() {
   return n;
 }
 
-void FanotifyGuard::reset_cache() {
+void FanotifyGuard::reset_cache(const std::function<void()>& change) {
+  std::lock_guard lock(decide_mu_);
+  if (change) change();
   // FAN_MARK_FLUSH without FAN_MARK_MOUNT/FILESYSTEM removes the group's
   // inode marks: all of them are cache entries.
   if (::fanotify_mark(group_.get(), FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr) != 0)
@@ -242,6 +318,7 @@ bool FanotifyGuard::fill_access(int event_fd, pid_t tid, FileAccess& a) {
 }
 
 void FanotifyGuard::answer(int event_fd, pid_t tid) {
+  std::lock_guard lock(decide_mu_);
   Verdict verdict = Verdict::kDeny;
   FileAccess access;
   try {

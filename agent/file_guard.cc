@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <boost/asio/post.hpp>
+
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -171,32 +173,40 @@ std::unique_ptr<FileGuard::Rules> FileGuard::build(std::shared_ptr<const PathMat
 FileGuard::FileGuard(boost::asio::io_context& io, pid_t ns_pid, const Credentials& agent,
                      std::string cwd, std::shared_ptr<const PathMatchers> matchers, Emit emit,
                      const ExistingFiles* existing)
-    : agent_(agent), cwd_(std::move(cwd)), emit_(std::move(emit)), watch_(io) {
+    : io_(io), agent_(agent), cwd_(std::move(cwd)), outbox_(std::make_shared<Outbox>()) {
+  outbox_->emit = std::move(emit);
   rules_ = build(std::move(matchers), existing);
   guard_ = std::make_unique<FanotifyGuard>(ns_pid, [this](const FileAccess& a) { return decide(a); });
-  watch_.assign(guard_->fd());
-  watch();
+  guard_->start();
 }
 
-FileGuard::~FileGuard() { watch_.release(); }  // the guard owns that fd
+FileGuard::~FileGuard() { stop(); }
+
+void FileGuard::Outbox::drain() {
+  std::vector<audit::Record> out;
+  {
+    std::lock_guard lock(mu);
+    out.swap(records);
+  }
+  if (emit)
+    for (auto& r : out) emit(r);
+}
+
+void FileGuard::stop() {
+  guard_->stop();
+  outbox_->drain();
+  std::lock_guard lock(outbox_->mu);
+  outbox_->emit = nullptr;  // for the handlers still posted
+}
 
 UniqueFd FileGuard::take_group() {
-  watch_.release();
+  stop();
   return guard_->take_group();
 }
 
-void FileGuard::watch() {
-  watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                    [this](const boost::system::error_code& ec) {
-                      if (ec) return;
-                      guard_->handle_events();
-                      watch();
-                    });
-}
-
 void FileGuard::apply(std::shared_ptr<const PathMatchers> matchers) {
-  rules_ = build(std::move(matchers));
-  guard_->reset_cache();
+  std::unique_ptr<Rules> fresh = build(std::move(matchers));
+  guard_->reset_cache([&] { rules_.swap(fresh); });
 }
 
 void FileGuard::annotate(audit::Record& r) const {
@@ -282,7 +292,13 @@ Verdict FileGuard::decide(const FileAccess& a) {
   for (const auto* section : {&rules_->m->policy->secrets, &rules_->m->policy->protected_paths})
     for (size_t i = 0; i < section->size(); i++)
       if ((*section)[i].id == rule->id) d->set_rule_index(static_cast<uint32_t>(i));
-  emit_(rec);
+  bool first;
+  {
+    std::lock_guard lock(outbox_->mu);
+    first = outbox_->records.empty();
+    outbox_->records.push_back(std::move(rec));
+  }
+  if (first) boost::asio::post(io_, [box = outbox_] { box->drain(); });
   return enforce ? Verdict::kDeny : Verdict::kAllow;
 }
 

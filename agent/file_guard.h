@@ -8,10 +8,10 @@
 #include <sys/types.h>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <utility>
@@ -65,10 +65,10 @@ class FileGuard {
   using Emit = std::function<void(audit::Record&)>;
 
   // Marks the mounts of `ns_pid`'s mount namespace and starts answering
-  // with `matchers` (compiled for the agent's home). `emit` receives a
-  // record for every deny and would-deny. `existing`, when given, is
-  // scan_existing() of this policy, home and cwd (else the guard scans).
-  // Throws.
+  // with `matchers` (compiled for the agent's home), on the guard's own
+  // thread. `emit` receives a record for every deny and would-deny, on
+  // `io`'s thread. `existing`, when given, is scan_existing() of this
+  // policy, home and cwd (else the guard scans). Throws.
   FileGuard(boost::asio::io_context& io, pid_t ns_pid, const Credentials& agent,
             std::string cwd, std::shared_ptr<const PathMatchers> matchers, Emit emit,
             const ExistingFiles* existing = nullptr);
@@ -81,25 +81,40 @@ class FileGuard {
   // decision that made the path read-only.
   void annotate(audit::Record& record) const;
 
+  // Stops answering and emits the records of the decisions made so far,
+  // now: for the session's end, so that none comes after it. Idempotent.
+  void stop();
+
   // Stops guarding and hands over the fanotify group (see
   // FanotifyGuard::take_group): for after the session's last process.
   UniqueFd take_group();
 
-  // The decision for one open (public for tests).
+  // The decision for one open (public for tests). Its record waits in the
+  // outbox for `io`'s thread.
   Verdict decide(const FileAccess& access);
 
  private:
   struct Rules;
-  void watch();
+  // Records decided on the guard's thread, for `io`'s thread to emit.
+  // Shared with the handlers posted to `io`, which may run after the guard
+  // is gone (then `emit` is empty).
+  struct Outbox {
+    std::mutex mu;
+    std::vector<audit::Record> records;
+    Emit emit;
+    void drain();
+  };
   std::unique_ptr<Rules> build(std::shared_ptr<const PathMatchers> matchers,
                                const ExistingFiles* existing = nullptr) const;
 
+  boost::asio::io_context& io_;
   Credentials agent_;
   std::string cwd_;
-  Emit emit_;
+  std::shared_ptr<Outbox> outbox_;
+  // Read by the guard's thread in decide(), replaced only inside
+  // FanotifyGuard::reset_cache(), which excludes decisions.
   std::unique_ptr<Rules> rules_;
   std::unique_ptr<FanotifyGuard> guard_;
-  boost::asio::posix::stream_descriptor watch_;
 };
 
 // The existing files and directories of a scan_existing() under the

@@ -331,8 +331,9 @@ void Session::finish() {
   if (ended_) return;
   ended_ = true;
   // Every member but the quiet init has exited, so every event of the
-  // session is in the ring.
+  // session is in the ring, and every decision of its file guard made.
   sup_.drain();
+  file_guard_->stop();
 
   audit::Record rec;
   rec.set_session(id_string_);

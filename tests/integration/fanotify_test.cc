@@ -278,27 +278,6 @@ class SessionChild {
   UniqueFd sock_;
 };
 
-// Answers the guard's events on a thread until destroyed.
-class GuardThread {
- public:
-  explicit GuardThread(FanotifyGuard& guard) : guard_(guard), thread_([this] { run(); }) {}
-  ~GuardThread() {
-    stop_ = true;
-    thread_.join();
-  }
-
- private:
-  void run() {
-    while (!stop_) {
-      pollfd p = {guard_.fd(), POLLIN, 0};
-      if (::poll(&p, 1, 20) == 1) guard_.handle_events();
-    }
-  }
-  FanotifyGuard& guard_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
 std::string errno_name(int e) { return e ? std::strerror(e) : "success"; }
 
 std::string fmt_us(int64_t ns) {
@@ -320,7 +299,6 @@ class FanotifyTest : public ::testing::Test {
   }
   void TearDown() override {
     child_.reset();  // killed first: nothing is left waiting for an answer
-    thread_.reset();
     guard_.reset();
     if (!dir_.empty()) {
       std::error_code ec;
@@ -341,7 +319,7 @@ class FanotifyTest : public ::testing::Test {
       }
       return decide ? decide(a) : Verdict::kAllow;
     });
-    thread_ = std::make_unique<GuardThread>(*guard_);
+    guard_->start();
   }
   void set_decider(std::function<Verdict(const FileAccess&)> d) {
     std::lock_guard lock(mu_);
@@ -370,7 +348,6 @@ class FanotifyTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<SessionChild> child_;
   std::unique_ptr<FanotifyGuard> guard_;
-  std::unique_ptr<GuardThread> thread_;
   std::mutex mu_;
   std::function<Verdict(const FileAccess&)> decide_;
   std::vector<FileAccess> seen_;

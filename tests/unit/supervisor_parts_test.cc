@@ -1,5 +1,6 @@
 // Pure parts of the supervisor: the reaper's job order, the file guard's
-// matcher cache, and the request a `corral run` command line makes.
+// matcher cache and polling window, and the request a `corral run` command
+// line makes.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -74,6 +75,25 @@ TEST(PathMatcherCache, OneCompilePerHomeAndGeneration) {
   EXPECT_NE(reloaded, a);
   EXPECT_EQ(reloaded->generation, 2u);
   EXPECT_EQ(a->generation, 1u);
+}
+
+TEST(SpinWindow, ShrinksToNoneOnSparseEventsAndGrowsBackOnDenseOnes) {
+  using namespace std::chrono_literals;
+  SpinWindow w;
+  EXPECT_EQ(w.get(), SpinWindow::kMax);
+  // sparse: each sleep outlasts the longest poll, so polling is halved away
+  for (int i = 0; i < 8; i++) w.slept(5ms);
+  EXPECT_EQ(w.get(), 0us);
+  // dense again: short sleeps grow it back, never past the longest
+  w.slept(20us);
+  EXPECT_EQ(w.get(), SpinWindow::kGrowStart);
+  for (int i = 0; i < 8; i++) w.slept(20us);
+  EXPECT_EQ(w.get(), SpinWindow::kMax);
+  w.slept(5ms);
+  EXPECT_EQ(w.get(), SpinWindow::kMax / 2);
+  // an event caught while polling: polling pays, at its longest
+  w.caught();
+  EXPECT_EQ(w.get(), SpinWindow::kMax);
 }
 
 TEST(RunRequest, CarriesTheCommandLine) {
