@@ -309,6 +309,9 @@ bool FanotifyGuard::fill_access(int event_fd, pid_t tid, FileAccess& a) {
   }
   a.dev = st.st_dev;
   a.ino = st.st_ino;
+  a.mode = st.st_mode;
+  a.uid = st.st_uid;
+  a.gid = st.st_gid;
   constexpr std::string_view kDeleted = " (deleted)";
   if (st.st_nlink == 0 && a.path.ends_with(kDeleted)) {
     a.path.resize(a.path.size() - kDeleted.size());

@@ -60,6 +60,9 @@ class FileAccess {
   bool deleted = false;  // unlinked (nlink 0); the kernel's " (deleted)" suffix is stripped
   dev_t dev = 0;         // identity of the opened inode (fstat of the event fd)
   ino_t ino = 0;
+  mode_t mode = 0;       // its type and permissions, owner and group (same fstat)
+  uid_t uid = 0;
+  gid_t gid = 0;
 
   // The opener's identity (tgid, comm, ppid, uids; all 0 and empty if it
   // exited meanwhile), and its thread group id.

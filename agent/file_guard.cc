@@ -25,13 +25,13 @@ bool has_wildcard(std::string_view s) { return s.find_first_of("*?[") != std::st
 
 // The agent could change this file (so a cached allow could outlive what
 // made it safe)?
-bool agent_may_write(const struct stat& st, const Credentials& who) {
+bool agent_may_write(const FileAccess& f, const Credentials& who) {
   if (who.uid == 0) return true;
-  if (st.st_uid == who.uid) return true;
-  if (st.st_mode & S_IWOTH) return true;
-  if (st.st_mode & S_IWGRP) {
-    if (st.st_gid == who.gid) return true;
-    return std::find(who.groups.begin(), who.groups.end(), st.st_gid) != who.groups.end();
+  if (f.uid == who.uid) return true;
+  if (f.mode & S_IWOTH) return true;
+  if (f.mode & S_IWGRP) {
+    if (f.gid == who.gid) return true;
+    return std::find(who.groups.begin(), who.groups.end(), f.gid) != who.groups.end();
   }
   return false;
 }
@@ -258,12 +258,9 @@ Verdict FileGuard::decide(const FileAccess& a) {
   }
 
   if (!rule) {
-    struct stat st;
     // Cache only what no session process can change, and only on a
     // protected-free path: a cached inode is allowed for writes too.
-    if (!protect && ::stat(a.path.c_str(), &st) == 0 && st.st_dev == a.dev && st.st_ino == a.ino &&
-        !agent_may_write(st, agent_) && !a.exec())
-      return Verdict::kAllowCache;
+    if (!protect && !agent_may_write(a, agent_) && !a.exec()) return Verdict::kAllowCache;
     return Verdict::kAllow;
   }
 

@@ -476,7 +476,14 @@ TEST(Enforcement, SecretFilesAreDeniedThroughEveryAlias) {
       "await " + d + "/go\n"
       "o late " + d + "/late/.env\n"
       "o latekey " + d + "/keys/id_late\n"
-      "t create bash -c 'echo TOKEN=agent > " + d + "/late/agent/.env'\n";
+      "t create bash -c 'echo TOKEN=agent > " + d + "/late/agent/.env'\n"
+      // a file the agent can write is never cached as allowed: renamed
+      // to a secret's name, its next open is decided again
+      "t draft bash -c 'echo TOKEN=draft > " + d + "/late/agent/draft.txt'\n"
+      "o draft " + d + "/late/agent/draft.txt\n"
+      "o draft2 " + d + "/late/agent/draft.txt\n"
+      "t move bash -c 'mkdir " + d + "/late/agent/sub && mv " + d + "/late/agent/draft.txt " + d + "/late/agent/sub/.env'\n"
+      "o renamed " + d + "/late/agent/sub/.env\n";
 
   HostRun host_cat;
   std::string host_env, host_hard, host_key, host_innocent, host_late;
@@ -507,9 +514,11 @@ TEST(Enforcement, SecretFilesAreDeniedThroughEveryAlias) {
 
   auto st = read_status(status);
   for (auto name : {"plain", "relative", "symlink", "hardlink", "procroot", "proccwd", "key",
-                    "keylink", "keyhard", "late", "latekey"})
+                    "keylink", "keyhard", "late", "latekey", "renamed"})
     EXPECT_EQ(st[name], "-1") << name << ": expected EPERM";
   EXPECT_TRUE(is_fd(st["notes"])) << "notes.txt: " << st["notes"];
+  EXPECT_TRUE(is_fd(st["draft"]) && is_fd(st["draft2"])) << st["draft"] << " " << st["draft2"];
+  EXPECT_EQ(st["move"], "0");
   EXPECT_EQ(st["cat"], "1");
   // Creating a new file under a secret's name is an open of that secret
   // too (policy: "may not open for reading (or at all)"): refused, and
@@ -543,7 +552,8 @@ TEST(Enforcement, SecretFilesAreDeniedThroughEveryAlias) {
                       d + "/public/innocent test-keys read secret file (by identity)",
                       d + "/late/.env dotenv read secret file",
                       d + "/keys/id_late test-keys read secret file",
-                      d + "/late/agent/.env dotenv write secret file"}))
+                      d + "/late/agent/.env dotenv write secret file",
+                                     d + "/late/agent/sub/.env dotenv read secret file"}))
       << dump(open_decisions(r));
 }
 
