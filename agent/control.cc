@@ -10,9 +10,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 #include "errno_error.h"
+#include "pty.h"
 
 namespace corral {
 namespace {
@@ -121,7 +123,7 @@ control::DaemonMessage ask_daemon(int sock, const control::ClientMessage& questi
   return reply;
 }
 
-int run_in_daemon(int sock, const control::RunRequest& request) {
+int run_in_daemon(int sock, control::RunRequest request) {
   // Signals arrive as data from here on, to be passed to the daemon.
   sigset_t set;
   sigemptyset(&set);
@@ -130,25 +132,45 @@ int run_in_daemon(int sock, const control::RunRequest& request) {
   UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sigfd) throw errno_error("failed to create signalfd");
 
+  std::optional<PtyProxy> pty = PtyProxy::open_if_terminal();
+  request.set_terminal(pty.has_value());
   control::ClientMessage run;
-  *run.mutable_run() = request;
-  send_packet(sock, run, {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO});
+  *run.mutable_run() = std::move(request);
+  if (pty) {
+    send_packet(sock, run, {pty->agent_stdin(), pty->agent_stdout(), pty->agent_stderr()});
+    pty->close_slave();
+  } else {
+    send_packet(sock, run, {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO});
+  }
+  bool agent_side_open = pty.has_value();
 
   for (;;) {
-    pollfd fds[2] = {{sock, POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    pollfd fds[4] = {{sock, POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {-1, 0, 0}, {-1, 0, 0}};
+    if (pty) {
+      fds[2] = {pty->user_fd(), POLLIN, 0};
+      if (agent_side_open)
+        fds[3] = {pty->master(), static_cast<short>(POLLIN | (pty->input_pending() ? POLLOUT : 0)), 0};
+    }
+    if (::poll(fds, 4, -1) < 0) {
       if (errno == EINTR) continue;
       throw errno_error("failed to wait for the daemon");
     }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo info;
       while (::read(sigfd.get(), &info, sizeof(info)) == sizeof(info)) {
+        if (pty && info.ssi_signo == SIGWINCH) {
+          pty->resize();  // the kernel tells the agent
+          continue;
+        }
         control::ClientMessage m;
         m.mutable_signal()->set_signo(static_cast<int32_t>(info.ssi_signo));
         m.mutable_signal()->set_from_terminal(info.ssi_code == SI_KERNEL);
         send_packet(sock, m);
       }
     }
+    if (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) pty->pump_input();
+    if (fds[3].revents & POLLOUT) pty->flush_input();
+    if (fds[3].revents & (POLLIN | POLLHUP | POLLERR)) agent_side_open = pty->pump_output();
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       control::DaemonMessage reply;
       if (!recv_packet(sock, reply))
@@ -158,6 +180,8 @@ int run_in_daemon(int sock, const control::RunRequest& request) {
         case control::DaemonMessage::kStarted:
           break;
         case control::DaemonMessage::kEnded:
+          // No process of the session is left: all it wrote is in the pty.
+          if (pty && agent_side_open) pty->pump_output();
           return reply.ended().exit_code();
         case control::DaemonMessage::kError:
           throw std::runtime_error(reply.error());

@@ -34,9 +34,10 @@ uid_t peer_uid(int sock);
 control::DaemonMessage ask_daemon(int sock, const control::ClientMessage& question);
 
 // Runs `request` as a session of the daemon on `sock`, with our stdin,
-// stdout and stderr as the agent's, passing on the signals we get; returns
-// the agent's exit code. Throws std::runtime_error when the daemon refuses
-// the session or goes away before it ends (its sessions die with it).
-int run_in_daemon(int sock, const control::RunRequest& request);
+// stdout and stderr as the agent's — on a terminal, a pty of its own that
+// we proxy (see pty.h) — passing on the signals we get; returns the agent's
+// exit code. Throws std::runtime_error when the daemon refuses the session
+// or goes away before it ends (its sessions die with it).
+int run_in_daemon(int sock, control::RunRequest request);
 
 }  // namespace corral

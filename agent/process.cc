@@ -44,6 +44,7 @@ struct InitPlan {
   const MountPlanArgs* mounts;
   const std::vector<RlimitSetting>* rlimits;
   bool loopback_up;  // a new network namespace: its lo starts down
+  bool terminal;     // stdin is the agent's own pty: its controlling terminal
   const char* exe;
   char* const* argv;
   char* const* envp;
@@ -88,6 +89,9 @@ int clear_capabilities() {
   if (!e) e = clear_capabilities();
   // After the uid change, which clears it: die with the init.
   if (!e && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) e = errno;
+  // A session of its own, whose controlling terminal the pty is: job
+  // control, /dev/tty and the terminal's signals are the agent's.
+  if (!e && p.terminal && (::setsid() < 0 || ::ioctl(STDIN_FILENO, TIOCSCTTY, 0) != 0)) e = errno;
   if (!e && ::getppid() != 1) e = ESRCH;
   if (!e) {
     ::execve(p.exe, p.argv, p.envp);
@@ -206,7 +210,7 @@ pid_t spawn_agent(const InitPlan& p) {
 SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>& argv,
                          const std::vector<std::string>& env, const Credentials& creds,
                          const MountPlan& mounts, const std::vector<RlimitSetting>& rlimits,
-                         NetMode net, std::array<int, 3> stdio, int cgroup_fd) {
+                         NetMode net, std::array<int, 3> stdio, bool terminal, int cgroup_fd) {
   auto make_pipe = [](UniqueFd& r, UniqueFd& w) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw errno_error("failed to create a pipe");
@@ -230,7 +234,7 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   const std::vector<sock_filter>& filter = session_filter;
   constexpr size_t kAgentStack = 64 * 1024;
   auto agent_stack = std::make_unique_for_overwrite<char[]>(kAgentStack);
-  InitPlan plan{&filter, &mount_args, &rlimits, false, exe.c_str(), cargv.data(), cenv.data(), &creds,
+  InitPlan plan{&filter, &mount_args, &rlimits, false, terminal, exe.c_str(), cargv.data(), cenv.data(), &creds,
                 ready_w.get(), go_r.get(), err_w.get(), status_w.get(),
                 agent_stack.get() + kAgentStack};
 

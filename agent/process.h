@@ -32,7 +32,7 @@ class SessionInit {
               const std::vector<std::string>& env, const Credentials& creds,
               const MountPlan& mounts, const std::vector<RlimitSetting>& rlimits,
               NetMode net = NetMode::kAllow, std::array<int, 3> stdio = {-1, -1, -1},
-              int cgroup_fd = -1);
+              bool terminal = false, int cgroup_fd = -1);
   ~SessionInit();  // kills the init (and so the session) if never released
   SessionInit(const SessionInit&) = delete;
   SessionInit& operator=(const SessionInit&) = delete;

@@ -61,6 +61,7 @@ SessionSpec from_request(const control::RunRequest& r) {
     spec.overlays.push_back({o.target(), o.upper(), o.work()});
   }
   spec.worktree = r.worktree();
+  spec.terminal = r.terminal();
   if (r.net() == "allow") spec.net = NetMode::kAllow;
   else if (r.net() == "none") spec.net = NetMode::kNone;
   else if (r.net() == "host") spec.net = NetMode::kHost;
@@ -128,7 +129,7 @@ void Session::start() {
       spec_.stdio.size() == 3
           ? std::array<int, 3>{spec_.stdio[0].get(), spec_.stdio[1].get(), spec_.stdio[2].get()}
           : std::array<int, 3>{-1, -1, -1},
-      dir.get());
+      spec_.terminal, dir.get());
   spec_.stdio.clear();  // the init has its copies
   seccomp_ = std::make_unique<SeccompListener>(
       sup_.io(), ::dup(child_->notify_fd()), [this](audit::Record& r) {

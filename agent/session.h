@@ -41,6 +41,8 @@ struct SessionSpec {
   NetMode net = NetMode::kAllow;
   // The agent's stdin, stdout, stderr (a daemon's client's); empty: ours.
   std::vector<UniqueFd> stdio;
+  // stdin is a pty of the agent's own, to be its controlling terminal.
+  bool terminal = false;
 };
 
 // A session spec from a run request (control.proto), checking what a

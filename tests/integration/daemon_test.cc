@@ -2,7 +2,10 @@
 // daemon are recorded in its log and enforced by its programs, and die when
 // either end goes away.
 #include <errno.h>
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -232,6 +235,119 @@ TEST_F(Daemon, WindowResizeReachesTheAgent) {
   ASSERT_EQ(::waitpid(client, &status, 0), client);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
       << status << " " << read_file(dir.path() + "/run.out");
+}
+
+// A `corral run` of the daemon on a terminal of the test's own (a pty whose
+// master it holds), as from an interactive shell.
+class TerminalClient {
+ public:
+  TerminalClient(const DaemonProcess& d, const std::vector<std::string>& command) {
+    winsize size{};
+    size.ws_row = 33;
+    size.ws_col = 101;
+    pid = ::forkpty(&master, nullptr, nullptr, &size);
+    if (pid == 0) {
+      ::signal(SIGINT, SIG_DFL);
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      std::vector<std::string> args = {corral_bin(), "run", "--daemon-socket", d.socket,
+                                       "--allow-root", "--"};
+      args.insert(args.end(), command.begin(), command.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      _exit(120);
+    }
+  }
+  ~TerminalClient() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    if (master >= 0) ::close(master);
+  }
+  // Reads what the agent shows until `text` appears (true) or 10 s pass.
+  bool await(const std::string& text) {
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (seen.find(text) == std::string::npos) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      pollfd p = {master, POLLIN, 0};
+      if (::poll(&p, 1, 50) != 1) continue;
+      char buf[512];
+      ssize_t n = ::read(master, buf, sizeof(buf));
+      if (n > 0) seen.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  }
+  void type(const std::string& keys) { ASSERT_EQ(::write(master, keys.data(), keys.size()), ssize_t(keys.size())); }
+  int exit_code() {
+    int status = 0;
+    if (!eventually([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 15s)) return -1;
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  int master = -1;
+  pid_t pid = -1;
+  std::string seen;
+};
+
+// On a terminal the agent gets a pty of its own as its controlling
+// terminal: /dev/tty opens, the window size is the user's and follows a
+// resize, the keys reach it, Ctrl-C is its terminal's SIGINT; corral puts
+// the user's terminal back as it was.
+TEST_F(Daemon, TerminalIsTheAgentsOwn) {
+  termios before;
+  TerminalClient t(d, {"/bin/bash", "-c",
+                       "stty size; exec 3</dev/tty && echo ctty-ok; read line; echo got-$line; "
+                       "stty size; exec sleep 30"});
+  ASSERT_EQ(::tcgetattr(t.master, &before), 0);
+  ASSERT_TRUE(t.await("ctty-ok")) << t.seen;
+  EXPECT_NE(t.seen.find("33 101"), std::string::npos) << t.seen;
+  winsize bigger{};
+  bigger.ws_row = 40;
+  bigger.ws_col = 120;
+  ASSERT_EQ(::ioctl(t.master, TIOCSWINSZ, &bigger), 0);  // the client is told: SIGWINCH
+  std::this_thread::sleep_for(200ms);
+  t.type("hello\r");
+  ASSERT_TRUE(t.await("got-hello")) << t.seen;
+  ASSERT_TRUE(t.await("40 120")) << t.seen;
+  std::this_thread::sleep_for(200ms);
+  t.type("\x03");
+  EXPECT_EQ(t.exit_code(), 128 + SIGINT) << t.seen;
+  termios after;
+  ASSERT_EQ(::tcgetattr(t.master, &after), 0);
+  EXPECT_EQ(after.c_lflag & (ICANON | ECHO | ISIG), before.c_lflag & (ICANON | ECHO | ISIG))
+      << "the user's terminal was left in raw mode";
+}
+
+// Job control is the agent's: an interactive shell in the session stops
+// its foreground job on Ctrl-Z, brings it back with fg, and Ctrl-C ends it.
+TEST_F(Daemon, CtrlZStopsTheAgentsForegroundJob) {
+  TerminalClient t(d, {"/bin/bash", "--norc", "--noprofile", "-i"});
+  ASSERT_TRUE(t.await("# ")) << t.seen;  // its prompt: readline took the terminal
+  t.type("echo ready-$((6*7))\r");
+  ASSERT_TRUE(t.await("ready-42")) << t.seen;
+  t.type("sleep 30\r");
+  std::this_thread::sleep_for(500ms);
+  t.type("\x1a");  // Ctrl-Z
+  ASSERT_TRUE(t.await("Stopped")) << t.seen;
+  t.seen.erase(0, t.seen.find("Stopped"));
+  ASSERT_TRUE(t.await("# ")) << t.seen;  // the shell has the terminal back
+  std::this_thread::sleep_for(300ms);
+  t.seen.clear();
+  t.type("fg\r");  // back in the foreground, where Ctrl-C ends it
+  ASSERT_TRUE(t.await("sleep 30\r\n")) << t.seen;
+  std::this_thread::sleep_for(300ms);
+  t.type("\x03");
+  t.seen.clear();
+  ASSERT_TRUE(t.await("# ")) << t.seen;
+  std::this_thread::sleep_for(300ms);
+  t.type("exit 3\r");
+  EXPECT_EQ(t.exit_code(), 3) << t.seen;
+  EXPECT_EQ(t.seen.find("no job control"), std::string::npos) << t.seen;
 }
 
 // corral ps lists the daemon's live sessions; corral kill ends one by an id
