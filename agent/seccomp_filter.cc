@@ -80,6 +80,15 @@ std::vector<sock_filter> build_session_filter() {
         "packet sockets");
   check(seccomp_rule_add(c, eperm, SCMP_SYS(socket), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW)),
         "raw sockets");
+  // Typing into a terminal (TIOCSTI) or a virtual console (TIOCLINUX's
+  // paste): an agent sharing the user's terminal (embedded mode) would type
+  // commands for the user's shell to run after the session, outside it
+  // (bubblewrap's CVE-2017-5226). ioctl's request is an unsigned int: the
+  // upper half of the argument is ignored by the kernel, so by us too.
+  for (uint64_t request : {uint64_t{TIOCSTI}, uint64_t{TIOCLINUX}})
+    check(seccomp_rule_add(c, eperm, SCMP_SYS(ioctl), 1,
+                           SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, request)),
+          "terminal input");
   // personality: querying is fine; turning address randomisation off or
   // making data executable is not. The query (0xffffffff) has bit 31 set,
   // which no persona has: the mask tells them apart in one comparison.

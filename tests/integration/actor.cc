@@ -10,6 +10,10 @@
 //   actor udp HOST PORT         send one datagram (sendmsg path of egress)
 //   actor unlinks N PATH [GO]   N unlink of PATH (missing: no file is touched);
 //                               with GO, first creates GO.ready, then waits for GO
+//   actor tiocsti TEXT          push each byte of TEXT into stdin's terminal's
+//                               input (TIOCSTI; every other call with the
+//                               request's upper 32 bits set, which the
+//                               kernel ignores); prints how many got in
 //   actor file-syscalls         in the cwd, each raw syscall of the file
 //                               families once: open creat openat openat2
 //                               truncate ftruncate rename renameat renameat2
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -63,6 +68,15 @@ int main(int argc, char** argv) {
     sys(SYS_unlinkat, AT_FDCWD, "d_unlinkat", AT_REMOVEDIR);
     mkdir("d_rmdir", 0755);
     sys(SYS_rmdir, "d_rmdir");
+    return 0;
+  }
+  if (verb == "tiocsti" && argc == 3) {
+    size_t pushed = 0, n = strlen(argv[2]);
+    for (size_t i = 0; i < n; i++) {
+      unsigned long request = TIOCSTI | (i % 2 ? 0xabcd00000000ul : 0);
+      if (syscall(SYS_ioctl, 0, request, &argv[2][i]) == 0) pushed++;
+    }
+    printf("tiocsti pushed %zu of %zu\n", pushed, n);
     return 0;
   }
   if (verb == "openat" && argc == 4) {

@@ -64,5 +64,43 @@ TEST(Terminal, CtrlCReachesTheAgent) {
   std::filesystem::remove(audit + ".lock");
 }
 
+// An agent sharing the user's terminal cannot type into it: what it pushed
+// with TIOCSTI would be read by the user's shell after the session, and run
+// outside it. Refused (EPERM), and on record.
+TEST(Terminal, AgentCannotTypeIntoTheUsersTerminal) {
+  CORRAL_REQUIRE_ROOT();
+  std::string audit = "/tmp/corral-it-tiocsti-" + std::to_string(::getpid()) + ".jsonl";
+  std::filesystem::remove(audit);
+  int master = -1;
+  pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl(CORRAL_BIN, "corral", "run", "--embedded", "--quiet", "--allow-root", "--audit",
+            audit.c_str(), "--audit-key", audit_key().c_str(), "--", CORRAL_ACTOR_BIN, "tiocsti",
+            "id\n", nullptr);
+    _exit(120);
+  }
+  std::string seen;
+  char buf[256];
+  ssize_t n;
+  while ((n = ::read(master, buf, sizeof(buf))) > 0) seen.append(buf, static_cast<size_t>(n));
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(master);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << " " << seen;
+  EXPECT_NE(seen.find("tiocsti pushed 0 of 3\r\n"), std::string::npos) << seen;
+  auto records = read_audit(audit);
+  size_t refused = 0;
+  for (const auto& r : records)
+    if (r.has_refused() && r.refused().syscall() == "ioctl") {
+      refused++;
+      EXPECT_EQ(r.refused().error(), "EPERM");
+      EXPECT_EQ(r.decision().rule(), "seccomp");
+    }
+  EXPECT_EQ(refused, 3u) << "each refusal is on record";
+  std::filesystem::remove(audit);
+  std::filesystem::remove(audit + ".lock");
+}
+
 }  // namespace
 }  // namespace corral::test
