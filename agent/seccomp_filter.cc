@@ -75,8 +75,10 @@ std::vector<sock_filter> build_session_filter() {
                  SCMP_SYS(swapon), SCMP_SYS(swapoff), SCMP_SYS(reboot), SCMP_SYS(syslog),
                  SCMP_SYS(acct), SCMP_SYS(quotactl), SCMP_SYS(fanotify_init)})
     check(seccomp_rule_add(c, eperm, nr, 0), "deny list");
-  // Raw and packet sockets: forged packets past the egress allowlist.
-  check(seccomp_rule_add(c, eperm, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_PACKET)),
+  // Raw and packet sockets: forged packets past the egress allowlist. The
+  // domain is an int: only its low 32 bits count, as for the kernel.
+  check(seccomp_rule_add(c, eperm, SCMP_SYS(socket), 1,
+                         SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, AF_PACKET)),
         "packet sockets");
   check(seccomp_rule_add(c, eperm, SCMP_SYS(socket), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW)),
         "raw sockets");

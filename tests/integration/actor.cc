@@ -14,6 +14,8 @@
 //                               input (TIOCSTI; every other call with the
 //                               request's upper 32 bits set, which the
 //                               kernel ignores); prints how many got in
+//   actor packet-sockets        socket(AF_PACKET, SOCK_DGRAM), plainly and
+//                               with the domain's upper 32 bits set
 //   actor file-syscalls         in the cwd, each raw syscall of the file
 //                               families once: open creat openat openat2
 //                               truncate ftruncate rename renameat renameat2
@@ -77,6 +79,13 @@ int main(int argc, char** argv) {
       if (syscall(SYS_ioctl, 0, request, &argv[2][i]) == 0) pushed++;
     }
     printf("tiocsti pushed %zu of %zu\n", pushed, n);
+    return 0;
+  }
+  if (verb == "packet-sockets") {
+    for (unsigned long high : {0ul, 0x100000000ul}) {
+      long fd = syscall(SYS_socket, AF_PACKET | high, SOCK_DGRAM, 0);
+      report("packet-socket", static_cast<int>(fd));
+    }
     return 0;
   }
   if (verb == "openat" && argc == 4) {

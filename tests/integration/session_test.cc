@@ -577,5 +577,18 @@ TEST(Session, NoNewNamespacesOrMounts) {
   EXPECT_GE(calls.count("bpf"), 1u) << "loading BPF was refused without a record";
 }
 
+// Packet sockets are the filter's to refuse (and record), not only the
+// kernel's for want of CAP_NET_RAW, however the domain is spelled: the
+// kernel reads it as an int, ignoring the argument's upper half.
+TEST(Session, PacketSocketsAreRefusedHoweverAsked) {
+  CORRAL_REQUIRE_ROOT();
+  auto r = run_corral(kRoot, {actor_bin(), "packet-sockets"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  size_t refused = 0;
+  for (const auto& rec : r.records)
+    if (rec.has_refused() && rec.refused().syscall() == "socket") refused++;
+  EXPECT_EQ(refused, 2u);
+}
+
 }  // namespace
 }  // namespace corral::test
