@@ -411,7 +411,9 @@ int cli_main(int argc, char** argv) {
 
   // The review commands run git as the user who asked (sudo's caller).
   auto git_user = [] {
-    return resolve_credentials("", std::getenv("SUDO_UID"), std::getenv("SUDO_GID"));
+    Credentials c = resolve_credentials("", std::getenv("SUDO_UID"), std::getenv("SUDO_GID"));
+    c.groups = supplementary_groups(c.name, c.gid);
+    return c;
   };
   auto* worktrees_cmd = app.add_subcommand("worktrees", "this repository's agent worktrees");
   ReviewOptions rvo;

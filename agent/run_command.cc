@@ -127,7 +127,6 @@ control::RunRequest run_request(const RunOptions& o, const Credentials& creds,
   r.set_cwd(cwd);
   r.set_uid(creds.uid);
   r.set_gid(creds.gid);
-  for (gid_t g : creds.groups) r.add_groups(g);
   r.set_user(creds.name);
   r.set_home(creds.home);
   r.set_net(o.net);

@@ -49,8 +49,8 @@ SessionSpec from_request(const control::RunRequest& r) {
   spec.cwd = r.cwd();
   spec.creds.uid = r.uid();
   spec.creds.gid = r.gid();
-  spec.creds.groups.assign(r.groups().begin(), r.groups().end());
   spec.creds.name = r.user();
+  spec.creds.groups = supplementary_groups(spec.creds.name, spec.creds.gid);
   spec.creds.home = r.home();
   spec.writable.assign(r.writable().begin(), r.writable().end());
   for (const auto& o : r.overlays()) {

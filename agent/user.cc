@@ -48,14 +48,18 @@ Credentials resolve_credentials(const std::string& user, const char* sudo_uid,
       c.home = "/";
     }
   }
-  int n = 64;
-  c.groups.resize(n);
-  if (getgrouplist(c.name.c_str(), c.gid, c.groups.data(), &n) < 0) {
-    c.groups.resize(n);
-    getgrouplist(c.name.c_str(), c.gid, c.groups.data(), &n);
-  }
-  c.groups.resize(n);
   return c;
+}
+
+std::vector<gid_t> supplementary_groups(const std::string& name, gid_t gid) {
+  int n = 64;
+  std::vector<gid_t> groups(n);
+  if (getgrouplist(name.c_str(), gid, groups.data(), &n) < 0) {
+    groups.resize(n);
+    getgrouplist(name.c_str(), gid, groups.data(), &n);
+  }
+  groups.resize(n);
+  return groups;
 }
 
 std::optional<std::string> find_executable(const std::string& cmd, const std::string& path) {

@@ -1,5 +1,6 @@
 // Pure parts of starting a session: cgroup2 discovery, user and binary
 // resolution, exit codes.
+#include <algorithm>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +54,13 @@ TEST(ResolveCredentials, ByNameNumberAndSudo) {
   EXPECT_EQ(c.uid, 65534u);
   EXPECT_EQ(c.gid, 65534u);
   EXPECT_THROW(resolve_credentials("no-such-user-corral", nullptr, nullptr), std::runtime_error);
+}
+
+TEST(SupplementaryGroups, IncludeThePrimaryGroup) {
+  auto g = supplementary_groups("root", 0);
+  EXPECT_NE(std::find(g.begin(), g.end(), 0u), g.end());
+  g = supplementary_groups("no-such-user-corral", 4242);
+  EXPECT_EQ(g, std::vector<gid_t>{4242});
 }
 
 TEST(AgentEnvironment, HomeAndUserAreTheAgents) {
