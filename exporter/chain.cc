@@ -71,6 +71,11 @@ struct MdCtxDeleter {
 };
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
+struct MdDeleter {
+  void operator()(EVP_MD* m) const { EVP_MD_free(m); }
+};
+using MdPtr = std::unique_ptr<EVP_MD, MdDeleter>;
+
 struct FileDeleter {
   void operator()(FILE* f) const { fclose(f); }
 };
@@ -121,17 +126,21 @@ PkeyPtr read_pem(const std::string& path, bool private_half) {
 
 struct Hasher::Ctx {
   MdCtxPtr ctx{EVP_MD_CTX_new()};
+  // Fetched once: EVP_sha256() makes every init look the implementation up
+  // again under the provider store's lock, which cost as much as the hash.
+  MdPtr md{EVP_MD_fetch(nullptr, "SHA256", nullptr)};
 };
 
 Hasher::Hasher() : ctx_(std::make_unique<Ctx>()) {
   if (!ctx_->ctx) throw std::runtime_error("failed to allocate a sha-256 context");
+  if (!ctx_->md) throw std::runtime_error("failed to fetch sha-256: " + openssl_error());
 }
 Hasher::~Hasher() = default;
 
 std::string Hasher::hex(std::string_view bytes) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
-  if (EVP_DigestInit_ex2(ctx_->ctx.get(), EVP_sha256(), nullptr) != 1 ||
+  if (EVP_DigestInit_ex2(ctx_->ctx.get(), ctx_->md.get(), nullptr) != 1 ||
       EVP_DigestUpdate(ctx_->ctx.get(), bytes.data(), bytes.size()) != 1 ||
       EVP_DigestFinal_ex(ctx_->ctx.get(), md, &len) != 1)
     throw std::runtime_error("sha-256 failed: " + openssl_error());
