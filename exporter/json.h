@@ -11,8 +11,8 @@
 
 namespace corral {
 
-// Appends `message` as one JSON object. Invalid UTF-8 in strings becomes
-// U+FFFD, so every line stays valid JSON.
+// Appends `message`, of a generated type, as one JSON object. Invalid UTF-8 in
+// strings becomes U+FFFD, so every line stays valid JSON.
 void append_json(const google::protobuf::Message& message, std::string& out);
 
 }  // namespace corral
