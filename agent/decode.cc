@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string_view>
+#include <type_traits>
 
 #include "event_layout.h"
 #include "exec_rules.h"
@@ -19,16 +20,17 @@ namespace corral {
 namespace {
 
 // Copies the fixed part of an event (`fixed` bytes, all of which must be
-// present) and zero-fills whatever of T the event did not send.
+// present). What of T lies past it, the data area, is left unset: its slots
+// are read from `bytes` (zeroing its 8 KiB took longer than decoding).
 template <typename T>
 bool read_fixed(std::span<const uint8_t> bytes, size_t fixed, T& out, std::string& error) {
+  static_assert(std::is_trivially_copyable_v<T>);
   if (bytes.size() < fixed) {
     error = "event of " + std::to_string(bytes.size()) + " bytes is shorter than its fixed part (" +
             std::to_string(fixed) + ")";
     return false;
   }
-  std::memset(&out, 0, sizeof(T));
-  std::memcpy(&out, bytes.data(), std::min(bytes.size(), fixed));
+  std::memcpy(&out, bytes.data(), fixed);
   return true;
 }
 
@@ -40,7 +42,9 @@ void fill_common(const corral_event_header& h, audit::Record& out) {
   p->set_uid(h.uid);
   p->set_gid(h.gid);
   p->set_comm(std::string(h.comm, strnlen(h.comm, sizeof(h.comm))));
-  out.set_session(session_id_string(h.session_id));
+  char id[16];
+  format_session_id(h.session_id, id);
+  out.set_session(id, sizeof id);
   out.set_boot_ns(h.boot_ns);
 }
 
@@ -63,7 +67,7 @@ void decode_exec(std::span<const uint8_t> bytes, const corral_exec_event& e, aud
   std::string_view slot = slot_bytes(bytes, data_off, 0);
   auto* x = out.mutable_exec();
   auto path = resolve_slot(e.path, slot);
-  x->set_path(path.path);
+  x->set_path(std::move(path.path));
   x->set_path_truncated(path.truncated);
   size_t comp = std::min<size_t>(e.path.components_len, slot.size());
   std::string_view argv = slot.substr(comp, std::min<size_t>(e.argv_len, slot.size() - comp));
@@ -155,8 +159,8 @@ bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::strin
       if (!read_fixed(bytes, data_off, e, error)) return false;
       auto path = resolve_slot(e.path, slot_bytes(bytes, data_off, 0));
       auto* o = out.mutable_open();
-      o->set_path(path.path);
-      o->set_requested(path.requested);
+      o->set_path(std::move(path.path));
+      o->set_requested(std::move(path.requested));
       o->set_path_truncated(path.truncated);
       for (auto& f : open_flag_names(e.flags)) o->add_flags(f);
       o->set_raw_flags(e.flags);
@@ -170,7 +174,7 @@ bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::strin
       if (!read_fixed(bytes, data_off, e, error)) return false;
       auto path = resolve_slot(e.path, slot_bytes(bytes, data_off, 0));
       auto* u = out.mutable_unlink();
-      u->set_path(path.path);
+      u->set_path(std::move(path.path));
       u->set_path_truncated(path.truncated);
       u->set_directory(e.flags & AT_REMOVEDIR);
       set_result(u, e.ret);
@@ -183,8 +187,8 @@ bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::strin
       auto from = resolve_slot(e.from, slot_bytes(bytes, data_off, 0));
       auto to = resolve_slot(e.to, slot_bytes(bytes, data_off, 1));
       auto* r = out.mutable_rename();
-      r->set_from(from.path);
-      r->set_to(to.path);
+      r->set_from(std::move(from.path));
+      r->set_to(std::move(to.path));
       r->set_flags(e.flags);
       r->set_path_truncated(from.truncated || to.truncated);
       set_result(r, e.ret);
@@ -196,7 +200,7 @@ bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::strin
       if (!read_fixed(bytes, data_off, e, error)) return false;
       auto path = resolve_slot(e.path, slot_bytes(bytes, data_off, 0));
       auto* t = out.mutable_truncate();
-      t->set_path(path.path);
+      t->set_path(std::move(path.path));
       t->set_path_truncated(path.truncated);
       t->set_length(e.length);
       t->set_fd(e.fd);
@@ -235,10 +239,15 @@ bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::strin
   return false;
 }
 
+void format_session_id(uint64_t id, char (&out)[16]) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; i--, id >>= 4) out[i] = kDigits[id & 15];
+}
+
 std::string session_id_string(uint64_t id) {
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(id));
-  return buf;
+  char buf[16];
+  format_session_id(id, buf);
+  return std::string(buf, sizeof buf);
 }
 
 std::string errno_name(int err) {

@@ -17,6 +17,7 @@ bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::strin
 
 // The session id as records carry it: 16 lowercase hex digits.
 std::string session_id_string(uint64_t id);
+void format_session_id(uint64_t id, char (&out)[16]);
 
 // "ENOENT" for 2; the number as text when glibc has no name.
 std::string errno_name(int err);

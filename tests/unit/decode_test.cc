@@ -202,6 +202,12 @@ TEST(OpenFlagNames, CompoundFlagsNamedWhole) {
   EXPECT_EQ(names, (std::vector<std::string>{"O_RDONLY", "0x80000000"}));
 }
 
+TEST(SessionIdString, SixteenLowercaseHexDigits) {
+  EXPECT_EQ(session_id_string(0xff), "00000000000000ff");
+  EXPECT_EQ(session_id_string(0xabcdef0123456789ull), "abcdef0123456789");
+  EXPECT_EQ(session_id_string(~0ull), "ffffffffffffffff");
+}
+
 TEST(ErrnoName, NamesAndNumbers) {
   EXPECT_EQ(errno_name(ENOENT), "ENOENT");
   EXPECT_EQ(errno_name(EPERM), "EPERM");
