@@ -157,7 +157,10 @@ void Supervisor::emit(audit::Record& record) {
 }
 
 void Supervisor::on_event(std::span<const uint8_t> bytes) {
-  audit::Record record;
+  // One record for every event: Clear() keeps what its strings hold
+  // allocated (session, host, boot id), where a new one allocates them anew.
+  audit::Record& record = event_record_;
+  record.Clear();
   std::string error;
   if (!decode_event(bytes, record, error)) {
     undecodable_++;

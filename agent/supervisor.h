@@ -118,6 +118,7 @@ class Supervisor {
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::function<void(int)> stop_handler_;
   BpfStats last_stats_;
+  audit::Record event_record_;  // on_event's, reused
   uint64_t undecodable_ = 0;
   uint64_t last_undecodable_ = 0;
 };
