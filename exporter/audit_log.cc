@@ -318,15 +318,17 @@ void AuditLog::flush() {
   uint64_t seq0 = next_seq_;
   std::string prev0 = prev_;
   uint32_t since0 = since_checkpoint_;
-  std::string out;
+  // Kept between batches: a fresh MiB each time cost its page faults again.
+  std::string& out = batch_;
+  out.clear();
   out.reserve(pending_.size() + pending_ends_.size() * 100);
   try {
     size_t begin = 0;
     for (size_t end : pending_ends_) {
       size_t start = out.size();
-      out += chain::make_head(next_seq_, prev_);
+      chain::append_head(out, next_seq_, prev_);
       out.append(pending_, begin, end - begin);
-      prev_ = hasher_.hex(std::string_view(out).substr(start));
+      hasher_.hex(std::string_view(out).substr(start), prev_);
       out.push_back('\n');
       next_seq_++;
       begin = end;

@@ -116,6 +116,7 @@ class AuditLog {
   std::string pending_;
   std::vector<size_t> pending_ends_;
   std::string scratch_;
+  std::string batch_;  // flush()'s, with the heads
 };
 
 }  // namespace corral

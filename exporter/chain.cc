@@ -24,13 +24,18 @@ namespace {
 constexpr std::string_view kSeqKey = "{\"seq\":\"";
 constexpr std::string_view kPrevKey = "\",\"prev\":\"";
 
-std::string to_hex(const unsigned char* p, size_t n) {
+void to_hex(const unsigned char* p, size_t n, std::string& out) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(n * 2, '\0');
+  out.resize(n * 2);
   for (size_t i = 0; i < n; ++i) {
     out[2 * i] = kDigits[p[i] >> 4];
     out[2 * i + 1] = kDigits[p[i] & 15];
   }
+}
+
+std::string to_hex(const unsigned char* p, size_t n) {
+  std::string out;
+  to_hex(p, n, out);
   return out;
 }
 
@@ -138,13 +143,19 @@ Hasher::Hasher() : ctx_(std::make_unique<Ctx>()) {
 Hasher::~Hasher() = default;
 
 std::string Hasher::hex(std::string_view bytes) {
+  std::string out;
+  hex(bytes, out);
+  return out;
+}
+
+void Hasher::hex(std::string_view bytes, std::string& out) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
   if (EVP_DigestInit_ex2(ctx_->ctx.get(), ctx_->md.get(), nullptr) != 1 ||
       EVP_DigestUpdate(ctx_->ctx.get(), bytes.data(), bytes.size()) != 1 ||
       EVP_DigestFinal_ex(ctx_->ctx.get(), md, &len) != 1)
     throw std::runtime_error("sha-256 failed: " + openssl_error());
-  return to_hex(md, len);
+  to_hex(md, len, out);
 }
 
 std::optional<LineHead> parse_head(std::string_view line) {
@@ -162,15 +173,14 @@ std::optional<LineHead> parse_head(std::string_view line) {
   return head;
 }
 
-std::string make_head(uint64_t seq, std::string_view prev) {
-  std::string out;
-  out.reserve(kSeqKey.size() + 20 + kPrevKey.size() + prev.size() + 1);
+void append_head(std::string& out, uint64_t seq, std::string_view prev) {
+  char digits[20];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, seq);
   out += kSeqKey;
-  out += std::to_string(seq);
+  out.append(digits, end);
   out += kPrevKey;
   out += prev;
   out += '"';
-  return out;
 }
 
 std::string checkpoint_message(uint64_t seq, std::string_view prev, std::string_view reason) {

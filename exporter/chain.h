@@ -30,6 +30,8 @@ class Hasher {
   Hasher& operator=(const Hasher&) = delete;
   // Lowercase hex of SHA-256(bytes).
   std::string hex(std::string_view bytes);
+  // The same into `out`, whose allocation is reused.
+  void hex(std::string_view bytes, std::string& out);
 
  private:
   struct Ctx;
@@ -43,8 +45,8 @@ struct LineHead {
 
 // Reads the fixed prefix; nullopt when the line does not start with it.
 std::optional<LineHead> parse_head(std::string_view line);
-// The prefix for a record, up to and including prev's closing quote.
-std::string make_head(uint64_t seq, std::string_view prev);
+// Appends the prefix for a record, up to and including prev's closing quote.
+void append_head(std::string& out, uint64_t seq, std::string_view prev);
 
 // What a checkpoint's signature covers.
 std::string checkpoint_message(uint64_t seq, std::string_view prev, std::string_view reason);
