@@ -1,143 +1,15 @@
 #include "json.h"
 
 #include <fmt/format.h>
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/timestamp.pb.h>
 #include <time.h>
 
 #include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstring>
-#include <memory>
-#include <mutex>
-#include <stdexcept>
-#include <unordered_map>
-#include <vector>
 
 namespace corral {
 namespace {
-
-using google::protobuf::Descriptor;
-using google::protobuf::FieldDescriptor;
-using google::protobuf::Message;
-using google::protobuf::OneofDescriptor;
-using google::protobuf::Reflection;
-
-// How a field's values are written.
-enum class Kind : uint8_t {
-  kInt32,
-  kUInt32,
-  kInt64,  // quoted: JSON numbers lose 64-bit precision
-  kUInt64,
-  kDouble,
-  kFloat,
-  kBool,
-  kEnum,
-  kString,
-  kTimestamp,
-  kMessage,
-};
-
-struct Layout;
-
-struct Field {
-  const FieldDescriptor* descriptor;
-  std::string key;  // "name":
-  Kind kind;
-  bool repeated;
-  bool message;          // written only when set (oneof members too: see `oneof`)
-  int oneof;             // index of its real oneof; -1 when in none
-  const Layout* layout;  // kMessage, kTimestamp: that of its type
-};
-
-// What a message type's JSON is made of, read off its descriptor once: walking the descriptor
-// for every record (names, types, oneofs, the Timestamp test) cost more than the values.
-struct Layout {
-  // The generated type's: asking each message for its own (GetReflection) costs a call_once.
-  const Reflection* reflection = nullptr;
-  std::vector<Field> fields;
-  std::vector<const OneofDescriptor*> oneofs;  // the real ones
-  const FieldDescriptor* seconds = nullptr;    // a Timestamp's
-  const FieldDescriptor* nanos = nullptr;
-};
-
-Kind kind_of(const FieldDescriptor* f) {
-  switch (f->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_INT32: return Kind::kInt32;
-    case FieldDescriptor::CPPTYPE_UINT32: return Kind::kUInt32;
-    case FieldDescriptor::CPPTYPE_INT64: return Kind::kInt64;
-    case FieldDescriptor::CPPTYPE_UINT64: return Kind::kUInt64;
-    case FieldDescriptor::CPPTYPE_DOUBLE: return Kind::kDouble;
-    case FieldDescriptor::CPPTYPE_FLOAT: return Kind::kFloat;
-    case FieldDescriptor::CPPTYPE_BOOL: return Kind::kBool;
-    case FieldDescriptor::CPPTYPE_ENUM: return Kind::kEnum;
-    case FieldDescriptor::CPPTYPE_STRING: return Kind::kString;
-    case FieldDescriptor::CPPTYPE_MESSAGE:
-      return f->message_type() == google::protobuf::Timestamp::descriptor() ? Kind::kTimestamp
-                                                                             : Kind::kMessage;
-  }
-  throw std::logic_error("json: field " + f->full_name() + " has an unknown type");
-}
-
-// The layouts of every type written so far; never freed, as generated types live as long as
-// the program.
-class Layouts {
- public:
-  const Layout& of(const Descriptor* d) {
-    std::lock_guard lock(mutex_);
-    return build(d);
-  }
-
- private:
-  // Entered before its fields are filled in: a type may contain itself.
-  const Layout& build(const Descriptor* d) {
-    auto [it, fresh] = layouts_.try_emplace(d);
-    if (!fresh) return *it->second;
-    it->second = std::make_unique<Layout>();
-    Layout& layout = *it->second;
-    const Message* prototype =
-        google::protobuf::MessageFactory::generated_factory()->GetPrototype(d);
-    if (!prototype) throw std::invalid_argument("json: " + d->full_name() + " is no generated type");
-    layout.reflection = prototype->GetReflection();
-    // Real oneofs come first in a descriptor, synthetic ones (proto3 optional) after.
-    for (int i = 0; i < d->real_oneof_decl_count(); i++) layout.oneofs.push_back(d->oneof_decl(i));
-    if (d == google::protobuf::Timestamp::descriptor()) {
-      layout.seconds = d->FindFieldByName("seconds");
-      layout.nanos = d->FindFieldByName("nanos");
-    }
-    for (int i = 0; i < d->field_count(); i++) {
-      const FieldDescriptor* f = d->field(i);
-      const OneofDescriptor* oneof = f->real_containing_oneof();
-      layout.fields.push_back({f, "\"" + f->name() + "\":", kind_of(f), f->is_repeated(),
-                               f->message_type() != nullptr, oneof ? oneof->index() : -1,
-                               f->message_type() ? &build(f->message_type()) : nullptr});
-    }
-    return layout;
-  }
-
-  std::mutex mutex_;
-  std::unordered_map<const Descriptor*, std::unique_ptr<Layout>> layouts_;
-};
-
-// The layout of `m`'s type. The one written last is kept per thread: one record type is
-// written over and over.
-const Layout& layout_of(const Message& m) {
-  static Layouts layouts;
-  thread_local const Reflection* last = nullptr;
-  thread_local const Layout* last_layout = nullptr;
-  const Reflection* r = m.GetReflection();
-  if (r != last) {
-    const Layout& layout = layouts.of(m.GetDescriptor());
-    // A dynamic message's reflection is its factory's, and its parts' not the layouts'.
-    if (layout.reflection != r)
-      throw std::invalid_argument("json: " + m.GetDescriptor()->full_name() +
-                                  " is not of the generated type");
-    last_layout = &layout;
-    last = r;
-  }
-  return *last_layout;
-}
 
 // Appends to a string through a cursor, making room ahead: std::string's push_back and append
 // cost a call and a capacity check each, and a record is ~150 small writes.
@@ -151,7 +23,7 @@ class Writer {
 
   // Where the next `n` bytes go; commit() those written.
   char* room(size_t n) {
-    if (out_.size() - len_ < n) out_.resize(std::max(out_.size() * 2, len_ + n + 512));
+    if (out_.size() - len_ < n) grow(n);
     return out_.data() + len_;
   }
   void commit(size_t n) { len_ += n; }
@@ -165,6 +37,9 @@ class Writer {
   }
 
  private:
+  // Out of line, so that room() inlines: it is the rare path.
+  [[gnu::noinline]] void grow(size_t n) { out_.resize(len_ + std::max<size_t>(n, 1024)); }
+
   std::string& out_;
   size_t len_;
 };
@@ -246,10 +121,7 @@ void append_padded(int32_t v, size_t width, Writer& w) {
 }
 
 // In RFC 3339 with 0, 3, 6 or 9 fractional digits, as protobuf prints a Timestamp.
-void append_timestamp(const Message& m, const Layout& layout, Writer& w) {
-  const Reflection* r = layout.reflection;
-  int64_t seconds = r->GetInt64(m, layout.seconds);
-  int32_t nanos = r->GetInt32(m, layout.nanos);
+void append_timestamp(int64_t seconds, int32_t nanos, Writer& w) {
   // Records come in order: the seconds' text changes once a second.
   thread_local int64_t cached_seconds = 0;
   thread_local char cached[32] = "";
@@ -286,101 +158,22 @@ void append_float(Float v, Writer& w) {
   w.put(std::string_view(buf.data(), buf.size()));
 }
 
-void append_message(const Message& m, const Layout& layout, Writer& w);
+void append_bool(bool v, Writer& w) { w.put(v ? std::string_view("true") : std::string_view("false")); }
 
-void append_value(const Message& m, const Reflection* r, const Field& f, int index, Writer& w) {
-  const FieldDescriptor* d = f.descriptor;
-  bool rep = f.repeated;
-  switch (f.kind) {
-    case Kind::kInt32:
-      append_int(rep ? r->GetRepeatedInt32(m, d, index) : r->GetInt32(m, d), w);
-      break;
-    case Kind::kUInt32:
-      append_int(rep ? r->GetRepeatedUInt32(m, d, index) : r->GetUInt32(m, d), w);
-      break;
-    case Kind::kInt64:
-      w.put('"');
-      append_int(rep ? r->GetRepeatedInt64(m, d, index) : r->GetInt64(m, d), w);
-      w.put('"');
-      break;
-    case Kind::kUInt64:
-      w.put('"');
-      append_int(rep ? r->GetRepeatedUInt64(m, d, index) : r->GetUInt64(m, d), w);
-      w.put('"');
-      break;
-    case Kind::kDouble:
-      append_float(rep ? r->GetRepeatedDouble(m, d, index) : r->GetDouble(m, d), w);
-      break;
-    case Kind::kFloat:
-      append_float(rep ? r->GetRepeatedFloat(m, d, index) : r->GetFloat(m, d), w);
-      break;
-    case Kind::kBool:
-      w.put((rep ? r->GetRepeatedBool(m, d, index) : r->GetBool(m, d)) ? std::string_view("true")
-                                                                        : std::string_view("false"));
-      break;
-    case Kind::kEnum:
-      append_string((rep ? r->GetRepeatedEnum(m, d, index) : r->GetEnum(m, d))->name(), w);
-      break;
-    case Kind::kString: {
-      std::string scratch;
-      const std::string& s = rep ? r->GetRepeatedStringReference(m, d, index, &scratch)
-                                 : r->GetStringReference(m, d, &scratch);
-      append_string(s, w);
-      break;
-    }
-    case Kind::kTimestamp:
-    case Kind::kMessage: {
-      const Message& sub = rep ? r->GetRepeatedMessage(m, d, index) : r->GetMessage(m, d);
-      if (f.kind == Kind::kTimestamp)
-        append_timestamp(sub, *f.layout, w);
-      else
-        append_message(sub, *f.layout, w);
-      break;
-    }
-  }
+// Before each field but the first, a comma.
+void append_key(std::string_view key, bool& first, Writer& w) {
+  if (!first) w.put(',');
+  first = false;
+  w.put(key);
 }
 
-void append_message(const Message& m, const Layout& layout, Writer& w) {
-  const Reflection* r = layout.reflection;
-  // Which member of each oneof is set, asked once per oneof rather than once per member.
-  constexpr size_t kMaxOneofs = 8;
-  const FieldDescriptor* set[kMaxOneofs];
-  if (layout.oneofs.size() > kMaxOneofs)
-    throw std::logic_error("json: a message with too many oneofs");
-  for (size_t i = 0; i < layout.oneofs.size(); i++)
-    set[i] = r->GetOneofFieldDescriptor(m, layout.oneofs[i]);
-  w.put('{');
-  bool first = true;
-  for (const Field& f : layout.fields) {
-    // messages and oneof members only when set; other scalars always
-    if (f.oneof >= 0) {
-      if (set[f.oneof] != f.descriptor) continue;
-    } else if (f.message && !f.repeated && !r->HasField(m, f.descriptor)) {
-      continue;
-    }
-    if (!first) w.put(',');
-    first = false;
-    w.put(f.key);
-    if (f.repeated) {
-      w.put('[');
-      int n = r->FieldSize(m, f.descriptor);
-      for (int k = 0; k < n; k++) {
-        if (k) w.put(',');
-        append_value(m, r, f, k, w);
-      }
-      w.put(']');
-    } else {
-      append_value(m, r, f, -1, w);
-    }
-  }
-  w.put('}');
-}
+#include "audit_json.inc"
 
 }  // namespace
 
-void append_json(const Message& message, std::string& out) {
+void append_json(const audit::Record& record, std::string& out) {
   Writer w(out);
-  append_message(message, layout_of(message), w);
+  append(record, w);
 }
 
 }  // namespace corral
