@@ -258,11 +258,11 @@ void AuditLog::sync_with_file() {
 void AuditLog::append(audit::Record& record) {
   record.set_seq(0);
   record.clear_prev();
-  scratch_.clear();
-  append_json(record, scratch_);
-  // The writer prints seq and prev first (declared first in audit.proto).
-  pending_.append(scratch_, kBlankHead.size(), std::string::npos);
-  pending_ends_.push_back(pending_.size());
+  // Written where it stays; flush() skips the blank head (seq and prev are
+  // printed first, as declared first in audit.proto).
+  size_t start = pending_.size();
+  append_json(record, pending_);
+  pending_records_.push_back({start + kBlankHead.size(), pending_.size()});
   if (pending_.size() >= (1u << 20)) flush();
 }
 
@@ -312,7 +312,7 @@ void AuditLog::write_out(const std::string& out) {
 }
 
 void AuditLog::flush() {
-  if (pending_ends_.empty()) return;
+  if (pending_records_.empty()) return;
   Lock lock(*this);
   sync_with_file();
   uint64_t seq0 = next_seq_;
@@ -321,17 +321,15 @@ void AuditLog::flush() {
   // Kept between batches: a fresh MiB each time cost its page faults again.
   std::string& out = batch_;
   out.clear();
-  out.reserve(pending_.size() + pending_ends_.size() * 100);
+  out.reserve(pending_.size() + pending_records_.size() * 100);
   try {
-    size_t begin = 0;
-    for (size_t end : pending_ends_) {
+    for (auto [begin, end] : pending_records_) {
       size_t start = out.size();
       chain::append_head(out, next_seq_, prev_);
       out.append(pending_, begin, end - begin);
       hasher_.hex(std::string_view(out).substr(start), prev_);
       out.push_back('\n');
       next_seq_++;
-      begin = end;
       if (++since_checkpoint_ >= options_.checkpoint_every) add_checkpoint(out, "interval");
     }
     write_out(out);
@@ -342,7 +340,7 @@ void AuditLog::flush() {
     throw;
   }
   pending_.clear();
-  pending_ends_.clear();
+  pending_records_.clear();
   if (file_size_ >= options_.max_bytes) rotate();
   if (options_.fsync == FsyncPolicy::kAlways) sync_data();
 }

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "audit.pb.h"
@@ -78,7 +79,7 @@ class AuditLog {
 
   const std::string& path() const { return options_.path; }
   uint64_t last_seq() const { return next_seq_ - 1; }
-  size_t pending() const { return pending_ends_.size(); }
+  size_t pending() const { return pending_records_.size(); }
 
   // The name a file gets when rotated.
   static std::string rotated_name(const std::string& path, uint64_t first_seq);
@@ -112,10 +113,10 @@ class AuditLog {
   bool closed_ = false;
   bool dirty_ = false;  // written since the last fdatasync
   std::chrono::steady_clock::time_point last_sync_;
-  // The pending batch: record bodies after the head, back to back.
+  // The pending batch: records with a blank head, back to back, and where
+  // each one's body (after that head) begins and ends.
   std::string pending_;
-  std::vector<size_t> pending_ends_;
-  std::string scratch_;
+  std::vector<std::pair<size_t, size_t>> pending_records_;
   std::string batch_;  // flush()'s, with the heads
 };
 
