@@ -64,35 +64,55 @@ void collect(const Descriptor* d, std::vector<const Descriptor*>& order,
   order.push_back(d);
 }
 
+// The C++ string literal of `text`.
+std::string literal(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) out += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+  return out + "\"";
+}
+
 void write_function(const Descriptor* d, std::ostream& out) {
   out << "void append(const " << cpp_name(d) << "& m, Writer& w) {\n"
-      << "  w.put('{');\n"
-      << "  bool first = true;\n";
+      << "  w.put('{');\n";
+  // Until a field that is always written, whether a key needs a comma is known at run time only.
+  bool comma_known = false;
+  bool first_declared = false;
   for (int i = 0; i < d->field_count(); i++) {
     const FieldDescriptor* f = d->field(i);
     if (f->is_map()) throw std::runtime_error("map field " + f->full_name() + ": not mapped here");
     const std::string& name = f->name();
-    std::string key = "append_key(\"\\\"" + name + "\\\":\", first, w);";
+    const bool always = !(!f->is_repeated() && (f->message_type() || f->real_containing_oneof()));
+    const std::string key = "\"" + name + "\":";
+    std::string put_key;
+    if (comma_known) {
+      put_key = "w.put(" + literal("," + key) + ");";
+    } else if (i == 0 && always) {
+      put_key = "w.put(" + literal(key) + ");";
+    } else {
+      if (!first_declared) out << "  bool first = true;\n";
+      first_declared = true;
+      put_key = "if (!first) w.put(','); first = false; w.put(" + literal(key) + ");";
+    }
     if (f->is_repeated()) {
-      out << "  " << key << "\n"
+      out << "  " << put_key << "\n"
           << "  w.put('[');\n"
           << "  for (int i = 0; i < m." << name << "_size(); i++) {\n"
           << "    if (i) w.put(',');\n"
           << "    " << write_value(f, "m." + name + "(i)") << "\n"
           << "  }\n"
           << "  w.put(']');\n";
-    } else if (f->message_type() || f->real_containing_oneof()) {
+    } else if (!always) {
       out << "  if (m.has_" << name << "()) {\n"
-          << "    " << key << "\n"
+          << "    " << put_key << "\n"
           << "    " << write_value(f, "m." + name + "()") << "\n"
           << "  }\n";
     } else {
-      out << "  " << key << "\n"
+      out << "  " << put_key << "\n"
           << "  " << write_value(f, "m." + name + "()") << "\n";
     }
+    comma_known = comma_known || always;
   }
-  out << "  (void)first;\n"
-      << "  w.put('}');\n"
+  out << "  w.put('}');\n"
       << "}\n\n";
 }
 
