@@ -1,27 +1,24 @@
 #include "path.h"
 
-#include <vector>
-
 #include "glob.h"
 
 namespace corral {
 
 std::string components_to_path(std::string_view components) {
-  std::vector<std::string_view> names;
-  size_t pos = 0;
-  while (pos < components.size()) {
-    size_t end = components.find('\0', pos);
-    if (end == std::string_view::npos) end = components.size();
-    if (end > pos) names.push_back(components.substr(pos, end - pos));
-    pos = end + 1;
-  }
-  if (names.empty()) return "/";
   std::string out;
-  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+  out.reserve(components.size() + 1);
+  // Leaf first: names are taken from the end, between NULs.
+  for (size_t end = components.size();;) {
+    size_t nul = end == 0 ? std::string_view::npos : components.rfind('\0', end - 1);
+    size_t start = nul == std::string_view::npos ? 0 : nul + 1;
+    std::string_view name = components.substr(start, end - start);
     // the root dentry of a filesystem is named "/"; it is no component
-    if (*it == "/") continue;
-    out += '/';
-    out += *it;
+    if (!name.empty() && name != "/") {
+      out += '/';
+      out += name;
+    }
+    if (nul == std::string_view::npos) break;
+    end = nul;
   }
   return out.empty() ? "/" : out;
 }

@@ -12,6 +12,10 @@ namespace {
 TEST(ComponentsToPath, ReversesLeafFirstNames) {
   EXPECT_EQ(components_to_path("hostname\0etc\0"s), "/etc/hostname");
   EXPECT_EQ(components_to_path("c\0b\0a\0"s), "/a/b/c");
+  // cut off before its NUL, an empty name, a filesystem's root dentry
+  EXPECT_EQ(components_to_path("c\0b"s), "/b/c");
+  EXPECT_EQ(components_to_path("c\0\0a\0"s), "/a/c");
+  EXPECT_EQ(components_to_path("leaf\0/\0"s), "/leaf");
 }
 
 TEST(ComponentsToPath, EmptyIsRoot) {
