@@ -41,7 +41,7 @@ void fill_common(const corral_event_header& h, audit::Record& out) {
   p->set_ppid(h.ppid);
   p->set_uid(h.uid);
   p->set_gid(h.gid);
-  p->set_comm(std::string(h.comm, strnlen(h.comm, sizeof(h.comm))));
+  p->set_comm(h.comm, strnlen(h.comm, sizeof(h.comm)));
   char id[16];
   format_session_id(h.session_id, id);
   out.set_session(id, sizeof id);
@@ -162,7 +162,7 @@ bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::strin
       o->set_path(std::move(path.path));
       o->set_requested(std::move(path.requested));
       o->set_path_truncated(path.truncated);
-      for (auto& f : open_flag_names(e.flags)) o->add_flags(f);
+      add_open_flag_names(e.flags, *o->mutable_flags());
       o->set_raw_flags(e.flags);
       o->set_mode(e.mode);
       set_result(o, e.ret);
@@ -255,13 +255,12 @@ std::string errno_name(int err) {
   return name ? name : std::to_string(err);
 }
 
-std::vector<std::string> open_flag_names(uint32_t flags) {
-  std::vector<std::string> names;
+void add_open_flag_names(uint32_t flags, google::protobuf::RepeatedPtrField<std::string>& names) {
   switch (flags & O_ACCMODE) {
-    case O_RDONLY: names.emplace_back("O_RDONLY"); break;
-    case O_WRONLY: names.emplace_back("O_WRONLY"); break;
-    case O_RDWR: names.emplace_back("O_RDWR"); break;
-    default: names.emplace_back("O_ACCMODE"); break;
+    case O_RDONLY: names.Add("O_RDONLY"); break;
+    case O_WRONLY: names.Add("O_WRONLY"); break;
+    case O_RDWR: names.Add("O_RDWR"); break;
+    default: names.Add("O_ACCMODE"); break;
   }
   // O_SYNC and O_TMPFILE include other flags' bits: test them whole, first
   uint32_t rest = flags & ~static_cast<uint32_t>(O_ACCMODE);
@@ -275,16 +274,15 @@ std::vector<std::string> open_flag_names(uint32_t flags) {
   };
   for (auto [bits, name] : kFlags) {
     if ((rest & bits) == bits) {
-      names.emplace_back(name);
+      names.Add(name);
       rest &= ~bits;
     }
   }
   if (rest) {
     char buf[32];
     std::snprintf(buf, sizeof(buf), "0x%x", rest);
-    names.emplace_back(buf);
+    names.Add(buf);
   }
-  return names;
 }
 
 }  // namespace corral

@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <span>
 #include <string>
-#include <vector>
 
 #include "audit.pb.h"
 
@@ -22,7 +21,7 @@ void format_session_id(uint64_t id, char (&out)[16]);
 // "ENOENT" for 2; the number as text when glibc has no name.
 std::string errno_name(int err);
 
-// O_RDONLY/O_WRONLY/O_RDWR first, then each set flag by name.
-std::vector<std::string> open_flag_names(uint32_t flags);
+// Adds O_RDONLY/O_WRONLY/O_RDWR, then each set flag by name.
+void add_open_flag_names(uint32_t flags, google::protobuf::RepeatedPtrField<std::string>& names);
 
 }  // namespace corral

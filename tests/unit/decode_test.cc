@@ -193,6 +193,12 @@ TEST(Decode, RejectsMalformedEvents) {
   EXPECT_FALSE(decode_event(bytes_of(open, 70), r, err));
 }
 
+std::vector<std::string> open_flag_names(uint32_t flags) {
+  google::protobuf::RepeatedPtrField<std::string> names;
+  add_open_flag_names(flags, names);
+  return {names.begin(), names.end()};
+}
+
 TEST(OpenFlagNames, CompoundFlagsNamedWhole) {
   auto names = open_flag_names(O_RDWR | O_TMPFILE);
   EXPECT_EQ(names, (std::vector<std::string>{"O_RDWR", "O_TMPFILE"}));
