@@ -152,8 +152,7 @@ void append_timestamp(int64_t seconds, int32_t nanos, Writer& w) {
 }
 
 // Shortest round-trip text, as fmt prints it: rare (limits, durations), not worth more.
-template <typename Float>
-void append_float(Float v, Writer& w) {
+void append_double(double v, Writer& w) {
   fmt::memory_buffer buf;
   fmt::format_to(std::back_inserter(buf), "{}", v);
   w.put(std::string_view(buf.data(), buf.size()));

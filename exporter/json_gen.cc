@@ -41,7 +41,7 @@ std::string write_value(const FieldDescriptor* f, const std::string& value) {
     case FieldDescriptor::TYPE_INT64:
     case FieldDescriptor::TYPE_UINT64:
       return "w.put('\"'); append_int(" + value + ", w); w.put('\"');";
-    case FieldDescriptor::TYPE_DOUBLE: return "append_float(" + value + ", w);";
+    case FieldDescriptor::TYPE_DOUBLE: return "append_double(" + value + ", w);";
     case FieldDescriptor::TYPE_BOOL: return "append_bool(" + value + ", w);";
     case FieldDescriptor::TYPE_STRING:
     case FieldDescriptor::TYPE_BYTES: return "append_string(" + value + ", w);";
