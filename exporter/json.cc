@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 
 namespace corral {
@@ -62,6 +63,16 @@ size_t utf8_len(std::string_view s, size_t i) {
   return n;
 }
 
+// Whether all 8 bytes of `v` are plain (kPlain), tested together: none below 0x20, none above
+// 0x7e, no '"', no '\\' (the exact tests for such a byte in a word, from "Bit Twiddling Hacks").
+bool all_plain(uint64_t v) {
+  constexpr uint64_t k01 = 0x0101010101010101, k80 = 0x8080808080808080;
+  auto has_zero = [](uint64_t x) { return (x - k01) & ~x & k80; };
+  uint64_t below = (v - k01 * 0x20) & ~v & k80;
+  uint64_t above = ((v + k01 * (127 - 0x7e)) | v) & k80;
+  return !(below | above | has_zero(v ^ (k01 * '"')) | has_zero(v ^ (k01 * '\\')));
+}
+
 // A JSON string: escapes, \u00XX for the other control bytes, well-formed UTF-8 sequences as
 // they are, U+FFFD for each byte of no sequence, so that every line stays valid JSON.
 void append_string(std::string_view s, Writer& w) {
@@ -71,6 +82,17 @@ void append_string(std::string_view s, Writer& w) {
   char* p = start;
   *p++ = '"';
   for (size_t i = 0; i < s.size();) {
+    // Eight plain bytes at a time: most strings are nothing else.
+    uint64_t word;
+    if (s.size() - i >= sizeof word) {
+      std::memcpy(&word, s.data() + i, sizeof word);
+      if (all_plain(word)) {
+        std::memcpy(p, &word, sizeof word);
+        p += sizeof word;
+        i += sizeof word;
+        continue;
+      }
+    }
     unsigned char c = s[i];
     if (kPlain[c]) {
       *p++ = static_cast<char>(c);

@@ -238,6 +238,33 @@ TEST(AuditJson, StringBytes) {
       << out;
 }
 
+// The JSON string that `text` becomes, as an agent message.
+std::string string_json(const std::string& text) {
+  audit::Record r;
+  r.mutable_agent()->set_message(text);
+  std::string out;
+  append_json(r, out);
+  const std::string key = "\"message\":";
+  size_t start = out.find(key) + key.size();
+  return out.substr(start, out.size() - start - 2);  // "}}" closes agent and record
+}
+
+// Strings are read eight bytes at a time where they can be: every byte value, at every place of
+// such a word, comes out as it does alone.
+TEST(AuditJson, EveryByteAnywhereInAWord) {
+  for (int b = 0; b < 256; b++) {
+    std::string alone = string_json(std::string(1, static_cast<char>(b)));
+    alone = alone.substr(1, alone.size() - 2);
+    for (size_t k = 0; k < 16; k++) {
+      std::string text(16, 'a');
+      text[k] = static_cast<char>(b);
+      EXPECT_EQ(string_json(text),
+                "\"" + std::string(k, 'a') + alone + std::string(15 - k, 'a') + "\"")
+          << "byte " << b << " at " << k;
+    }
+  }
+}
+
 // Seconds in RFC 3339, and as protobuf prints them 0, 3, 6 or 9 digits of the nanoseconds, also
 // when records of different seconds alternate.
 TEST(AuditJson, Timestamps) {
