@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
@@ -212,6 +213,10 @@ void FanotifyGuard::serve() {
           until = now + window.get();
         } else if (now >= until) {
           break;
+        } else {
+          // Polite: a runnable task here (an agent, another session's
+          // supervisor) runs first; polling takes only a CPU's idle time.
+          ::sched_yield();
         }
       }
     }

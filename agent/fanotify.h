@@ -114,7 +114,8 @@ enum class Verdict {
 // a burst. The window adapts as the kernel's haltpoll does: polling that
 // catches events keeps it at its longest; a sleep longer than that halves
 // it, down to none, so a sparse stream of opens costs no polling; a short
-// sleep grows it back. At most kMax of CPU is spent after each burst.
+// sleep grows it back. At most kMax of CPU is spent after each burst, and
+// the poll yields to any runnable task: it takes only a CPU's idle time.
 class SpinWindow {
  public:
   using Micros = std::chrono::microseconds;
