@@ -9,7 +9,7 @@ SUSPECT=0
 wait_quiet() {
 	local i others
 	for ((i = 0; i <= QUIET_WAIT * 10; i++)); do
-		others=$(pgrep -x corral | grep -vxF -f <(printf '%s\n' "$@" 0) || true)
+		others=$(pgrep -x 'corral(-core)?' | grep -vxF -f <(printf '%s\n' "$@" 0) || true)
 		[[ -z $others ]] && return 0
 		((i == 0)) && echo "#   waiting for other corral processes to end: ${others//$'\n'/ }" >&2
 		sleep 0.1
@@ -22,7 +22,7 @@ wait_quiet() {
 # process other than OWN_PIDs runs now (it may have run during the run).
 after_run() {
 	local others
-	others=$(pgrep -x corral | grep -vxF -f <(printf '%s\n' "$@" 0) || true)
+	others=$(pgrep -x 'corral(-core)?' | grep -vxF -f <(printf '%s\n' "$@" 0) || true)
 	[[ -z $others ]] && return 0
 	SUSPECT=$((SUSPECT + 1))
 	echo "#   other corral processes ran at the end of that run: ${others//$'\n'/ }" >&2

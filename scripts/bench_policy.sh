@@ -182,10 +182,11 @@ bpf_objects() {
 supervisor_pids() {
 	local p c
 	for p in "$@"; do
-		if [[ $(cat /proc/"$p"/comm 2>/dev/null) == corral ]]; then
+		# `corral run` execs corral-core, the supervisor, in its place
+		if [[ $(cat /proc/"$p"/comm 2>/dev/null) == corral-core ]]; then
 			echo "$p"
 		else
-			for c in $(pgrep -P "$p" -x corral); do echo "$c"; done
+			for c in $(pgrep -P "$p" -x corral-core); do echo "$c"; done
 		fi
 	done | paste -sd' '
 }
