@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
@@ -132,7 +133,16 @@ int run_in_daemon(int sock, control::RunRequest request) {
   UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sigfd) throw errno_error("failed to create signalfd");
 
-  std::optional<PtyProxy> pty = PtyProxy::open_if_terminal();
+  std::optional<PtyProxy> pty = []() -> std::optional<PtyProxy> {
+    try {
+      return PtyProxy::open_if_terminal();
+    } catch (const std::exception& e) {
+      // The agent still gets the terminal itself, without owning it.
+      std::fprintf(stderr, "corral: warning: %s; the agent's terminal is yours, without job control\n",
+                   e.what());
+      return std::nullopt;
+    }
+  }();
   request.set_terminal(pty.has_value());
   control::ClientMessage run;
   *run.mutable_run() = std::move(request);

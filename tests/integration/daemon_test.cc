@@ -241,7 +241,9 @@ TEST_F(Daemon, WindowResizeReachesTheAgent) {
 // master it holds), as from an interactive shell.
 class TerminalClient {
  public:
-  TerminalClient(const DaemonProcess& d, const std::vector<std::string>& command) {
+  // `prefix`: what runs corral run (e.g. in a namespace of its own).
+  TerminalClient(const DaemonProcess& d, const std::vector<std::string>& command,
+                 const std::vector<std::string>& prefix = {}) {
     winsize size{};
     size.ws_row = 33;
     size.ws_col = 101;
@@ -251,8 +253,10 @@ class TerminalClient {
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      std::vector<std::string> args = {corral_bin(), "run", "--daemon-socket", d.socket,
-                                       "--allow-root", "--"};
+      std::vector<std::string> args = prefix;
+      for (const auto& a : {corral_bin(), std::string("run"), std::string("--daemon-socket"), d.socket,
+                            std::string("--allow-root"), std::string("--")})
+        args.push_back(a);
       args.insert(args.end(), command.begin(), command.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -321,6 +325,18 @@ TEST_F(Daemon, TerminalIsTheAgentsOwn) {
   ASSERT_EQ(::tcgetattr(t.master, &after), 0);
   EXPECT_EQ(after.c_lflag & (ICANON | ECHO | ISIG), before.c_lflag & (ICANON | ECHO | ISIG))
       << "the user's terminal was left in raw mode";
+}
+
+// Where no pty can be made (here: /dev/ptmx hidden from the client), the
+// session still runs, on the user's terminal as it is, and says so.
+TEST_F(Daemon, WithoutAPtyTheTerminalIsPassedAsIs) {
+  TerminalClient t(d, {"/bin/bash", "-c", "[ -t 0 ] && echo tty-yes; exec 3</dev/tty || echo no-ctty"},
+                   {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                    "mount --bind /dev/null /dev/ptmx && exec \"$0\" \"$@\""});
+  EXPECT_TRUE(t.await("no-ctty")) << t.seen;
+  EXPECT_EQ(t.exit_code(), 0) << t.seen;
+  EXPECT_NE(t.seen.find("warning"), std::string::npos) << t.seen;
+  EXPECT_NE(t.seen.find("tty-yes"), std::string::npos) << t.seen;
 }
 
 // Job control is the agent's: an interactive shell in the session stops
