@@ -210,14 +210,16 @@ void FileGuard::apply(std::shared_ptr<const PathMatchers> matchers) {
 }
 
 void FileGuard::annotate(audit::Record& r) const {
-  std::vector<const std::string*> paths;
+  // Runs on every record: the paths are pointed at, not collected.
+  const std::string* paths[2] = {};
   const std::string* error = nullptr;
-  if (r.has_open()) paths = {&r.open().path()}, error = &r.open().error();
-  if (r.has_unlink()) paths = {&r.unlink().path()}, error = &r.unlink().error();
-  if (r.has_truncate()) paths = {&r.truncate().path()}, error = &r.truncate().error();
-  if (r.has_rename()) paths = {&r.rename().from(), &r.rename().to()}, error = &r.rename().error();
+  if (r.has_open()) paths[0] = &r.open().path(), error = &r.open().error();
+  if (r.has_unlink()) paths[0] = &r.unlink().path(), error = &r.unlink().error();
+  if (r.has_truncate()) paths[0] = &r.truncate().path(), error = &r.truncate().error();
+  if (r.has_rename()) paths[0] = &r.rename().from(), paths[1] = &r.rename().to(), error = &r.rename().error();
   if (!error || *error != "EROFS" || r.has_decision()) return;
   for (const std::string* path : paths) {
+    if (!path) continue;
     const rules::PathRule* rule = rules_->m->protect.match(*path).rule;
     if (!rule || rule->mode != rules::Mode::kEnforce) continue;
     auto* d = r.mutable_decision();
