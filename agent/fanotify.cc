@@ -344,18 +344,6 @@ void FanotifyGuard::answer(int event_fd, pid_t tid) {
     errors_++;
     verdict = Verdict::kDeny;
   }
-  if (verdict == Verdict::kAllowCache) {
-    // An evictable inode ignore mark: it does not pin the inode, and it goes
-    // when the file is modified (no FAN_MARK_IGNORED_SURV_MODIFY). Opens of
-    // directories are not reported (no FAN_ONDIR), so this is never a
-    // directory, which would need FAN_MARK_IGNORED_SURV_MODIFY.
-    if (::fanotify_mark(group_.get(), FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kPermMask,
-                        event_fd, nullptr) == 0) {
-      cached_++;
-    } else {
-      spdlog::debug("fanotify: failed to cache the allow for {}: {}", access.path, std::strerror(errno));
-    }
-  }
   bool allow = verdict != Verdict::kDeny;
   // Counted before the answer releases the opener.
   events_++;
@@ -369,6 +357,20 @@ void FanotifyGuard::answer(int event_fd, pid_t tid) {
     spdlog::debug("fanotify: failed to answer the open of {} by tid {}: {}", access.path, tid,
                   n < 0 ? std::strerror(errno) : "short write");
     errors_++;
+  }
+  // After the answer: the opener need not wait for it. A second open of
+  // the file before it is placed is only decided again.
+  if (verdict == Verdict::kAllowCache) {
+    // An evictable inode ignore mark: it does not pin the inode, and it goes
+    // when the file is modified (no FAN_MARK_IGNORED_SURV_MODIFY). Opens of
+    // directories are not reported (no FAN_ONDIR), so this is never a
+    // directory, which would need FAN_MARK_IGNORED_SURV_MODIFY.
+    if (::fanotify_mark(group_.get(), FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kPermMask,
+                        event_fd, nullptr) == 0) {
+      cached_++;
+    } else {
+      spdlog::debug("fanotify: failed to cache the allow for {}: {}", access.path, std::strerror(errno));
+    }
   }
 }
 

@@ -337,6 +337,14 @@ class FanotifyTest : public ::testing::Test {
     std::lock_guard lock(mu_);
     return seen_.size();
   }
+  // The guard places a cache mark just after its answer: waits until `n`
+  // are in, so that the next open meets them.
+  void await_cached(uint64_t n) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (guard_->stats().cached < n && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_GE(guard_->stats().cached, n) << "no cache mark placed";
+  }
   std::string file(const std::string& rel, const std::string& content = "data\n") {
     std::string p = dir_ + "/" + rel;
     fs::create_directories(fs::path(p).parent_path());
@@ -513,7 +521,9 @@ TEST_F(FanotifyTest, CacheAsksOnce) {
   set_decider([&](const FileAccess& a) { return a.path == cached ? Verdict::kAllowCache : Verdict::kAllow; });
   start_guard();
 
-  for (int i = 0; i < 100; i++) ASSERT_EQ(child_->open(cached), 0);
+  ASSERT_EQ(child_->open(cached), 0);
+  await_cached(1);
+  for (int i = 0; i < 99; i++) ASSERT_EQ(child_->open(cached), 0);
   for (int i = 0; i < 5; i++) ASSERT_EQ(child_->open(uncached), 0);
   EXPECT_EQ(calls_for(cached), 1u);
   EXPECT_EQ(calls_for(uncached), 5u);
@@ -532,11 +542,14 @@ TEST_F(FanotifyTest, ResetCache) {
   });
   start_guard();
 
-  for (int i = 0; i < 10; i++) ASSERT_EQ(child_->open(cached), 0);
+  ASSERT_EQ(child_->open(cached), 0);
+  await_cached(1);
+  for (int i = 0; i < 9; i++) ASSERT_EQ(child_->open(cached), 0);
   EXPECT_EQ(calls_for(cached), 1u);
   guard_->reset_cache();
   EXPECT_EQ(child_->open(cached), 0);
   EXPECT_EQ(calls_for(cached), 2u) << "asked again after reset_cache()";
+  await_cached(2);
 
   // A policy reload that now denies the cached file: the stale allow holds
   // until the reset, and no longer after it.
@@ -649,6 +662,8 @@ TEST_F(FanotifyTest, Latency) {
   start_guard();
   Reply u = child_->call(Op::kTimeOpens, uncached, 0, 0, kOpens);
   ASSERT_EQ(u.err, 0) << errno_name(u.err);
+  ASSERT_EQ(child_->open(cached), 0);  // decided, then cached
+  await_cached(1);
   Reply c = child_->call(Op::kTimeOpens, cached, 0, 0, kOpens);
   ASSERT_EQ(c.err, 0) << errno_name(c.err);
   EXPECT_EQ(calls_for(uncached), static_cast<size_t>(kOpens));
