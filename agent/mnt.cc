@@ -195,6 +195,13 @@ MountFailure setup_session_mounts(const MountPlanArgs& args) {
   for (const char* t : kPrivateTmp)
     if (::mount("tmpfs", t, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0 && errno != ENOENT)
       return fail(kTmp);
+  // Terminals of the session's own: the host's /dev/pts holds the user's
+  // other shells, whose input an agent running as the user could read and
+  // write. Descriptors passed in (its stdio) keep working.
+  if (::mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+              "newinstance,ptmxmode=0666,mode=0620") != 0 ||
+      ::mount("/dev/pts/ptmx", "/dev/ptmx", nullptr, MS_BIND, nullptr) != 0)
+    return fail(kTmp);
 
   for (size_t i = 0; i < n; ++i) {
     if (fds[i] < 0) continue;

@@ -91,14 +91,18 @@ std::vector<sock_filter> build_session_filter() {
     check(seccomp_rule_add(c, eperm, SCMP_SYS(ioctl), 1,
                            SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, request)),
           "terminal input");
-  // personality: querying is fine; turning address randomisation off or
-  // making data executable is not. The query (0xffffffff) has bit 31 set,
-  // which no persona has: the mask tells them apart in one comparison.
+  // personality: querying (exactly 0xffffffff; the kernel reads 32 bits) is
+  // fine; any other value is set, and turning address randomisation off or
+  // making data executable is not, whatever the other bits. libseccomp
+  // takes one comparison per argument and rule: "flag set and some bit
+  // clear" is one rule per bit (the query has every bit set).
   for (uint64_t flag : {uint64_t{0x0040000} /* ADDR_NO_RANDOMIZE */,
                         uint64_t{0x0400000} /* READ_IMPLIES_EXEC */})
-    check(seccomp_rule_add(c, eperm, SCMP_SYS(personality), 1,
-                           SCMP_A0(SCMP_CMP_MASKED_EQ, flag | 0x80000000u, flag)),
-          "personality");
+    for (int bit = 0; bit < 32; bit++)
+      if (!(flag & (uint64_t{1} << bit)))
+        check(seccomp_rule_add(c, eperm, SCMP_SYS(personality), 1,
+                               SCMP_A0(SCMP_CMP_MASKED_EQ, flag | (uint64_t{1} << bit), flag)),
+              "personality");
 
   // Export as classic BPF through a memfd, so the child installs it with one
   // syscall and no allocation.

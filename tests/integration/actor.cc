@@ -16,6 +16,8 @@
 //                               kernel ignores); prints how many got in
 //   actor packet-sockets        socket(AF_PACKET, SOCK_DGRAM), plainly and
 //                               with the domain's upper 32 bits set
+//   actor aslr-off             personality(ADDR_NO_RANDOMIZE), plainly and
+//                               with bit 31 set
 //   actor file-syscalls         in the cwd, each raw syscall of the file
 //                               families once: open creat openat openat2
 //                               truncate ftruncate rename renameat renameat2
@@ -79,6 +81,11 @@ int main(int argc, char** argv) {
       if (syscall(SYS_ioctl, 0, request, &argv[2][i]) == 0) pushed++;
     }
     printf("tiocsti pushed %zu of %zu\n", pushed, n);
+    return 0;
+  }
+  if (verb == "aslr-off") {
+    for (unsigned long persona : {0x0040000ul, 0x80040000ul})
+      report("personality", static_cast<int>(syscall(SYS_personality, persona)));
     return 0;
   }
   if (verb == "packet-sockets") {

@@ -577,6 +577,30 @@ TEST(Session, NoNewNamespacesOrMounts) {
   EXPECT_GE(calls.count("bpf"), 1u) << "loading BPF was refused without a record";
 }
 
+// The host's terminals (the user's other shells) are out of the session's
+// reach: its /dev/pts is its own.
+TEST(Session, HostTerminalsAreNotVisible) {
+  CORRAL_REQUIRE_ROOT();
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master) | ::unlockpt(master), 0);
+  std::string name = ::ptsname(master);
+  auto r = run_corral(kRoot, {"/bin/sh", "-c", "[ -e " + name + " ] && exit 3; [ -c /dev/ptmx ] || exit 4; exit 0"});
+  ::close(master);
+  EXPECT_EQ(r.exit_code, 0) << "3: " << name << " is visible in the session; " << r.stderr_text;
+}
+
+// Address randomisation stays on, whatever else the persona asks for.
+TEST(Session, AslrCannotBeTurnedOff) {
+  CORRAL_REQUIRE_ROOT();
+  auto r = run_corral(kRoot, {actor_bin(), "aslr-off"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  size_t refused = 0;
+  for (const auto& rec : r.records)
+    if (rec.has_refused() && rec.refused().syscall() == "personality") refused++;
+  EXPECT_EQ(refused, 2u);
+}
+
 // Packet sockets are the filter's to refuse (and record), not only the
 // kernel's for want of CAP_NET_RAW, however the domain is spelled: the
 // kernel reads it as an int, ignoring the argument's upper half.
