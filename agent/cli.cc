@@ -131,6 +131,9 @@ int run(const RunOptions& o) {
   control::RunRequest request = run_request(o, creds, exe, cwd);
   if (o.worktree.empty()) return run_session(o, request);
 
+  // git runs as the user, with the user's groups (the request has none:
+  // the session looks them up where it starts).
+  creds.groups = supplementary_groups(creds.name, creds.gid);
   std::optional<Worktree> wt;
   WorktreeGitMounts git;  // its lock held until the take-in
   try {

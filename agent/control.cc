@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <climits>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
@@ -191,7 +192,7 @@ int run_in_daemon(int sock, control::RunRequest request) {
           break;
         case control::DaemonMessage::kEnded:
           // No process of the session is left: all it wrote is in the pty.
-          if (pty && agent_side_open) pty->pump_output();
+          if (pty && agent_side_open) pty->pump_output(INT_MAX);
           return reply.ended().exit_code();
         case control::DaemonMessage::kError:
           throw std::runtime_error(reply.error());

@@ -80,6 +80,13 @@ int clear_capabilities() {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+  // An ignored signal stays ignored across exec: a daemon started with
+  // nohup or from a script's `&` would hand its agents SIGHUP or SIGINT
+  // ignored (Ctrl-C doing nothing). The agent starts with every default.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
   int e = 0;
   if (::syscall(SYS_setgroups, p.creds->groups.size(), p.creds->groups.data()) != 0 ||
       ::syscall(SYS_setresgid, p.creds->gid, p.creds->gid, p.creds->gid) != 0)

@@ -108,15 +108,16 @@ void PtyProxy::flush_input() {
   }
 }
 
-bool PtyProxy::pump_output() {
+bool PtyProxy::pump_output(int max_reads) {
   char buf[16384];
-  for (;;) {
+  for (int i = 0; i < max_reads; i++) {
     ssize_t n = ::read(master_.get(), buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return true;
     if (n <= 0) return false;  // EIO: no one holds the slave any more
     write_all(STDOUT_FILENO, buf, static_cast<size_t>(n));
   }
+  return true;
 }
 
 void PtyProxy::resize() {

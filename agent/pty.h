@@ -54,8 +54,10 @@ class PtyProxy {
   // user; the user's window size onto the pty. Non-blocking on the master.
   void pump_input();
   void flush_input();
-  // Returns false when the agent's side has closed (EIO) or on EOF.
-  bool pump_output();
+  // Returns false when the agent's side has closed (EIO) or on EOF. At most
+  // `max_reads` reads: an agent that floods its terminal must not keep the
+  // proxy from the user's keys (Ctrl-C) and the daemon's messages.
+  bool pump_output(int max_reads = 4);
   void resize();
 
  private:

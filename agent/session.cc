@@ -92,6 +92,15 @@ Session::~Session() {
   status_watch_.close();
   exec_watch_.close();
   uint64_t cgroup_id = cgroup_ ? cgroup_->id() : 0;
+  // A start that failed after the agent was released: its processes die
+  // before the guard's group closes (which allows whatever is pending).
+  if (cgroup_ && child_) {
+    try {
+      cgroup_->kill();
+    } catch (const std::exception& e) {
+      spdlog::warn("session {}: {}", id_string_, e.what());
+    }
+  }
   file_guard_.reset();
   seccomp_.reset();
   egress_links_.reset();
