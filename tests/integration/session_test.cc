@@ -577,6 +577,21 @@ TEST(Session, NoNewNamespacesOrMounts) {
   EXPECT_GE(calls.count("bpf"), 1u) << "loading BPF was refused without a record";
 }
 
+// Signals ignored where corral was started (nohup, a script's `&`) are not
+// ignored in the agent: Ctrl-C and hangups reach it.
+TEST(Session, AgentStartsWithNoSignalIgnored) {
+  CORRAL_REQUIRE_ROOT();
+  std::string audit = "/tmp/corral-it-sigign-" + std::to_string(::getpid()) + ".jsonl";
+  auto r = run_command({"/bin/sh", "-c",
+                        "trap '' INT HUP QUIT; exec \"$0\" \"$@\"", corral_bin(), "run",
+                        "--embedded", "--quiet", "--allow-root", "--audit", audit, "--audit-key",
+                        audit_key(), "--", "/bin/grep", "SigIgn", "/proc/self/status"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("SigIgn:\t0000000000000000"), std::string::npos) << r.output;
+  std::filesystem::remove(audit);
+  std::filesystem::remove(audit + ".lock");
+}
+
 // The host's terminals (the user's other shells) are out of the session's
 // reach: its /dev/pts is its own.
 TEST(Session, HostTerminalsAreNotVisible) {
