@@ -27,8 +27,9 @@ namespace {
 // An exec's opens (the binary, its interpreter) raise FAN_OPEN_PERM too;
 // FAN_OPEN_EXEC_PERM would be a second round trip for each of them.
 constexpr uint64_t kPermMask = FAN_OPEN_PERM;
-// Events handled per handle_events() call, so that one busy session cannot
-// starve the rest of the event loop; the fd stays readable when more wait.
+// Events handled per handle_events() call, so that the answering thread
+// looks at its stop request between batches; the fd stays readable when more
+// wait.
 constexpr size_t kBatch = 1024;
 
 // Answering threads of all guards polling at once: fewer than the CPUs, so

@@ -1,6 +1,8 @@
 // Real sessions, real kernel: what a guarded process tree does shows up in
 // the audit trail, with its session, and nothing from outside it does.
 #include <fcntl.h>
+
+#include <algorithm>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -605,15 +607,19 @@ TEST(Session, HostTerminalsAreNotVisible) {
   EXPECT_EQ(r.exit_code, 0) << "3: " << name << " is visible in the session; " << r.stderr_text;
 }
 
+// The seccomp refusals of `syscall` on record.
+size_t refusals(const RunResult& r, const std::string& syscall) {
+  return std::count_if(r.records.begin(), r.records.end(), [&](const audit::Record& rec) {
+    return rec.has_refused() && rec.refused().syscall() == syscall;
+  });
+}
+
 // Address randomisation stays on, whatever else the persona asks for.
 TEST(Session, AslrCannotBeTurnedOff) {
   CORRAL_REQUIRE_ROOT();
   auto r = run_corral(kRoot, {actor_bin(), "aslr-off"});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
-  size_t refused = 0;
-  for (const auto& rec : r.records)
-    if (rec.has_refused() && rec.refused().syscall() == "personality") refused++;
-  EXPECT_EQ(refused, 2u);
+  EXPECT_EQ(refusals(r, "personality"), 2u);
 }
 
 // Packet sockets are the filter's to refuse (and record), not only the
@@ -623,10 +629,7 @@ TEST(Session, PacketSocketsAreRefusedHoweverAsked) {
   CORRAL_REQUIRE_ROOT();
   auto r = run_corral(kRoot, {actor_bin(), "packet-sockets"});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
-  size_t refused = 0;
-  for (const auto& rec : r.records)
-    if (rec.has_refused() && rec.refused().syscall() == "socket") refused++;
-  EXPECT_EQ(refused, 2u);
+  EXPECT_EQ(refusals(r, "socket"), 2u);
 }
 
 }  // namespace
