@@ -1,8 +1,6 @@
 // Real sessions, real kernel: what a guarded process tree does shows up in
 // the audit trail, with its session, and nothing from outside it does.
 #include <fcntl.h>
-
-#include <algorithm>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -11,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
