@@ -19,11 +19,12 @@ namespace corral {
 enum class NetMode { kAllow, kNone, kHost };
 
 // The session's first process: pid 1 of new PID, mount, IPC and UTS
-// namespaces, its mounts laid out by `mounts` (mnt.h), held until release(). Then it forks the
-// agent, which drops privileges and execs, and stays behind as the
-// namespace's reaper. It dies with the supervisor (PR_SET_PDEATHSIG), and
-// the kernel kills every process of a PID namespace whose init dies: no
-// session process can outlive its supervisor.
+// namespaces, its mounts laid out by `mounts` (mnt.h), then corral-init
+// (init_main.cc), held until release(). Then it starts the agent, which
+// drops privileges and execs, and stays behind as the namespace's reaper.
+// It dies with the supervisor (PR_SET_PDEATHSIG), and the kernel kills
+// every process of a PID namespace whose init dies: no session process can
+// outlive its supervisor.
 class SessionInit {
  public:
   // Clones the init (into the cgroup v2 directory `cgroup_fd` when given)

@@ -122,8 +122,6 @@ void Session::start() {
   cgroup_ = std::make_unique<Cgroup>(sup_.cgroup_root(), name);
   // A limit asked for and not enforceable stops the session here.
   limits_ = std::make_unique<SessionLimits>(sup_.cgroup_root(), name, spec_.limits);
-  sup_.bpf().add_session(id_, cgroup_->id());
-  registered_ = true;
   UniqueFd dir = cgroup_->open();
   if (spec_.net != NetMode::kHost)
     egress_links_ = std::make_unique<CgroupLinks>(sup_.bpf().attach_egress(dir.get(), cgroup_->path()));
@@ -140,6 +138,10 @@ void Session::start() {
           : std::array<int, 3>{-1, -1, -1},
       spec_.terminal, dir.get());
   spec_.stdio.clear();  // the init has its copies
+  // Only now: the init's own exec of corral-init, in the cgroup, is not the
+  // agent's and belongs in no record.
+  sup_.bpf().add_session(id_, cgroup_->id());
+  registered_ = true;
   seccomp_ = std::make_unique<SeccompListener>(
       sup_.io(), ::dup(child_->notify_fd()), [this](audit::Record& r) {
         // The kernel names the thread; the rest of the process from /proc.

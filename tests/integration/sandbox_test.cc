@@ -234,6 +234,22 @@ TEST(Sandbox, NoCapabilitiesEvenAsRoot) {
   EXPECT_NE(st["readmem"], "0") << "the agent read its init's memory";
 }
 
+// Pid 1 of the session is corral-init, a small static program of its own:
+// not a copy of the supervisor's memory (its keys, its maps' contents), as
+// a fork of the supervisor would be.
+TEST(Sandbox, TheInitHoldsNoCopyOfTheSupervisor) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  InDir cwd(dir.path());
+  auto r = run_corral(kRoot, {"/bin/bash", "-c",
+                              "cat /proc/1/comm > comm.txt && "
+                              "awk '/^VmSize:/ { print $2 }' /proc/1/status > vm.txt"});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(read_file(dir.path() + "/comm.txt"), "corral-init\n");
+  const long vm_kb = std::stol(read_file(dir.path() + "/vm.txt"));
+  EXPECT_LT(vm_kb, 4 * 1024) << "pid 1 maps " << vm_kb << " kB, more than corral-init needs";
+}
+
 // What an agent normally does: build, run tests, commit in its repository.
 TEST(Sandbox, OrdinaryWorkInTheProjectSucceeds) {
   CORRAL_REQUIRE_ROOT();

@@ -1,0 +1,206 @@
+// corral-init: pid 1 of a session's PID namespace, a small static program.
+//
+// The supervisor's child sets the session up (namespaces, mounts, limits,
+// seccomp) while it still shares the supervisor's memory, like
+// posix_spawn, and then becomes this program: no copy of a big process's
+// page tables, and no copy-on-write fault in the supervisor for every page
+// it writes while the session lives (process.cc). Here it waits to be
+// released, starts the agent, passes the signals the terminal did not
+// deliver on to it, reaps the namespace's orphans and reports the agent's
+// status.
+//
+//   corral-init GO ERR STATUS UID GID GROUPS TERMINAL EXE ARGV...
+//
+// GO      read end: one byte releases the agent; EOF means the supervisor
+//         gave up
+// ERR     write end: the errno of an agent that could not exec; EOF (the
+//         agent's exec closes it) means it runs
+// STATUS  write end: the agent's wait status, then one byte once no
+//         process of the namespace is left
+// GROUPS  the agent's supplementary groups, comma-separated, or "-"
+// TERMINAL 1 when stdin is the agent's own pty
+// The environment is the agent's. Everything else the supervisor's child
+// left open (its seccomp listener, which the supervisor took) is closed
+// before the agent starts.
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+
+namespace {
+
+struct Agent {
+  const char* exe;
+  char* const* argv;
+  char* const* envp;
+  uid_t uid;
+  gid_t gid;
+  const gid_t* groups;
+  size_t ngroups;
+  bool terminal;
+  int err_w;
+};
+
+gid_t groups_buf[65536];  // NGROUPS_MAX
+alignas(16) char agent_stack[64 * 1024];
+
+bool parse_u32(const char* s, unsigned long& out, const char** end = nullptr) {
+  if (*s < '0' || *s > '9') return false;
+  char* e;
+  errno = 0;
+  out = std::strtoul(s, &e, 10);
+  if (errno || out > 0xffffffffUL) return false;
+  if (end) *end = e;
+  return end || *e == '\0';
+}
+
+[[noreturn]] void usage() {
+  static const char msg[] = "corral-init: error: started with bad arguments (only corral starts it)\n";
+  (void)!::write(2, msg, sizeof(msg) - 1);
+  _exit(127);
+}
+
+// The agent holds no capability, a root one (--allow-root) included: root's
+// execve would grant it the whole set (CAP_SYS_PTRACE to read this init's
+// memory, CAP_DAC_OVERRIDE, CAP_CHOWN...). An empty bounding set (dropped
+// while we still hold CAP_SETPCAP, before the uid change) keeps any exec
+// from granting one again; the sets themselves are emptied after it.
+int drop_bounding_set() {
+  for (int cap = 0; cap < 64; cap++)
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return errno;
+  return 0;
+}
+
+int clear_capabilities() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  return ::syscall(SYS_capset, &header, data) == 0 ? 0 : errno;
+}
+
+// Runs in this process's memory until its execve (the init waits:
+// CLONE_VFORK), so raw system calls only.
+int agent_main(void* arg) {
+  const Agent& a = *static_cast<const Agent*>(arg);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  // An ignored signal stays ignored across exec: a daemon started with
+  // nohup or from a script's `&` would hand its agents SIGHUP or SIGINT
+  // ignored (Ctrl-C doing nothing). The agent starts with every default.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
+  int e = 0;
+  if (::syscall(SYS_setgroups, a.ngroups, a.groups) != 0 ||
+      ::syscall(SYS_setresgid, a.gid, a.gid, a.gid) != 0)
+    e = errno;
+  if (!e) e = drop_bounding_set();
+  if (!e && ::syscall(SYS_setresuid, a.uid, a.uid, a.uid) != 0) e = errno;
+  if (!e) e = clear_capabilities();
+  // After the uid change, which clears it: die with the init.
+  if (!e && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) e = errno;
+  // A session of its own, whose controlling terminal the pty is: job
+  // control, /dev/tty and the terminal's signals are the agent's.
+  if (!e && a.terminal && (::setsid() < 0 || ::ioctl(STDIN_FILENO, TIOCSCTTY, 0) != 0)) e = errno;
+  if (!e && ::getppid() != 1) e = ESRCH;
+  if (!e) {
+    ::execve(a.exe, a.argv, a.envp);
+    e = errno;
+  }
+  (void)!::write(a.err_w, &e, sizeof(e));
+  _exit(127);
+}
+
+}  // namespace
+
+int main(int argc, char** argv, char** envp) {
+  ::prctl(PR_SET_NAME, "corral-init");  // not the memfd's name
+  if (argc < 10) usage();
+  unsigned long go, err, status, uid, gid, terminal;
+  if (!parse_u32(argv[1], go) || !parse_u32(argv[2], err) || !parse_u32(argv[3], status) ||
+      !parse_u32(argv[4], uid) || !parse_u32(argv[5], gid) || !parse_u32(argv[7], terminal))
+    usage();
+  size_t ngroups = 0;
+  if (std::strcmp(argv[6], "-") != 0) {
+    for (const char* s = argv[6];;) {
+      unsigned long g;
+      if (ngroups == sizeof(groups_buf) / sizeof(groups_buf[0]) || !parse_u32(s, g, &s)) usage();
+      groups_buf[ngroups++] = static_cast<gid_t>(g);
+      if (*s == '\0') break;
+      if (*s++ != ',') usage();
+    }
+  }
+  Agent agent{argv[8], argv + 9, envp, static_cast<uid_t>(uid), static_cast<gid_t>(gid),
+              groups_buf, ngroups, terminal == 1, static_cast<int>(err)};
+
+  // The signals to pass on, and SIGCHLD, are taken with sigwaitinfo; the
+  // rest unblocked (the supervisor's child ran with all of them blocked).
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGWINCH}) sigaddset(&set, s);
+  sigprocmask(SIG_SETMASK, &set, nullptr);
+
+  char byte;
+  ssize_t n;
+  do n = ::read(static_cast<int>(go), &byte, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) _exit(127);  // the supervisor gave up, or died
+  // The supervisor holds the seccomp listener now; a copy here would let a
+  // root agent answer its own refused calls through /proc/1/fd. Only stdio
+  // and the two reports stay, and the reports close on the agent's exec.
+  const unsigned lo = static_cast<unsigned>(err < status ? err : status);
+  const unsigned hi = static_cast<unsigned>(err < status ? status : err);
+  ::syscall(SYS_close_range, 3u, lo - 1, 0u);
+  if (hi > lo + 1) ::syscall(SYS_close_range, lo + 1, hi - 1, 0u);
+  ::syscall(SYS_close_range, hi + 1, ~0u, 0u);
+  if (::fcntl(static_cast<int>(err), F_SETFD, FD_CLOEXEC) != 0 ||
+      ::fcntl(static_cast<int>(status), F_SETFD, FD_CLOEXEC) != 0)
+    _exit(127);
+
+  // The agent shares this process's memory until its execve (like
+  // posix_spawn), on a stack of its own.
+  pid_t child = ::clone(agent_main, agent_stack + sizeof(agent_stack),
+                        CLONE_VM | CLONE_VFORK | SIGCHLD, &agent);
+  if (child < 0) {
+    int e = errno;
+    (void)!::write(agent.err_w, &e, sizeof(e));
+    _exit(127);
+  }
+  ::close(agent.err_w);  // the supervisor sees EOF once the agent has exec'd
+
+  bool agent_done = false;
+  for (;;) {
+    siginfo_t si;
+    if (sigwaitinfo(&set, &si) < 0) continue;
+    if (si.si_signo != SIGCHLD) {
+      // the terminal's signals reached the agent already; pass on the rest
+      if (si.si_code != SI_KERNEL && !agent_done) ::kill(child, si.si_signo);
+      continue;
+    }
+    int wstatus = 0;
+    pid_t reaped;
+    while ((reaped = ::waitpid(-1, &wstatus, WNOHANG)) > 0) {
+      if (reaped == child) {
+        agent_done = true;
+        (void)!::write(static_cast<int>(status), &wstatus, sizeof(wstatus));
+      }
+    }
+    if (reaped < 0 && errno == ECHILD && agent_done) {
+      // Nothing of the session runs any more: the supervisor may end it
+      // without waiting for our exit, which unmounts the whole namespace.
+      (void)!::write(static_cast<int>(status), &wstatus, 1);
+      _exit(0);
+    }
+  }
+}
