@@ -1,7 +1,6 @@
 #include "daemon.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -285,12 +284,6 @@ void ControlServer::check_idle() {
 }
 
 int run_daemon(SupervisorOptions options, const std::string& socket_path) {
-  // Sessions come and go all day, and what one frees the next one needs:
-  // glibc would give it back to the kernel (trimming heaps, unmapping big
-  // blocks) and each session fault it in again — ~90 faults a session,
-  // milliseconds where a fault is a hypervisor's round trip.
-  ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
   boost::asio::io_context io;
   options.keep_egress_attached = true;  // for the many sessions to come
   Supervisor sup(io, options);
