@@ -34,9 +34,13 @@ struct {
 	__type(value, struct corral_egress_allow);
 } egress6 SEC(".maps");
 
+/* Allocated as ports are bound (post_bind runs in process context): a
+ * preallocated table would build 64k elements on every load, ~5 MB
+ * touched before the first session. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CORRAL_MAX_SESSION_PORTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct corral_session_port);
 	__type(value, __u8);
 } session_ports SEC(".maps");
