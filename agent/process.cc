@@ -164,8 +164,14 @@ extern "C" const unsigned char corral_init_image_end[];
 
 int init_executable() {
   static const int fd = [] {
-    UniqueFd m(static_cast<int>(::syscall(SYS_memfd_create, "corral-init",
-                                          MFD_CLOEXEC | MFD_ALLOW_SEALING)));
+    // Executable said out loud: where vm.memfd_noexec is 1 a memfd is
+    // sealed non-executable unless asked. Kernels before 6.3 know no
+    // MFD_EXEC (EINVAL), and every memfd of theirs is executable.
+    constexpr unsigned kMfdExec = 0x10;
+    const unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+    UniqueFd m(static_cast<int>(::syscall(SYS_memfd_create, "corral-init", flags | kMfdExec)));
+    if (!m && errno == EINVAL)
+      m.reset(static_cast<int>(::syscall(SYS_memfd_create, "corral-init", flags)));
     if (!m) throw errno_error("failed to create a memfd for corral-init");
     const unsigned char* p = corral_init_image;
     while (p < corral_init_image_end) {
@@ -276,7 +282,10 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
                       : f.step == -1 ? "failed to set the session's resource limits"
                       : f.step == -2 ? "failed to bring up loopback in the session's network namespace"
                       : f.step == -3 ? "failed to install the session's seccomp filter"
-                      : f.step == -4 ? "failed to start corral-init in the session"
+                      : f.step == -4 ? (f.error == EACCES
+                                            ? "failed to start corral-init in the session "
+                                              "(executable memfds refused: vm.memfd_noexec=2?)"
+                                            : "failed to start corral-init in the session")
                       : f.step == -5 ? "the session init died while setting up its mounts"
                                      : "failed to tie the session init to corral");
   }
