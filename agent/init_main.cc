@@ -9,7 +9,7 @@
 // deliver on to it, reaps the namespace's orphans and reports the agent's
 // status.
 //
-//   corral-init GO ERR STATUS UID GID GROUPS TERMINAL EXE ARGV...
+//   corral-init GO ERR STATUS UID GID GROUPS TERMINAL EXE NENV ENV... ARGV...
 //
 // GO      read end: one byte releases the agent; EOF means the supervisor
 //         gave up
@@ -19,7 +19,10 @@
 //         process of the namespace is left
 // GROUPS  the agent's supplementary groups, comma-separated, or "-"
 // TERMINAL 1 when stdin is the agent's own pty
-// The environment is the agent's. Everything else the supervisor's child
+// NENV    how many of the arguments after it are the agent's environment;
+//         corral-init's own is empty (it runs as root: a static glibc
+//         would act on GLIBC_TUNABLES and the like)
+// Everything else the supervisor's child
 // left open (its seccomp listener, which the supervisor took) is closed
 // before the agent starts.
 #include <fcntl.h>
@@ -124,13 +127,22 @@ int agent_main(void* arg) {
 
 }  // namespace
 
-int main(int argc, char** argv, char** envp) {
+int main(int argc, char** argv) {
   ::prctl(PR_SET_NAME, "corral-init");  // not the memfd's name
-  if (argc < 10) usage();
-  unsigned long go, err, status, uid, gid, terminal;
+  // Set before the exec too; again here, for whatever an exec may clear it
+  // (an LSM's label transition): the session dies with its supervisor. A
+  // supervisor gone already is seen below, as EOF on GO.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) _exit(127);
+  if (argc < 11) usage();
+  unsigned long go, err, status, uid, gid, terminal, nenv;
   if (!parse_u32(argv[1], go) || !parse_u32(argv[2], err) || !parse_u32(argv[3], status) ||
-      !parse_u32(argv[4], uid) || !parse_u32(argv[5], gid) || !parse_u32(argv[7], terminal))
+      !parse_u32(argv[4], uid) || !parse_u32(argv[5], gid) || !parse_u32(argv[7], terminal) ||
+      !parse_u32(argv[9], nenv))
     usage();
+  // -1 would leave the ids as they are: root's
+  if (uid == 0xffffffffUL || gid == 0xffffffffUL) usage();
+  // NENV entries, then at least the agent's argv[0]
+  if (nenv > static_cast<unsigned long>(argc) - 11) usage();
   size_t ngroups = 0;
   if (std::strcmp(argv[6], "-") != 0) {
     for (const char* s = argv[6];;) {
@@ -141,7 +153,12 @@ int main(int argc, char** argv, char** envp) {
       if (*s++ != ',') usage();
     }
   }
-  Agent agent{argv[8], argv + 9, envp, static_cast<uid_t>(uid), static_cast<gid_t>(gid),
+  // ENV... is moved down over NENV to end with a NULL where ENV's last
+  // entry was: one array, no allocation.
+  char** env = argv + 9;
+  for (unsigned long i = 0; i < nenv; i++) env[i] = argv[10 + i];
+  env[nenv] = nullptr;
+  Agent agent{argv[8], argv + 10 + nenv, env, static_cast<uid_t>(uid), static_cast<gid_t>(gid),
               groups_buf, ngroups, terminal == 1, static_cast<int>(err)};
 
   // The signals to pass on, and SIGCHLD, are taken with sigwaitinfo; the

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -61,9 +62,11 @@ int make_mount_point(int fd, const char* path) {
   if (int e = make_parents(path)) return e;
   if (::fstat(fd, &st) != 0) return errno;
   if (S_ISDIR(st.st_mode)) return ::mkdir(path, 0755) == 0 ? 0 : errno;
-  int f = ::open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  // Raw: glibc's open and close are cancellation points, which touch the
+  // (shared, suspended) supervisor thread's state from the init's child.
+  long f = ::syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (f < 0) return errno;
-  ::close(f);
+  ::syscall(SYS_close, f);
   return 0;
 }
 
@@ -212,7 +215,7 @@ MountFailure setup_session_mounts(const MountPlanArgs& args) {
     }
     if (::move_mount(fds[i], "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) != 0)
       return fail(kAttach, static_cast<int>(i));
-    ::close(fds[i]);
+    ::syscall(SYS_close, fds[i]);
   }
 
   // Made writable again, alone: the overlays write into their private copy

@@ -46,7 +46,7 @@ struct InitPlan {
   int go_r, err_w, status_w;
   int init_exe;             // corral-init, a sealed memfd
   char* const* init_argv;   // corral-init's arguments (init_main.cc)
-  char* const* envp;        // the agent's environment
+  char* const* envp;        // corral-init's: empty
   // Written by the child before its exec, read by the supervisor after it.
   MountFailure result;
 };
@@ -72,7 +72,7 @@ int clear_cloexec(int fd) { return ::syscall(SYS_fcntl, fd, F_SETFD, 0) == 0 ? 0
   unsigned from = 3;
   for (unsigned k : keep) {
     if (k > from) ::syscall(SYS_close_range, from, k - 1, 0u);
-    from = k + 1;
+    from = std::max(from, k + 1);
   }
   ::syscall(SYS_close_range, from, ~0u, 0u);
 
@@ -172,6 +172,9 @@ int init_executable() {
     UniqueFd m(static_cast<int>(::syscall(SYS_memfd_create, "corral-init", flags | kMfdExec)));
     if (!m && errno == EINVAL)
       m.reset(static_cast<int>(::syscall(SYS_memfd_create, "corral-init", flags)));
+    if (!m && errno == EACCES)
+      throw errno_error("failed to create an executable memfd for corral-init "
+                        "(vm.memfd_noexec=2 refuses them)");
     if (!m) throw errno_error("failed to create a memfd for corral-init");
     const unsigned char* p = corral_init_image;
     while (p < corral_init_image_end) {
@@ -205,7 +208,9 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   make_pipe(status_r, status_w);
 
   // corral-init's command line (init_main.cc): its pipes keep their
-  // numbers across the clone and the exec.
+  // numbers across the clone and the exec. The agent's environment goes
+  // as arguments: corral-init itself runs, as root, with none (a static
+  // glibc would read GLIBC_TUNABLES and the like from it).
   std::vector<std::string> init_args{"corral-init",
                                      std::to_string(go_r.get()),
                                      std::to_string(err_w.get()),
@@ -214,15 +219,16 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
                                      std::to_string(creds.gid),
                                      creds.groups.empty() ? "-" : "",
                                      terminal ? "1" : "0",
-                                     exe};
+                                     exe,
+                                     std::to_string(env.size())};
   for (gid_t g : creds.groups)
     init_args[6] += (init_args[6].empty() ? "" : ",") + std::to_string(g);
+  init_args.insert(init_args.end(), env.begin(), env.end());
   init_args.insert(init_args.end(), argv.begin(), argv.end());
-  std::vector<char*> cargv, cenv;
+  std::vector<char*> cargv;
   for (auto& a : init_args) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
-  for (auto& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
-  cenv.push_back(nullptr);
+  static char* const no_env[] = {nullptr};
   MountPlanArgs mount_args(mounts);
   // The same for every session: compiled by libseccomp once per process.
   static const std::vector<sock_filter> session_filter = build_session_filter();
@@ -230,7 +236,7 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   auto init_stack = std::make_unique_for_overwrite<char[]>(kInitStack);
   InitPlan plan{&session_filter, &mount_args, &rlimits, net == NetMode::kNone, stdio,
                 go_r.get(), err_w.get(), status_w.get(), init_executable(),
-                cargv.data(), cenv.data(),
+                cargv.data(), no_env,
                 // what the supervisor finds if the child dies before a word
                 MountFailure{ECHILD, -5, -1, -1}};
 
@@ -282,10 +288,7 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
                       : f.step == -1 ? "failed to set the session's resource limits"
                       : f.step == -2 ? "failed to bring up loopback in the session's network namespace"
                       : f.step == -3 ? "failed to install the session's seccomp filter"
-                      : f.step == -4 ? (f.error == EACCES
-                                            ? "failed to start corral-init in the session "
-                                              "(executable memfds refused: vm.memfd_noexec=2?)"
-                                            : "failed to start corral-init in the session")
+                      : f.step == -4 ? "failed to start corral-init in the session"
                       : f.step == -5 ? "the session init died while setting up its mounts"
                                      : "failed to tie the session init to corral");
   }
