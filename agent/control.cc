@@ -129,7 +129,7 @@ int run_in_daemon(int sock, control::RunRequest request) {
   // Signals arrive as data from here on, to be passed to the daemon.
   sigset_t set;
   sigemptyset(&set);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH}) sigaddset(&set, s);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGTSTP}) sigaddset(&set, s);
   sigprocmask(SIG_BLOCK, &set, nullptr);
   UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sigfd) throw errno_error("failed to create signalfd");
@@ -171,6 +171,15 @@ int run_in_daemon(int sock, control::RunRequest request) {
       while (::read(sigfd.get(), &info, sizeof(info)) == sizeof(info)) {
         if (pty && info.ssi_signo == SIGWINCH) {
           pty->resize();  // the kernel tells the agent
+          continue;
+        }
+        if (info.ssi_signo == SIGTSTP) {
+          // This client is stopped, not the agent (in raw mode the user's
+          // Ctrl-Z reaches the agent as a byte): as the default action
+          // would, but with the user's terminal left as it was.
+          if (pty) pty->suspend();
+          ::raise(SIGSTOP);
+          if (pty) pty->resume();
           continue;
         }
         control::ClientMessage m;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -21,11 +22,18 @@ bool same_terminal(int a, int b) {
          std::string_view(x) == y;
 }
 
-// Writes all of `n` bytes to a blocking descriptor (the user's terminal).
+// Writes all of `n` bytes to the user's terminal, which another program
+// may have left non-blocking (the open file is the shell's too): a full
+// terminal is waited for, not a reason to drop the agent's output.
 void write_all(int fd, const char* p, size_t n) {
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN) {
+      pollfd out{fd, POLLOUT, 0};
+      ::poll(&out, 1, -1);
+      continue;
+    }
     if (w <= 0) return;  // the terminal went away: nothing to show it on
     p += w;
     n -= static_cast<size_t>(w);
@@ -118,6 +126,19 @@ bool PtyProxy::pump_output(int max_reads) {
     write_all(STDOUT_FILENO, buf, static_cast<size_t>(n));
   }
   return true;
+}
+
+void PtyProxy::suspend() {
+  if (saved_) ::tcsetattr(STDIN_FILENO, TCSADRAIN, &*saved_);
+}
+
+void PtyProxy::resume() {
+  // Continued in the background (`bg`): the terminal is the shell's now.
+  if (!saved_ || ::tcgetpgrp(STDIN_FILENO) != ::getpgrp()) return;
+  termios raw = *saved_;
+  ::cfmakeraw(&raw);
+  ::tcsetattr(STDIN_FILENO, TCSADRAIN, &raw);
+  resize();
 }
 
 void PtyProxy::resize() {

@@ -54,6 +54,11 @@ class PtyProxy {
   // user; the user's window size onto the pty. Non-blocking on the master.
   void pump_input();
   void flush_input();
+  // Around a stop of the client itself (SIGTSTP sent to it; the user's
+  // Ctrl-Z goes to the agent): the user's terminal back as it was, then
+  // raw again once continued in the foreground.
+  void suspend();
+  void resume();
   // Returns false when the agent's side has closed (EIO) or on EOF. At most
   // `max_reads` reads: an agent that floods its terminal must not keep the
   // proxy from the user's keys (Ctrl-C) and the daemon's messages.

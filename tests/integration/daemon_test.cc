@@ -327,6 +327,35 @@ TEST_F(Daemon, TerminalIsTheAgentsOwn) {
       << "the user's terminal was left in raw mode";
 }
 
+// The client itself stopped (SIGTSTP sent to it: the user's Ctrl-Z goes
+// to the agent) leaves the user's terminal as it was, not raw; continued
+// in the foreground, it is raw again and proxies on.
+TEST_F(Daemon, StoppedClientLeavesTheTerminalCooked) {
+  termios before;
+  TerminalClient t(d, {"/bin/bash", "-c", "echo ready; read line; echo got-$line; exec sleep 30"});
+  ASSERT_EQ(::tcgetattr(t.master, &before), 0);
+  ASSERT_TRUE(t.await("ready")) << t.seen;
+  auto lflag = [&] {
+    termios now;
+    EXPECT_EQ(::tcgetattr(t.master, &now), 0);
+    return now.c_lflag & (ICANON | ECHO | ISIG);
+  };
+  ASSERT_NE(lflag(), before.c_lflag & (ICANON | ECHO | ISIG)) << "not raw while proxying";
+  ASSERT_EQ(::kill(t.pid, SIGTSTP), 0);
+  int status = 0;
+  ASSERT_TRUE(eventually([&] { return ::waitpid(t.pid, &status, WUNTRACED | WNOHANG) == t.pid; }))
+      << "the client did not stop";
+  ASSERT_TRUE(WIFSTOPPED(status)) << status;
+  EXPECT_EQ(lflag(), before.c_lflag & (ICANON | ECHO | ISIG)) << "stopped with the terminal raw";
+  ASSERT_EQ(::kill(t.pid, SIGCONT), 0);
+  ASSERT_TRUE(eventually([&] { return lflag() != (before.c_lflag & (ICANON | ECHO | ISIG)); }))
+      << "not raw again after SIGCONT";
+  t.type("hello\r");
+  ASSERT_TRUE(t.await("got-hello")) << t.seen;
+  t.type("\x03");
+  EXPECT_EQ(t.exit_code(), 128 + SIGINT) << t.seen;
+}
+
 // Where no pty can be made (here: /dev/ptmx hidden from the client), the
 // session still runs, on the user's terminal as it is, and says so.
 TEST_F(Daemon, WithoutAPtyTheTerminalIsPassedAsIs) {
