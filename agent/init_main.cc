@@ -9,7 +9,7 @@
 // deliver on to it, reaps the namespace's orphans and reports the agent's
 // status.
 //
-//   corral-init GO ERR STATUS UID GID GROUPS TERMINAL EXE NENV ENV... ARGV...
+//   corral-init GO ERR STATUS UID GID GROUPS TERMINAL EXE ENV ARGV...
 //
 // GO      read end: one byte releases the agent; EOF means the supervisor
 //         gave up
@@ -19,9 +19,10 @@
 //         process of the namespace is left
 // GROUPS  the agent's supplementary groups, comma-separated, or "-"
 // TERMINAL 1 when stdin is the agent's own pty
-// NENV    how many of the arguments after it are the agent's environment;
-//         corral-init's own is empty (it runs as root: a static glibc
-//         would act on GLIBC_TUNABLES and the like)
+// ENV     a memfd: the agent's environment, NUL-terminated entries.
+//         corral-init's own environment is empty (it runs as root: a
+//         static glibc would act on GLIBC_TUNABLES and the like), and its
+//         arguments are world-readable in /proc: no place for API keys
 // Everything else the supervisor's child
 // left open (its seccomp listener, which the supervisor took) is closed
 // before the agent starts.
@@ -31,6 +32,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,6 +127,32 @@ int agent_main(void* arg) {
   _exit(127);
 }
 
+// The environment block in memfd `fd`, as an envp; the fd is closed.
+char** read_environment(int fd) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || st.st_size < 0) usage();
+  const size_t size = static_cast<size_t>(st.st_size);
+  char* block = static_cast<char*>(std::malloc(size + 1));
+  if (!block) usage();
+  for (size_t off = 0; off < size;) {
+    ssize_t n = ::pread(fd, block + off, size - off, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) usage();
+    off += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  block[size] = '\0';
+  if (size > 0 && block[size - 1] != '\0') usage();
+  size_t count = 0;
+  for (size_t i = 0; i < size; i++) count += block[i] == '\0';
+  char** env = static_cast<char**>(std::malloc((count + 1) * sizeof(char*)));
+  if (!env) usage();
+  size_t k = 0;
+  for (size_t i = 0; i < size; i += std::strlen(block + i) + 1) env[k++] = block + i;
+  env[k] = nullptr;
+  return env;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -134,15 +162,14 @@ int main(int argc, char** argv) {
   // supervisor gone already is seen below, as EOF on GO.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) _exit(127);
   if (argc < 11) usage();
-  unsigned long go, err, status, uid, gid, terminal, nenv;
+  unsigned long go, err, status, uid, gid, terminal, env_fd;
   if (!parse_u32(argv[1], go) || !parse_u32(argv[2], err) || !parse_u32(argv[3], status) ||
       !parse_u32(argv[4], uid) || !parse_u32(argv[5], gid) || !parse_u32(argv[7], terminal) ||
-      !parse_u32(argv[9], nenv))
+      !parse_u32(argv[9], env_fd))
     usage();
   // -1 would leave the ids as they are: root's
   if (uid == 0xffffffffUL || gid == 0xffffffffUL) usage();
-  // NENV entries, then at least the agent's argv[0]
-  if (nenv > static_cast<unsigned long>(argc) - 11) usage();
+  char** env = read_environment(static_cast<int>(env_fd));
   size_t ngroups = 0;
   if (std::strcmp(argv[6], "-") != 0) {
     for (const char* s = argv[6];;) {
@@ -153,12 +180,7 @@ int main(int argc, char** argv) {
       if (*s++ != ',') usage();
     }
   }
-  // ENV... is moved down over NENV to end with a NULL where ENV's last
-  // entry was: one array, no allocation.
-  char** env = argv + 9;
-  for (unsigned long i = 0; i < nenv; i++) env[i] = argv[10 + i];
-  env[nenv] = nullptr;
-  Agent agent{argv[8], argv + 10 + nenv, env, static_cast<uid_t>(uid), static_cast<gid_t>(gid),
+  Agent agent{argv[8], argv + 10, env, static_cast<uid_t>(uid), static_cast<gid_t>(gid),
               groups_buf, ngroups, terminal == 1, static_cast<int>(err)};
 
   // The signals to pass on, and SIGCHLD, are taken with sigwaitinfo; the

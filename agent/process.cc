@@ -44,6 +44,7 @@ struct InitPlan {
   bool loopback_up;  // a new network namespace: its lo starts down
   std::array<int, 3> stdio;
   int go_r, err_w, status_w;
+  int env_fd;               // the agent's environment (init_main.cc)
   int init_exe;             // corral-init, a sealed memfd
   char* const* init_argv;   // corral-init's arguments (init_main.cc)
   char* const* envp;        // corral-init's: empty
@@ -67,7 +68,7 @@ int clear_cloexec(int fd) { return ::syscall(SYS_fcntl, fd, F_SETFD, 0) == 0 ? 0
   // maps, ring buffer and log must not. Every descriptor, however high (a
   // busy daemon has thousands).
   unsigned keep[] = {unsigned(p.go_r), unsigned(p.err_w), unsigned(p.status_w),
-                     unsigned(p.init_exe)};
+                     unsigned(p.env_fd), unsigned(p.init_exe)};
   std::sort(std::begin(keep), std::end(keep));
   unsigned from = 3;
   for (unsigned k : keep) {
@@ -105,7 +106,8 @@ int clear_cloexec(int fd) { return ::syscall(SYS_fcntl, fd, F_SETFD, 0) == 0 ? 0
   }
   // The filter holds from here for the init and everything it starts; its
   // listener goes to the supervisor (pidfd_getfd from corral-init), which
-  // answers. corral-init's three pipes and the listener outlive the exec.
+  // answers. corral-init's pipes, the environment and the listener outlive
+  // the exec.
   if (!e) {
     int fd = install_filter(*p.filter);
     if (fd < 0) {
@@ -113,7 +115,7 @@ int clear_cloexec(int fd) { return ::syscall(SYS_fcntl, fd, F_SETFD, 0) == 0 ? 0
       f.step = -3;
     } else {
       f.notify_fd = fd;
-      for (int keep_fd : {p.go_r, p.err_w, p.status_w, fd})
+      for (int keep_fd : {p.go_r, p.err_w, p.status_w, p.env_fd, fd})
         if (!e && (e = clear_cloexec(keep_fd))) f.step = -4;
     }
   }
@@ -209,8 +211,21 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
 
   // corral-init's command line (init_main.cc): its pipes keep their
   // numbers across the clone and the exec. The agent's environment goes
-  // as arguments: corral-init itself runs, as root, with none (a static
-  // glibc would read GLIBC_TUNABLES and the like from it).
+  // in a memfd: not in corral-init's own (it runs as root, and a static
+  // glibc would act on GLIBC_TUNABLES and the like), nor in its arguments,
+  // which anyone on the host reads in /proc (API keys live there).
+  UniqueFd env_fd(static_cast<int>(::syscall(SYS_memfd_create, "corral-agent-env", MFD_CLOEXEC)));
+  if (!env_fd) throw errno_error("failed to create a memfd for the agent's environment");
+  {
+    std::string block;
+    for (const auto& e : env) block.append(e).push_back('\0');
+    for (size_t off = 0; off < block.size();) {
+      ssize_t n = ::write(env_fd.get(), block.data() + off, block.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw errno_error("failed to write the agent's environment to its memfd");
+      off += static_cast<size_t>(n);
+    }
+  }
   std::vector<std::string> init_args{"corral-init",
                                      std::to_string(go_r.get()),
                                      std::to_string(err_w.get()),
@@ -220,10 +235,9 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
                                      creds.groups.empty() ? "-" : "",
                                      terminal ? "1" : "0",
                                      exe,
-                                     std::to_string(env.size())};
+                                     std::to_string(env_fd.get())};
   for (gid_t g : creds.groups)
     init_args[6] += (init_args[6].empty() ? "" : ",") + std::to_string(g);
-  init_args.insert(init_args.end(), env.begin(), env.end());
   init_args.insert(init_args.end(), argv.begin(), argv.end());
   std::vector<char*> cargv;
   for (auto& a : init_args) cargv.push_back(const_cast<char*>(a.c_str()));
@@ -235,7 +249,7 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   constexpr size_t kInitStack = 256 * 1024;
   auto init_stack = std::make_unique_for_overwrite<char[]>(kInitStack);
   InitPlan plan{&session_filter, &mount_args, &rlimits, net == NetMode::kNone, stdio,
-                go_r.get(), err_w.get(), status_w.get(), init_executable(),
+                go_r.get(), err_w.get(), status_w.get(), env_fd.get(), init_executable(),
                 cargv.data(), no_env,
                 // what the supervisor finds if the child dies before a word
                 MountFailure{ECHILD, -5, -1, -1}};

@@ -236,15 +236,24 @@ TEST(Sandbox, NoCapabilitiesEvenAsRoot) {
 
 // Pid 1 of the session is corral-init, a small static program of its own:
 // not a copy of the supervisor's memory (its keys, its maps' contents), as
-// a fork of the supervisor would be.
+// a fork of the supervisor would be; and the agent's environment (API keys)
+// is not on its command line, which anyone may read.
 TEST(Sandbox, TheInitHoldsNoCopyOfTheSupervisor) {
   CORRAL_REQUIRE_ROOT();
   TempDir dir;
   InDir cwd(dir.path());
+  ::setenv("CORRAL_TEST_API_KEY", "sk-test-4e1d", 1);
   auto r = run_corral(kRoot, {"/bin/bash", "-c",
                               "cat /proc/1/comm > comm.txt && "
-                              "awk '/^VmSize:/ { print $2 }' /proc/1/status > vm.txt"});
+                              "awk '/^VmSize:/ { print $2 }' /proc/1/status > vm.txt && "
+                              "tr '\\0' ' ' < /proc/1/cmdline > cmdline.txt && "
+                              "echo $CORRAL_TEST_API_KEY > key.txt"});
+  ::unsetenv("CORRAL_TEST_API_KEY");
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(read_file(dir.path() + "/key.txt"), "sk-test-4e1d\n") << "the agent lost its environment";
+  const std::string cmdline = read_file(dir.path() + "/cmdline.txt");
+  EXPECT_NE(cmdline.find("corral-init"), std::string::npos) << cmdline;
+  EXPECT_EQ(cmdline.find("sk-test-4e1d"), std::string::npos) << "pid 1 shows the environment: " << cmdline;
   EXPECT_EQ(read_file(dir.path() + "/comm.txt"), "corral-init\n");
   const long vm_kb = std::stol(read_file(dir.path() + "/vm.txt"));
   EXPECT_LT(vm_kb, 4 * 1024) << "pid 1 maps " << vm_kb << " kB, more than corral-init needs";
