@@ -63,6 +63,9 @@ class FileAccess {
   mode_t mode = 0;       // its type and permissions, owner and group (same fstat)
   uid_t uid = 0;
   gid_t gid = 0;
+  // A group-writable file with a POSIX access ACL: its group bits are the
+  // ACL's mask, and named users or groups besides the owning one may write.
+  bool acl_write = false;
 
   // The opener's identity (tgid, comm, ppid, uids; all 0 and empty if it
   // exited meanwhile), and its thread group id.

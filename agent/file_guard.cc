@@ -30,7 +30,7 @@ bool agent_may_write(const FileAccess& f, const Credentials& who) {
   if (f.uid == who.uid) return true;
   if (f.mode & S_IWOTH) return true;
   if (f.mode & S_IWGRP) {
-    if (f.gid == who.gid) return true;
+    if (f.acl_write || f.gid == who.gid) return true;
     return std::find(who.groups.begin(), who.groups.end(), f.gid) != who.groups.end();
   }
   return false;

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -512,6 +513,37 @@ TEST_F(FanotifyTest, UnlinkedFileIsFlagged) {
   EXPECT_FALSE(log[0].path.ends_with(" (deleted)")) << log[0].path;
   EXPECT_TRUE(log[0].write());
   EXPECT_TRUE(log[0].write_known());
+}
+
+// A group-writable file's access ACL is seen: its group bits are the
+// ACL's mask, and a named user may write it though neither its owner nor
+// in its group (so an allow of it is not cached for that user).
+TEST_F(FanotifyTest, AccessAclIsSeen) {
+  const std::string acl = file("acl.txt"), plain = file("plain.txt");
+  ASSERT_EQ(::chmod(plain.c_str(), 0664), 0);
+  // user::rw- user:65534:rw- group::r-- mask::rw- other::r--, as the kernel
+  // stores it (version 2, then tag, permissions, id per entry)
+  struct __attribute__((packed)) Entry {
+    uint16_t tag, perm;
+    uint32_t id;
+  };
+  struct __attribute__((packed)) {
+    uint32_t version = 2;
+    Entry e[5] = {{0x01, 6, ~0u}, {0x02, 6, 65534}, {0x04, 4, ~0u}, {0x10, 6, ~0u}, {0x20, 4, ~0u}};
+  } xattr;
+  ASSERT_EQ(::setxattr(acl.c_str(), "system.posix_acl_access", &xattr, sizeof(xattr), 0), 0)
+      << std::strerror(errno);
+  set_decider([](const FileAccess&) { return Verdict::kAllow; });
+  start_guard();
+  ASSERT_EQ(child_->open(acl), 0);
+  ASSERT_EQ(child_->open(plain), 0);
+  auto log = seen();
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log[0].path, acl);
+  EXPECT_TRUE(log[0].mode & S_IWGRP);
+  EXPECT_TRUE(log[0].acl_write);
+  EXPECT_EQ(log[1].path, plain);
+  EXPECT_FALSE(log[1].acl_write);
 }
 
 // 4. kAllowCache: asked once, then the kernel lets the inode through.
