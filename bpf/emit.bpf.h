@@ -74,7 +74,7 @@ static __always_inline void fill_header(struct corral_event_header *hdr, __u32 t
 	hdr->session_id = session_id;
 	hdr->pid = pid_tgid >> 32;
 	hdr->tid = (__u32)pid_tgid;
-	hdr->ppid = task->real_parent->tgid;
+	hdr->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	hdr->uid = (__u32)uid_gid;
 	hdr->gid = uid_gid >> 32;
 	hdr->reserved = 0;

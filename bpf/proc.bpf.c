@@ -120,7 +120,7 @@ int BPF_PROG(corral_exit, struct task_struct *exiting)
 	struct task_struct *task = bpf_get_current_task_btf();
 	/* only the last thread of a process reports; the kernel frees the
 	 * task's entry itself */
-	if (task->signal->live.counter != 0)
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 
 	struct corral_scratch *s = get_scratch();
@@ -128,7 +128,7 @@ int BPF_PROG(corral_exit, struct task_struct *exiting)
 		return 0;
 	struct corral_exit_event *e = &s->exit;
 	fill_header(&e->hdr, CORRAL_EV_EXIT, t->session_id);
-	e->exit_code = task->exit_code;
+	e->exit_code = BPF_CORE_READ(task, exit_code);
 	e->reserved = 0;
 	emit(e, sizeof(*e));
 	return 0;
