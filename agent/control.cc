@@ -129,7 +129,9 @@ int run_in_daemon(int sock, control::RunRequest request) {
   // Signals arrive as data from here on, to be passed to the daemon.
   sigset_t set;
   sigemptyset(&set);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGTSTP}) sigaddset(&set, s);
+  // SIGCONT too: blocked, it still continues us, and says when to take the
+  // terminal back (after a stop of ours, or a shell's `fg` after `bg`).
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGTSTP, SIGCONT}) sigaddset(&set, s);
   sigprocmask(SIG_BLOCK, &set, nullptr);
   UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sigfd) throw errno_error("failed to create signalfd");
@@ -175,11 +177,21 @@ int run_in_daemon(int sock, control::RunRequest request) {
         }
         if (info.ssi_signo == SIGTSTP) {
           // This client is stopped, not the agent (in raw mode the user's
-          // Ctrl-Z reaches the agent as a byte): as the default action
-          // would, but with the user's terminal left as it was.
+          // Ctrl-Z reaches the agent as a byte): by the default action,
+          // which the kernel drops in an orphaned process group (no one
+          // would continue it), with the user's terminal left as it was.
           if (pty) pty->suspend();
-          ::raise(SIGSTOP);
+          sigset_t tstp;
+          sigemptyset(&tstp);
+          sigaddset(&tstp, SIGTSTP);
+          sigprocmask(SIG_UNBLOCK, &tstp, nullptr);
+          ::raise(SIGTSTP);
+          sigprocmask(SIG_BLOCK, &tstp, nullptr);
           if (pty) pty->resume();
+          continue;
+        }
+        if (info.ssi_signo == SIGCONT) {
+          if (pty) pty->resume();  // no-op unless the terminal is ours
           continue;
         }
         control::ClientMessage m;

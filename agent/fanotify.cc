@@ -321,8 +321,11 @@ bool FanotifyGuard::fill_access(int event_fd, pid_t tid, FileAccess& a) {
   a.gid = st.st_gid;
   // Asked only when the mask allows a write at all: one more system call for
   // group-writable files, none for the rest.
-  if (st.st_mode & S_IWGRP)
-    a.acl_write = ::fgetxattr(event_fd, "system.posix_acl_access", nullptr, 0) > 0;
+  // Any error but "none here" counts as an ACL: never cache on a guess.
+  if (st.st_mode & S_IWGRP) {
+    ssize_t r = ::fgetxattr(event_fd, "system.posix_acl_access", nullptr, 0);
+    a.acl_write = r > 0 || (r < 0 && errno != ENODATA && errno != EOPNOTSUPP);
+  }
   constexpr std::string_view kDeleted = " (deleted)";
   if (st.st_nlink == 0 && a.path.ends_with(kDeleted)) {
     a.path.resize(a.path.size() - kDeleted.size());

@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,5 +13,9 @@ int main(int argc, char** argv) {
   // overwrite it. /dev/null holds the place.
   for (int fd = 0; fd < 3; fd++)
     if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF && ::open("/dev/null", O_RDWR) != fd) return 1;
+  // A peer gone (a session's init that died before its release, a sink's
+  // socket) is an error to report where the write fails, not the end of
+  // the supervisor. Agents start with every signal at its default.
+  ::signal(SIGPIPE, SIG_IGN);
   return corral::cli_main(argc, argv);
 }

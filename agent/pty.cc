@@ -129,7 +129,10 @@ bool PtyProxy::pump_output(int max_reads) {
 }
 
 void PtyProxy::suspend() {
-  if (saved_) ::tcsetattr(STDIN_FILENO, TCSADRAIN, &*saved_);
+  // In the background the terminal is the shell's already, and a
+  // tcsetattr from there would stop us (SIGTTOU) before the stop we mean.
+  if (saved_ && ::tcgetpgrp(STDIN_FILENO) == ::getpgrp())
+    ::tcsetattr(STDIN_FILENO, TCSADRAIN, &*saved_);
 }
 
 void PtyProxy::resume() {

@@ -329,31 +329,92 @@ TEST_F(Daemon, TerminalIsTheAgentsOwn) {
 
 // The client itself stopped (SIGTSTP sent to it: the user's Ctrl-Z goes
 // to the agent) leaves the user's terminal as it was, not raw; continued
-// in the foreground, it is raw again and proxies on.
+// in the foreground, it is raw again and proxies on. Run as a job-control
+// shell runs it: in a process group of its own, in the terminal's
+// foreground, under a parent in the same session (the kernel does not stop
+// an orphaned group: no one would continue it).
 TEST_F(Daemon, StoppedClientLeavesTheTerminalCooked) {
+  int master = -1, slave = -1;
+  ASSERT_EQ(::openpty(&master, &slave, nullptr, nullptr, nullptr), 0);
   termios before;
-  TerminalClient t(d, {"/bin/bash", "-c", "echo ready; read line; echo got-$line; exec sleep 30"});
-  ASSERT_EQ(::tcgetattr(t.master, &before), 0);
-  ASSERT_TRUE(t.await("ready")) << t.seen;
+  ASSERT_EQ(::tcgetattr(master, &before), 0);
+  const auto modes = ICANON | ECHO | ISIG;
   auto lflag = [&] {
     termios now;
-    EXPECT_EQ(::tcgetattr(t.master, &now), 0);
-    return now.c_lflag & (ICANON | ECHO | ISIG);
+    EXPECT_EQ(::tcgetattr(master, &now), 0);
+    return now.c_lflag & modes;
   };
-  ASSERT_NE(lflag(), before.c_lflag & (ICANON | ECHO | ISIG)) << "not raw while proxying";
-  ASSERT_EQ(::kill(t.pid, SIGTSTP), 0);
-  int status = 0;
-  ASSERT_TRUE(eventually([&] { return ::waitpid(t.pid, &status, WUNTRACED | WNOHANG) == t.pid; }))
-      << "the client did not stop";
-  ASSERT_TRUE(WIFSTOPPED(status)) << status;
-  EXPECT_EQ(lflag(), before.c_lflag & (ICANON | ECHO | ISIG)) << "stopped with the terminal raw";
-  ASSERT_EQ(::kill(t.pid, SIGCONT), 0);
-  ASSERT_TRUE(eventually([&] { return lflag() != (before.c_lflag & (ICANON | ECHO | ISIG)); }))
+  int pid_pipe[2];
+  ASSERT_EQ(::pipe(pid_pipe), 0);
+  std::vector<std::string> args = {corral_bin(), "run", "--daemon-socket", d.socket, "--allow-root",
+                                   "--", "/bin/bash", "-c",
+                                   "echo ready; read line; echo got-$line; exec sleep 30"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t shell = ::fork();
+  ASSERT_GE(shell, 0);
+  if (shell == 0) {
+    ::setsid();
+    ::ioctl(slave, TIOCSCTTY, 0);
+    for (int i = 0; i < 3; i++) ::dup2(slave, i);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    pid_t job = ::fork();
+    if (job == 0) {
+      ::setpgid(0, 0);
+      ::signal(SIGTTOU, SIG_IGN);  // handing ourselves the terminal, from the background
+      ::tcsetpgrp(0, ::getpgrp());
+      ::signal(SIGTTOU, SIG_DFL);
+      ::signal(SIGINT, SIG_DFL);
+      ::execv(argv[0], argv.data());
+      _exit(120);
+    }
+    ::setpgid(job, job);
+    (void)!::write(pid_pipe[1], &job, sizeof(job));
+    int status = 0;
+    while (::waitpid(job, &status, 0) < 0 && errno == EINTR) {
+    }
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+  }
+  ::close(slave);
+  ::close(pid_pipe[1]);
+  pid_t job = -1;
+  ASSERT_EQ(::read(pid_pipe[0], &job, sizeof(job)), ssize_t(sizeof(job)));
+  ::close(pid_pipe[0]);
+  std::string seen;
+  auto await = [&](const std::string& text) {
+    return eventually([&] {
+      pollfd p = {master, POLLIN, 0};
+      if (::poll(&p, 1, 20) == 1) {
+        char buf[512];
+        ssize_t n = ::read(master, buf, sizeof(buf));
+        if (n > 0) seen.append(buf, static_cast<size_t>(n));
+      }
+      return seen.find(text) != std::string::npos;
+    });
+  };
+  auto state = [&] {
+    std::string stat = read_file("/proc/" + std::to_string(job) + "/stat");
+    size_t paren = stat.rfind(')');
+    return paren == std::string::npos || paren + 2 >= stat.size() ? '?' : stat[paren + 2];
+  };
+  ASSERT_TRUE(await("ready")) << seen;
+  ASSERT_NE(lflag(), before.c_lflag & modes) << "not raw while proxying";
+  ASSERT_EQ(::kill(job, SIGTSTP), 0);
+  ASSERT_TRUE(eventually([&] { return state() == 'T'; })) << "the client did not stop: " << state();
+  EXPECT_EQ(lflag(), before.c_lflag & modes) << "stopped with the terminal raw";
+  ASSERT_EQ(::kill(job, SIGCONT), 0);
+  ASSERT_TRUE(eventually([&] { return lflag() != (before.c_lflag & modes); }))
       << "not raw again after SIGCONT";
-  t.type("hello\r");
-  ASSERT_TRUE(t.await("got-hello")) << t.seen;
-  t.type("\x03");
-  EXPECT_EQ(t.exit_code(), 128 + SIGINT) << t.seen;
+  ASSERT_EQ(::write(master, "hello\r", 6), 6);
+  ASSERT_TRUE(await("got-hello")) << seen;
+  ASSERT_EQ(::write(master, "\x03", 1), 1);
+  int status = 0;
+  ASSERT_TRUE(eventually([&] { return ::waitpid(shell, &status, WNOHANG) == shell; }, 15s));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGINT) << status << " " << seen;
+  ::close(master);
 }
 
 // Where no pty can be made (here: /dev/ptmx hidden from the client), the
