@@ -137,9 +137,16 @@ TEST_P(RsyslogTls, DeliversOverTlsVerifiedAgainstTheCa) {
                         octet_frame(rfc5424("h", "wrongca", "-", "x"))));
   // Plain syslog on the TLS port gets nothing through.
   ASSERT_TRUE(send_tcp(rs.tls_port(), octet_frame(rfc5424("h", "plain", "-", "x"))));
-  ASSERT_TRUE(send_tls(rs.tls_port(), rs.ca_cert_path(),
-                       octet_frame(rfc5424("h", "last", "-", "x"))));
-  msgs = rs.wait_until([](const auto& ms) { return find_msgid(ms, "last") != nullptr; });
+  // The server still serves TLS after that. rsyslog's ossl driver now and
+  // then drops a session opened while it tears the plain one down: a second
+  // try, and only then a failure.
+  for (int attempt = 0; attempt < 3; attempt++) {
+    ASSERT_TRUE(send_tls(rs.tls_port(), rs.ca_cert_path(),
+                         octet_frame(rfc5424("h", "last", "-", "x"))));
+    msgs = rs.wait_until([](const auto& ms) { return find_msgid(ms, "last") != nullptr; },
+                         std::chrono::seconds(4));
+    if (find_msgid(msgs, "last")) break;
+  }
   EXPECT_NE(find_msgid(msgs, "last"), nullptr) << rs.internal_log();
   EXPECT_EQ(find_msgid(msgs, "wrongca"), nullptr);
   EXPECT_EQ(find_msgid(msgs, "plain"), nullptr);
