@@ -10,7 +10,9 @@
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/xattr.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -298,6 +300,28 @@ FanotifyGuard::Stats FanotifyGuard::stats() const {
   return Stats{events_.load(), denied_.load(), cached_.load(), errors_.load()};
 }
 
+namespace {
+
+// Filesystems whose access checks are not the mode bits the guard reads.
+bool permissions_elsewhere(decltype(statfs::f_type) type) {
+  switch (static_cast<unsigned long>(type)) {
+    case NFS_SUPER_MAGIC:
+    case SMB_SUPER_MAGIC:
+    case CIFS_SUPER_MAGIC:
+    case SMB2_SUPER_MAGIC:
+    case FUSE_SUPER_MAGIC:
+    case V9FS_MAGIC:
+    case CEPH_SUPER_MAGIC:
+    case AFS_SUPER_MAGIC:
+    case AFS_FS_MAGIC:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 bool FanotifyGuard::fill_access(int event_fd, pid_t tid, FileAccess& a) {
   a = FileAccess(tid);
   char link[PATH_MAX + 32];
@@ -321,6 +345,12 @@ bool FanotifyGuard::fill_access(int event_fd, pid_t tid, FileAccess& a) {
   a.gid = st.st_gid;
   // Asked only when the mask allows a write at all: one more system call for
   // group-writable files, none for the rest.
+  auto [fs, fresh] = mode_bits_decide_.try_emplace(st.st_dev, false);
+  if (fresh) {
+    struct statfs sf;
+    fs->second = ::fstatfs(event_fd, &sf) == 0 && !permissions_elsewhere(sf.f_type);
+  }
+  a.foreign_permissions = !fs->second;
   // Any error but "none here" counts as an ACL: never cache on a guess.
   if (st.st_mode & S_IWGRP) {
     ssize_t r = ::fgetxattr(event_fd, "system.posix_acl_access", nullptr, 0);

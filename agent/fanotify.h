@@ -32,6 +32,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "procfs.h"
@@ -66,6 +67,9 @@ class FileAccess {
   // A group-writable file with a POSIX access ACL: its group bits are the
   // ACL's mask, and named users or groups besides the owning one may write.
   bool acl_write = false;
+  // Its filesystem decides access by other than the mode bits (NFS, SMB,
+  // FUSE, 9p, Ceph, AFS: server-side ACLs), or could not be told.
+  bool foreign_permissions = false;
 
   // The opener's identity (tgid, comm, ppid, uids; all 0 and empty if it
   // exited meanwhile), and its thread group id.
@@ -212,6 +216,10 @@ class FanotifyGuard {
   UniqueFd group_;
   Decider decider_;
   std::set<int> marked_;  // ids of the mounts marked so far (for rescan's count)
+  // Per device: do the mode bits decide access there? The session's mounts
+  // are fixed while it runs (private namespace, no mount for the agent), so
+  // a device number is not reused under us. Guard thread only.
+  std::unordered_map<dev_t, bool> mode_bits_decide_;
   std::mutex decide_mu_;  // one decision (verdict and cache mark) vs reset_cache()
   UniqueFd stop_fd_;      // eventfd: wakes the thread to stop
   std::atomic<bool> stopping_{false};

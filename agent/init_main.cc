@@ -69,6 +69,12 @@ bool parse_u32(const char* s, unsigned long& out, const char** end = nullptr) {
   return end || *e == '\0';
 }
 
+[[noreturn]] void env_failed() {
+  static const char msg[] = "corral-init: error: failed to read the agent's environment\n";
+  (void)!::write(2, msg, sizeof(msg) - 1);
+  _exit(127);
+}
+
 [[noreturn]] void usage() {
   static const char msg[] = "corral-init: error: started with bad arguments (only corral starts it)\n";
   (void)!::write(2, msg, sizeof(msg) - 1);
@@ -130,23 +136,23 @@ int agent_main(void* arg) {
 // The environment block in memfd `fd`, as an envp; the fd is closed.
 char** read_environment(int fd) {
   struct stat st;
-  if (::fstat(fd, &st) != 0 || st.st_size < 0) usage();
+  if (::fstat(fd, &st) != 0 || st.st_size < 0) env_failed();
   const size_t size = static_cast<size_t>(st.st_size);
   char* block = static_cast<char*>(std::malloc(size + 1));
-  if (!block) usage();
+  if (!block) env_failed();
   for (size_t off = 0; off < size;) {
     ssize_t n = ::pread(fd, block + off, size - off, static_cast<off_t>(off));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) usage();
+    if (n <= 0) env_failed();
     off += static_cast<size_t>(n);
   }
   ::close(fd);
   block[size] = '\0';
-  if (size > 0 && block[size - 1] != '\0') usage();
+  if (size > 0 && block[size - 1] != '\0') env_failed();
   size_t count = 0;
   for (size_t i = 0; i < size; i++) count += block[i] == '\0';
   char** env = static_cast<char**>(std::malloc((count + 1) * sizeof(char*)));
-  if (!env) usage();
+  if (!env) env_failed();
   size_t k = 0;
   for (size_t i = 0; i < size; i += std::strlen(block + i) + 1) env[k++] = block + i;
   env[k] = nullptr;

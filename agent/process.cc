@@ -214,7 +214,13 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   // in a memfd: not in corral-init's own (it runs as root, and a static
   // glibc would act on GLIBC_TUNABLES and the like), nor in its arguments,
   // which anyone on the host reads in /proc (API keys live there).
-  UniqueFd env_fd(static_cast<int>(::syscall(SYS_memfd_create, "corral-agent-env", MFD_CLOEXEC)));
+  // Data, never code: sealed non-executable where the kernel knows how
+  // (6.3+; EINVAL before).
+  constexpr unsigned kMfdNoexecSeal = 0x8;
+  UniqueFd env_fd(static_cast<int>(
+      ::syscall(SYS_memfd_create, "corral-agent-env", MFD_CLOEXEC | kMfdNoexecSeal)));
+  if (!env_fd && errno == EINVAL)
+    env_fd.reset(static_cast<int>(::syscall(SYS_memfd_create, "corral-agent-env", MFD_CLOEXEC)));
   if (!env_fd) throw errno_error("failed to create a memfd for the agent's environment");
   {
     std::string block;

@@ -544,6 +544,9 @@ TEST_F(FanotifyTest, AccessAclIsSeen) {
   EXPECT_TRUE(log[0].acl_write);
   EXPECT_EQ(log[1].path, plain);
   EXPECT_FALSE(log[1].acl_write);
+  // a local filesystem: its mode bits decide
+  EXPECT_FALSE(log[0].foreign_permissions);
+  EXPECT_FALSE(log[1].foreign_permissions);
 }
 
 // 4. kAllowCache: asked once, then the kernel lets the inode through.
