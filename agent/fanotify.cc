@@ -9,8 +9,8 @@
 #include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
-#include <sys/fanotify.h>
 #include <linux/magic.h>
+#include <sys/fanotify.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/xattr.h>
@@ -343,15 +343,16 @@ bool FanotifyGuard::fill_access(int event_fd, pid_t tid, FileAccess& a) {
   a.mode = st.st_mode;
   a.uid = st.st_uid;
   a.gid = st.st_gid;
-  // Asked only when the mask allows a write at all: one more system call for
-  // group-writable files, none for the rest.
+  // Once per device; a failed fstatfs counts as foreign.
   auto [fs, fresh] = mode_bits_decide_.try_emplace(st.st_dev, false);
   if (fresh) {
     struct statfs sf;
     fs->second = ::fstatfs(event_fd, &sf) == 0 && !permissions_elsewhere(sf.f_type);
   }
   a.foreign_permissions = !fs->second;
-  // Any error but "none here" counts as an ACL: never cache on a guess.
+  // Asked only when the mask allows a write at all: one more system call for
+  // group-writable files, none for the rest. Any error but "none here"
+  // counts as an ACL: never cache on a guess.
   if (st.st_mode & S_IWGRP) {
     ssize_t r = ::fgetxattr(event_fd, "system.posix_acl_access", nullptr, 0);
     a.acl_write = r > 0 || (r < 0 && errno != ENODATA && errno != EOPNOTSUPP);

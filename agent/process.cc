@@ -164,27 +164,36 @@ long clone3_run(clone_args* args, int (*fn)(void*), void* arg) {
 extern "C" const unsigned char corral_init_image[];
 extern "C" const unsigned char corral_init_image_end[];
 
+// A memfd with `flags`, and `wanted` too where the kernel knows it (6.3+
+// for the exec flags; EINVAL before).
+UniqueFd create_memfd(const char* name, unsigned flags, unsigned wanted) {
+  UniqueFd m(static_cast<int>(::syscall(SYS_memfd_create, name, flags | wanted)));
+  if (!m && errno == EINVAL) m.reset(static_cast<int>(::syscall(SYS_memfd_create, name, flags)));
+  return m;
+}
+
+void write_whole(int fd, const void* data, size_t size, const char* what) {
+  const char* p = static_cast<const char*>(data);
+  for (size_t off = 0; off < size;) {
+    ssize_t n = ::write(fd, p + off, size - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw errno_error(std::string("failed to write ") + what);
+    off += static_cast<size_t>(n);
+  }
+}
+
 int init_executable() {
   static const int fd = [] {
-    // Executable said out loud: where vm.memfd_noexec is 1 a memfd is
-    // sealed non-executable unless asked. Kernels before 6.3 know no
-    // MFD_EXEC (EINVAL), and every memfd of theirs is executable.
-    constexpr unsigned kMfdExec = 0x10;
-    const unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
-    UniqueFd m(static_cast<int>(::syscall(SYS_memfd_create, "corral-init", flags | kMfdExec)));
-    if (!m && errno == EINVAL)
-      m.reset(static_cast<int>(::syscall(SYS_memfd_create, "corral-init", flags)));
+    // Executable said out loud (MFD_EXEC): where vm.memfd_noexec is 1 a
+    // memfd is sealed non-executable unless asked.
+    UniqueFd m = create_memfd("corral-init", MFD_CLOEXEC | MFD_ALLOW_SEALING, 0x10);
     if (!m && errno == EACCES)
       throw errno_error("failed to create an executable memfd for corral-init "
                         "(vm.memfd_noexec=2 refuses them)");
     if (!m) throw errno_error("failed to create a memfd for corral-init");
-    const unsigned char* p = corral_init_image;
-    while (p < corral_init_image_end) {
-      ssize_t n = ::write(m.get(), p, static_cast<size_t>(corral_init_image_end - p));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw errno_error("failed to write corral-init to its memfd");
-      p += n;
-    }
+    write_whole(m.get(), corral_init_image,
+                static_cast<size_t>(corral_init_image_end - corral_init_image),
+                "corral-init to its memfd");
     if (::fcntl(m.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0)
       throw errno_error("failed to seal corral-init's memfd");
     return m.release();
@@ -214,24 +223,12 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   // in a memfd: not in corral-init's own (it runs as root, and a static
   // glibc would act on GLIBC_TUNABLES and the like), nor in its arguments,
   // which anyone on the host reads in /proc (API keys live there).
-  // Data, never code: sealed non-executable where the kernel knows how
-  // (6.3+; EINVAL before).
-  constexpr unsigned kMfdNoexecSeal = 0x8;
-  UniqueFd env_fd(static_cast<int>(
-      ::syscall(SYS_memfd_create, "corral-agent-env", MFD_CLOEXEC | kMfdNoexecSeal)));
-  if (!env_fd && errno == EINVAL)
-    env_fd.reset(static_cast<int>(::syscall(SYS_memfd_create, "corral-agent-env", MFD_CLOEXEC)));
+  // Data, never code (MFD_NOEXEC_SEAL).
+  UniqueFd env_fd = create_memfd("corral-agent-env", MFD_CLOEXEC, 0x8);
   if (!env_fd) throw errno_error("failed to create a memfd for the agent's environment");
-  {
-    std::string block;
-    for (const auto& e : env) block.append(e).push_back('\0');
-    for (size_t off = 0; off < block.size();) {
-      ssize_t n = ::write(env_fd.get(), block.data() + off, block.size() - off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw errno_error("failed to write the agent's environment to its memfd");
-      off += static_cast<size_t>(n);
-    }
-  }
+  std::string block;
+  for (const auto& e : env) block.append(e).push_back('\0');
+  write_whole(env_fd.get(), block.data(), block.size(), "the agent's environment to its memfd");
   std::vector<std::string> init_args{"corral-init",
                                      std::to_string(go_r.get()),
                                      std::to_string(err_w.get()),
