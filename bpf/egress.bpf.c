@@ -6,6 +6,7 @@
  * decision goes to the ring buffer. Loopback is allowed only to ports the
  * session's own processes bound (its dev server, its test database).
  */
+#include "abi.bpf.h"
 #include "emit.bpf.h"
 #include "session.bpf.h"
 
@@ -51,7 +52,7 @@ bool egress_default_allow = false;
 /* `default: shadow`: not allowed, yet let through and reported would_deny. */
 bool egress_default_shadow = false;
 
-static __always_inline __u8 proto_of(struct bpf_sock_addr *ctx)
+static __always_inline __u8 proto_of(struct abi_sock_addr *ctx)
 {
 	return ctx->type == SOCK_DGRAM ? CORRAL_PROTO_UDP : CORRAL_PROTO_TCP;
 }
@@ -119,7 +120,7 @@ static __always_inline int refuse(__u64 sid, __u16 family, const void *addr, int
 	return shadow ? 1 : 0;
 }
 
-static __always_inline int decide4(struct bpf_sock_addr *ctx)
+static __always_inline int decide4(struct abi_sock_addr *ctx)
 {
 	__u64 sid = session_of_cgroup();
 	if (!sid)
@@ -139,7 +140,7 @@ static __always_inline int decide4(struct bpf_sock_addr *ctx)
 	return refuse(sid, AF_INET, &ip, 4, port, proto, loopback);
 }
 
-static __always_inline int decide6(struct bpf_sock_addr *ctx)
+static __always_inline int decide6(struct abi_sock_addr *ctx)
 {
 	__u64 sid = session_of_cgroup();
 	if (!sid)
@@ -158,19 +159,19 @@ static __always_inline int decide6(struct bpf_sock_addr *ctx)
 }
 
 SEC("cgroup/connect4")
-int corral_connect4(struct bpf_sock_addr *ctx) { return decide4(ctx); }
+int corral_connect4(struct abi_sock_addr *ctx) { return decide4(ctx); }
 
 SEC("cgroup/connect6")
-int corral_connect6(struct bpf_sock_addr *ctx) { return decide6(ctx); }
+int corral_connect6(struct abi_sock_addr *ctx) { return decide6(ctx); }
 
 SEC("cgroup/sendmsg4")
-int corral_sendmsg4(struct bpf_sock_addr *ctx) { return decide4(ctx); }
+int corral_sendmsg4(struct abi_sock_addr *ctx) { return decide4(ctx); }
 
 SEC("cgroup/sendmsg6")
-int corral_sendmsg6(struct bpf_sock_addr *ctx) { return decide6(ctx); }
+int corral_sendmsg6(struct abi_sock_addr *ctx) { return decide6(ctx); }
 
 /* The session's own listeners and bound UDP ports: loopback may reach them. */
-static __always_inline int remember_port(struct bpf_sock *sk)
+static __always_inline int remember_port(struct abi_sock *sk)
 {
 	__u64 sid = session_of_cgroup();
 	if (!sid || !sk->src_port)
@@ -187,7 +188,7 @@ static __always_inline int remember_port(struct bpf_sock *sk)
 }
 
 SEC("cgroup/post_bind4")
-int corral_post_bind4(struct bpf_sock *sk) { return remember_port(sk); }
+int corral_post_bind4(struct abi_sock *sk) { return remember_port(sk); }
 
 SEC("cgroup/post_bind6")
-int corral_post_bind6(struct bpf_sock *sk) { return remember_port(sk); }
+int corral_post_bind6(struct abi_sock *sk) { return remember_port(sk); }

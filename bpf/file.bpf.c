@@ -121,7 +121,7 @@ static __always_inline void open_syscall(struct syscall_args *a, long ret)
 		flags = a->nr == CORRAL_NR_CREAT ? O_CREAT_WRONLY_TRUNC : a->args[1];
 		mode = a->nr == CORRAL_NR_CREAT ? a->args[1] : a->args[2];
 	} else if (a->nr == CORRAL_NR_OPENAT2) {
-		struct open_how how = {};
+		struct abi_open_how how = {};
 		if (bpf_probe_read_user(&how, sizeof(how), (void *)a->args[2]))
 			count_stat(CORRAL_STAT_READ_ERROR);
 		flags = how.flags;

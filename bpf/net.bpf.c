@@ -33,12 +33,12 @@ ON_SYSCALL_EXIT(connect)
 	if (bpf_probe_read_user(&e->family, sizeof(e->family), uaddr)) {
 		count_stat(CORRAL_STAT_READ_ERROR);
 	} else if (e->family == AF_INET) {
-		struct sockaddr_in sin = {};
+		struct abi_sockaddr_in sin = {};
 		bpf_probe_read_user(&sin, sizeof(sin), uaddr);
 		e->port = bpf_ntohs(sin.sin_port);
 		__builtin_memcpy(e->addr, &sin.sin_addr, 4);
 	} else if (e->family == AF_INET6) {
-		struct sockaddr_in6 sin6 = {};
+		struct abi_sockaddr_in6 sin6 = {};
 		bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
 		e->port = bpf_ntohs(sin6.sin6_port);
 		__builtin_memcpy(e->addr, &sin6.sin6_addr, 16);

@@ -6,6 +6,7 @@
  * (filled by userspace, indexed by x86_64 syscall number); a syscall
  * without a handler falls through the tail call.
  */
+#include "abi.bpf.h"
 #include "session.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -18,12 +19,13 @@ struct {
 } syscall_exits SEC(".maps");
 
 SEC("raw_tp/sys_exit")
-int corral_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+int corral_sys_exit(struct abi_raw_tp_args *ctx)
 {
 	if (!current_task_entry())
 		return 0;
-	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	long nr = BPF_CORE_READ(regs, orig_ax);
+	struct abi_pt_regs *regs = (struct abi_pt_regs *)ctx->args[0];
+	long nr = -1;
+	bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax);
 	if (nr < 0 || nr >= CORRAL_SYSCALL_NR_MAX)
 		return 0;
 	bpf_tail_call(ctx, &syscall_exits, (__u32)nr);

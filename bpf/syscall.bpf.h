@@ -15,6 +15,7 @@
 #ifndef CORRAL_SYSCALL_BPF_H
 #define CORRAL_SYSCALL_BPF_H
 
+#include "abi.bpf.h"
 #include "session.bpf.h"
 
 struct syscall_args {
@@ -30,13 +31,13 @@ struct syscall_args {
 #define ON_SYSCALL_EXIT(name)                                                              \
 	static __always_inline void name##_body(struct syscall_args *a, long ret);         \
 	SEC("raw_tp")                                                                      \
-	int corral_exit_##name(struct bpf_raw_tracepoint_args *ctx)                        \
+	int corral_exit_##name(struct abi_raw_tp_args *ctx)                        \
 	{                                                                                  \
 		struct corral_task *t = current_task_entry();                              \
 		if (!t)                                                                    \
 			return 0;                                                          \
 		struct task_struct *task = bpf_get_current_task_btf();                     \
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);          \
+		struct abi_pt_regs *regs = (struct abi_pt_regs *)bpf_task_pt_regs(task);  \
 		/* x86_64 syscall argument registers, in order */                          \
 		struct syscall_args a = {                                                  \
 			.session_id = t->session_id,                                       \
