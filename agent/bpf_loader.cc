@@ -2,10 +2,12 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <malloc.h>
 #include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -54,6 +56,54 @@ static_assert(CORRAL_NR_OPEN == __NR_open && CORRAL_NR_OPENAT == __NR_openat &&
 }  // namespace
 
 void route_libbpf_log() { libbpf_set_print(libbpf_log); }
+
+namespace {
+constexpr int kMmapThreshold = 128 << 10;  // glibc's defaults, put back by finish()
+constexpr int kTrimThreshold = 128 << 10;
+constexpr uintptr_t kHugePage = 2 << 20;
+}  // namespace
+
+BtfPrefault::BtfPrefault() {
+  struct stat st {};
+  if (::stat("/sys/kernel/btf/vmlinux", &st) != 0 || st.st_size <= 0) return;
+  // Both copies, the type index (4 bytes a type, a type ~40 bytes) and room.
+  const size_t want = 2 * static_cast<size_t>(st.st_size) + st.st_size / 8 + (4 << 20);
+  // Allocations up to 64 MiB come from the heap, and what is freed there
+  // stays until finish(): the reservation below is what libbpf reuses.
+  ::mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  active_ = true;
+  void* block = std::malloc(want);
+  const auto lo = reinterpret_cast<uintptr_t>(block);
+  const auto top = reinterpret_cast<uintptr_t>(::sbrk(0));
+  std::free(block);
+  if (!lo || lo >= top || lo + want > top) return;  // an mmap fallback: not the heap
+  const uintptr_t from = (lo + kHugePage - 1) & ~(kHugePage - 1);
+  if (from >= top) return;
+  auto* start = reinterpret_cast<void*>(from);
+  const size_t len = top - from;
+  toucher_ = std::thread([start, len] {
+    // Both advisory: EINVAL where a kernel lacks one is only slower.
+    ::madvise(start, len, MADV_HUGEPAGE);
+    // A huge page a call: populating holds the address space's lock, and
+    // the loading thread's mmap()s (a thread's stack) would wait for all.
+    auto* p = static_cast<char*>(start);
+    for (size_t off = 0; off < len; off += kHugePage)
+      if (::madvise(p + off, std::min<size_t>(kHugePage, len - off), MADV_POPULATE_WRITE) != 0)
+        break;
+  });
+}
+
+void BtfPrefault::finish() {
+  if (toucher_.joinable()) toucher_.join();
+  if (!active_) return;
+  active_ = false;
+  ::mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+  ::mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
+  ::malloc_trim(0);
+}
+
+BtfPrefault::~BtfPrefault() { finish(); }
 
 void BpfLoader::SkelDeleter::operator()(corral_bpf* s) const { corral_bpf__destroy(s); }
 void BpfLoader::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "event_layout.h"
@@ -96,6 +97,27 @@ class BpfLoader {
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
   ExecRuleMaps exec_loaded_;
   EgressMaps egress_loaded_;
+};
+
+// Memory first touched is dear where the hypervisor takes free pages back
+// (~2.7 ms per MiB measured on one such VM), and libbpf 1.1 reads the
+// kernel's ~5 MiB of BTF into one fresh buffer, then copies it into a
+// second: most of a cold start's load. Made before the load on the thread
+// that will load, this has malloc serve those buffers from the main heap,
+// reserved here and faulted in meanwhile on another CPU, with transparent
+// huge pages where the host allows them. finish() (or the destructor) waits
+// for that thread and gives the memory back. A failure only costs speed.
+class BtfPrefault {
+ public:
+  BtfPrefault();
+  ~BtfPrefault();
+  BtfPrefault(const BtfPrefault&) = delete;
+  BtfPrefault& operator=(const BtfPrefault&) = delete;
+  void finish();
+
+ private:
+  std::thread toucher_;
+  bool active_ = false;
 };
 
 // Routes libbpf's log into spdlog (debug lines at trace level).

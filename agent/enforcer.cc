@@ -42,10 +42,12 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
 
 Enforcer::Enforcer(BpfLoader& bpf, std::string path) : bpf_(bpf), path_(std::move(path)) {}
 
-audit::PolicyLoad Enforcer::load() {
+rules::LoadResult Enforcer::read(const std::string& path) {
+  return path.empty() ? rules::load_default_policy() : rules::load_policy_file(path);
+}
+
+audit::PolicyLoad Enforcer::load(rules::LoadResult result) {
   audit::PolicyLoad out;
-  rules::LoadResult result =
-      path_.empty() ? rules::load_default_policy() : rules::load_policy_file(path_);
   out.set_generation(generation_);
   if (!result.policy) {
     for (const auto& d : result.errors) out.add_errors(d.str());

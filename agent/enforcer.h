@@ -24,7 +24,11 @@ class Enforcer {
 
   // Loads the policy and applies it. Returns the record that says what
   // happened; on refusal the previous policy (if any) stays in force.
-  audit::PolicyLoad load();
+  audit::PolicyLoad load() { return load(read(path_)); }
+  // The same in two steps: read() parses (no kernel, any thread), load()
+  // compiles and applies what it read.
+  static rules::LoadResult read(const std::string& path);
+  audit::PolicyLoad load(rules::LoadResult result);
 
   bool loaded() const { return generation_ > 0; }
   uint32_t generation() const { return generation_; }

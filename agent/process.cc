@@ -201,7 +201,18 @@ int init_executable() {
   return fd;
 }
 
+// The same for every session: compiled by libseccomp once per process.
+const std::vector<sock_filter>& session_filter() {
+  static const std::vector<sock_filter> filter = build_session_filter();
+  return filter;
+}
+
 }  // namespace
+
+void prepare_session_init() {
+  session_filter();
+  init_executable();
+}
 
 SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>& argv,
                          const std::vector<std::string>& env, const Credentials& creds,
@@ -247,11 +258,9 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   cargv.push_back(nullptr);
   static char* const no_env[] = {nullptr};
   MountPlanArgs mount_args(mounts);
-  // The same for every session: compiled by libseccomp once per process.
-  static const std::vector<sock_filter> session_filter = build_session_filter();
   constexpr size_t kInitStack = 256 * 1024;
   auto init_stack = std::make_unique_for_overwrite<char[]>(kInitStack);
-  InitPlan plan{&session_filter, &mount_args, &rlimits, net == NetMode::kNone, stdio,
+  InitPlan plan{&session_filter(), &mount_args, &rlimits, net == NetMode::kNone, stdio,
                 go_r.get(), err_w.get(), status_w.get(), env_fd.get(), init_executable(),
                 cargv.data(), no_env,
                 // what the supervisor finds if the child dies before a word

@@ -18,6 +18,12 @@ namespace corral {
 
 enum class NetMode { kAllow, kNone, kHost };
 
+// What every session's init uses, made once per process: the seccomp
+// filter (libseccomp) and corral-init's sealed memfd. A supervisor makes
+// them on another thread while its programs load; throws what the first
+// session would.
+void prepare_session_init();
+
 // The session's first process: pid 1 of new PID, mount, IPC and UTS
 // namespaces, its mounts laid out by `mounts` (mnt.h), then corral-init
 // (init_main.cc), held until release(). Then it starts the agent, which

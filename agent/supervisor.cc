@@ -70,8 +70,21 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
   Cgroup::sweep_stale(cgroup_root_);
   SessionLimits::sweep_stale();
 
+  // Made while the programs load (their verifier runs on this thread, ~50
+  // ms cold): the policy, and what the first session and the first record
+  // would make.
+  auto ahead = std::async(std::launch::async, [path = options_.policy_path] {
+    prepare_redaction();
+    try {
+      prepare_session_init();
+    } catch (const std::exception&) {
+      // the first session meets it again, and reports it
+    }
+    return Enforcer::read(path);
+  });
   bpf_ = std::make_unique<BpfLoader>([this](std::span<const uint8_t> b) { on_event(b); },
                                      options_.ringbuf_bytes);
+  btf_prefault_.finish();
   last_stats_ = bpf_->read_stats();
   if (options_.keep_egress_attached) {
     keeper_cgroup_ = std::make_unique<Cgroup>(cgroup_root_, std::to_string(::getpid()) + "-keep");
@@ -79,7 +92,7 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
         bpf_->attach_egress(keeper_cgroup_->open().get(), keeper_cgroup_->path()));
   }
   enforcer_ = std::make_unique<Enforcer>(*bpf_, options_.policy_path);
-  policy_load_ = enforcer_->load();
+  policy_load_ = enforcer_->load(ahead.get());
   if (!policy_load_.accepted()) {
     std::string errors;
     for (const auto& e : policy_load_.errors()) errors += "\n  " + e;

@@ -89,6 +89,7 @@ class Supervisor {
   void schedule_dns_refresh();
   void announce_policy(const audit::PolicyLoad& load, Session& session);
 
+  BtfPrefault btf_prefault_;  // first: it runs while the rest starts
   boost::asio::io_context& io_;
   SupervisorOptions options_;
   HostIdentity host_;

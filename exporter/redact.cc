@@ -612,6 +612,8 @@ uint32_t field(const std::string& text, Mutable mutable_text) {
 
 uint32_t redact_string(std::string& text) { return redact_text(text, false); }
 
+void prepare_redaction() { rules(); }
+
 uint32_t redact_argv(Argv& argv) {
   uint32_t masked = 0;
   Ahead pending;              // what the previous argument said of this one

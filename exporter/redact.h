@@ -32,4 +32,8 @@ uint32_t redact_argv(google::protobuf::RepeatedPtrField<std::string>& argv);
 // the rest.
 uint32_t redact_string(std::string& text);
 
+// Compiles the rules (RE2, ~4 ms here) now rather than at the first record:
+// a supervisor does it on another thread while its programs load.
+void prepare_redaction();
+
 }  // namespace corral
