@@ -59,7 +59,6 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
       host_(host_identity()),
       boot_to_wall_ns_(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)),
       cgroup_root_(find_cgroup2_mount()),
-      log_(with_identity(options_.audit, host_)),
       ring_watch_(io),
       signal_watch_(io),
       ring_timer_(io),
@@ -67,24 +66,34 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
       dns_timer_(io) {
   if (cgroup_root_.empty())
     throw std::runtime_error("cgroup2 is not mounted (no cgroup2 entry in /proc/self/mountinfo)");
-  Cgroup::sweep_stale(cgroup_root_);
-  SessionLimits::sweep_stale();
 
-  // Made while the programs load (their verifier runs on this thread, ~50
-  // ms cold): the policy, and what the first session and the first record
-  // would make.
-  auto ahead = std::async(std::launch::async, [path = options_.policy_path] {
+  // While the programs load on this thread (the verifier, ~50 ms cold),
+  // another opens the audit log, sweeps what a crashed run left behind,
+  // reads the policy, and makes what the first session and the first
+  // record would make. Its errors surface at get(), after the load's own.
+  struct Ahead {
+    std::unique_ptr<AuditLog> log;
+    rules::LoadResult policy;
+  };
+  auto ahead = std::async(std::launch::async, [this] {
+    Ahead a;
+    a.log = std::make_unique<AuditLog>(with_identity(options_.audit, host_));
+    Cgroup::sweep_stale(cgroup_root_);
+    SessionLimits::sweep_stale();
     prepare_redaction();
     try {
       prepare_session_init();
     } catch (const std::exception&) {
       // the first session meets it again, and reports it
     }
-    return Enforcer::read(path);
+    a.policy = Enforcer::read(options_.policy_path);
+    return a;
   });
   bpf_ = std::make_unique<BpfLoader>([this](std::span<const uint8_t> b) { on_event(b); },
                                      options_.ringbuf_bytes);
   btf_prefault_.finish();
+  Ahead done = ahead.get();
+  log_ = std::move(done.log);
   last_stats_ = bpf_->read_stats();
   if (options_.keep_egress_attached) {
     keeper_cgroup_ = std::make_unique<Cgroup>(cgroup_root_, std::to_string(::getpid()) + "-keep");
@@ -92,7 +101,7 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
         bpf_->attach_egress(keeper_cgroup_->open().get(), keeper_cgroup_->path()));
   }
   enforcer_ = std::make_unique<Enforcer>(*bpf_, options_.policy_path);
-  policy_load_ = enforcer_->load(ahead.get());
+  policy_load_ = enforcer_->load(std::move(done.policy));
   if (!policy_load_.accepted()) {
     std::string errors;
     for (const auto& e : policy_load_.errors()) errors += "\n  " + e;
@@ -119,7 +128,7 @@ Supervisor::~Supervisor() {
   sessions_.clear();
   ring_watch_.release();  // the ring buffer owns that fd
   try {
-    log_.close();
+    log_->close();
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
   }
@@ -137,7 +146,7 @@ Session& Supervisor::start_session(SessionSpec spec, Session::EndHandler on_end)
     throw;
   }
   announce_policy(policy_load_, ref);
-  log_.flush();
+  log_->flush();
   return ref;
 }
 
@@ -165,7 +174,7 @@ void Supervisor::emit(audit::Record& record) {
   record.set_boot_id(host_.boot_id);
   // Before anything leaves: the log, the console and the SOC see it masked.
   if (uint32_t masked = redact(record)) record.set_redacted(record.redacted() + masked);
-  log_.append(record);
+  log_->append(record);
   if (!options_.quiet) std::cerr << format_record(record) << '\n';
 }
 
@@ -202,7 +211,7 @@ void Supervisor::watch_ring() {
 void Supervisor::read_ring() {
   // In batches, so that signals, timers and exits are served during a storm.
   bool more = bpf_->consume(kRingBatch);
-  log_.flush();
+  log_->flush();
   if (more)
     boost::asio::post(io_, [this] { read_ring(); });
   else
@@ -215,7 +224,7 @@ void Supervisor::poll_ring() {
     if (ec) return;
     bpf_->consume(kRingBatch);  // a storm's rest: the next beat, or a wakeup
     if (bpf_->consumed()) {
-      log_.flush();
+      log_->flush();
       ring_beat_ = kRingBeatBusy;
     } else {
       ring_beat_ = std::min<std::chrono::milliseconds>(ring_beat_ * 2, kRingBeatIdle);
@@ -227,7 +236,7 @@ void Supervisor::poll_ring() {
 void Supervisor::drain() {
   bpf_->consume();
   audit_losses();
-  log_.flush();
+  log_->flush();
 }
 
 void Supervisor::schedule_stats() {
@@ -236,7 +245,7 @@ void Supervisor::schedule_stats() {
     if (ec) return;
     audit_losses();
     try {
-      log_.tick();
+      log_->tick();
     } catch (const std::exception& e) {
       spdlog::error("{}", e.what());
     }
@@ -314,7 +323,7 @@ void Supervisor::reload_policy() {
     for (const auto& e : load.errors()) spdlog::error("policy reload refused: {}", e);
   }
   for (auto& [id, session] : sessions_) announce_policy(load, *session);
-  log_.flush();
+  log_->flush();
 }
 
 void Supervisor::announce_policy(const audit::PolicyLoad& load, Session& session) {

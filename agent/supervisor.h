@@ -95,7 +95,7 @@ class Supervisor {
   HostIdentity host_;
   int64_t boot_to_wall_ns_ = 0;
   std::string cgroup_root_;
-  AuditLog log_;
+  std::unique_ptr<AuditLog> log_;  // opened while the programs load
   std::unique_ptr<BpfLoader> bpf_;
   std::unique_ptr<Cgroup> keeper_cgroup_;  // keep_egress_attached: empty
   std::unique_ptr<CgroupLinks> keeper_links_;
