@@ -58,8 +58,6 @@ static_assert(CORRAL_NR_OPEN == __NR_open && CORRAL_NR_OPENAT == __NR_openat &&
 void route_libbpf_log() { libbpf_set_print(libbpf_log); }
 
 namespace {
-constexpr int kMmapThreshold = 128 << 10;  // glibc's defaults, put back by finish()
-constexpr int kTrimThreshold = 128 << 10;
 constexpr uintptr_t kHugePage = 2 << 20;
 }  // namespace
 
@@ -68,16 +66,19 @@ BtfPrefault::BtfPrefault() {
   if (::stat("/sys/kernel/btf/vmlinux", &st) != 0 || st.st_size <= 0) return;
   // Both copies, the type index (4 bytes a type, a type ~40 bytes) and room.
   const size_t want = 2 * static_cast<size_t>(st.st_size) + st.st_size / 8 + (4 << 20);
-  // Allocations up to 64 MiB come from the heap, and what is freed there
-  // stays until finish(): the reservation below is what libbpf reuses.
-  ::mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  active_ = true;
-  void* block = std::malloc(want);
+  // glibc's own rule, not a setting: freeing a block malloc had mmap()ed
+  // raises the size below which malloc uses the heap to that block's size,
+  // and what is freed at the heap's top stays there up to twice it. So the
+  // second block comes from the heap and stays reserved, for libbpf's two
+  // buffers, until malloc_trim() in finish().
+  void* volatile first = std::malloc(want);  // volatile: a pair the compiler may not drop
+  std::free(first);
+  void* block = std::malloc(want - 4096);
   const auto lo = reinterpret_cast<uintptr_t>(block);
   const auto top = reinterpret_cast<uintptr_t>(::sbrk(0));
   std::free(block);
-  if (!lo || lo >= top || lo + want > top) return;  // an mmap fallback: not the heap
+  active_ = true;
+  if (!lo || lo >= top || lo + want - 4096 > top) return;  // still mmap()ed: not the heap
   const uintptr_t from = (lo + kHugePage - 1) & ~(kHugePage - 1);
   if (from >= top) return;
   auto* start = reinterpret_cast<void*>(from);
@@ -98,8 +99,6 @@ void BtfPrefault::finish() {
   if (toucher_.joinable()) toucher_.join();
   if (!active_) return;
   active_ = false;
-  ::mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
-  ::mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
   ::malloc_trim(0);
 }
 
