@@ -18,6 +18,7 @@
 #include <cstdarg>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
 #include <vector>
 
 #include "corral.skel.h"
@@ -62,6 +63,9 @@ constexpr uintptr_t kHugePage = 2 << 20;
 }  // namespace
 
 BtfPrefault::BtfPrefault() {
+  // The heap below is the main thread's arena; another thread's malloc
+  // would reserve in an arena of its own, not between the heap and brk.
+  if (::gettid() != ::getpid()) return;
   struct stat st {};
   if (::stat("/sys/kernel/btf/vmlinux", &st) != 0 || st.st_size <= 0) return;
   // Both copies, the type index (4 bytes a type, a type ~40 bytes) and room.
@@ -73,26 +77,32 @@ BtfPrefault::BtfPrefault() {
   // buffers, until malloc_trim() in finish().
   void* volatile first = std::malloc(want);  // volatile: a pair the compiler may not drop
   std::free(first);
+  const size_t mapped = ::mallinfo2().hblkhd;
   void* block = std::malloc(want - 4096);
+  const bool on_heap = ::mallinfo2().hblkhd == mapped;  // not mmap()ed after all
   const auto lo = reinterpret_cast<uintptr_t>(block);
   const auto top = reinterpret_cast<uintptr_t>(::sbrk(0));
   std::free(block);
   active_ = true;
-  if (!lo || lo >= top || lo + want - 4096 > top) return;  // still mmap()ed: not the heap
+  if (!block || !on_heap || lo >= top || lo + want - 4096 > top) return;
   const uintptr_t from = (lo + kHugePage - 1) & ~(kHugePage - 1);
   if (from >= top) return;
   auto* start = reinterpret_cast<void*>(from);
   const size_t len = top - from;
-  toucher_ = std::thread([start, len] {
-    // Both advisory: EINVAL where a kernel lacks one is only slower.
-    ::madvise(start, len, MADV_HUGEPAGE);
-    // A huge page a call: populating holds the address space's lock, and
-    // the loading thread's mmap()s (a thread's stack) would wait for all.
-    auto* p = static_cast<char*>(start);
-    for (size_t off = 0; off < len; off += kHugePage)
-      if (::madvise(p + off, std::min<size_t>(kHugePage, len - off), MADV_POPULATE_WRITE) != 0)
-        break;
-  });
+  try {
+    toucher_ = std::thread([start, len] {
+      // Both advisory: EINVAL where a kernel lacks one is only slower.
+      ::madvise(start, len, MADV_HUGEPAGE);
+      // A huge page a call: populating holds the address space's lock, and
+      // the loading thread's mmap()s (a thread's stack) would wait for all.
+      auto* p = static_cast<char*>(start);
+      for (size_t off = 0; off < len; off += kHugePage)
+        if (::madvise(p + off, std::min<size_t>(kHugePage, len - off), MADV_POPULATE_WRITE) != 0)
+          break;
+    });
+  } catch (const std::system_error&) {
+    // no thread to spare: the load faults its pages in itself
+  }
 }
 
 void BtfPrefault::finish() {

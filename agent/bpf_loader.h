@@ -102,8 +102,8 @@ class BpfLoader {
 // Memory first touched is dear where the hypervisor takes free pages back
 // (~2.7 ms per MiB measured on one such VM), and libbpf 1.1 reads the
 // kernel's ~5 MiB of BTF into one fresh buffer, then copies it into a
-// second: most of a cold start's load. Made before the load on the thread
-// that will load, this has malloc serve those buffers from the main heap,
+// second: most of a cold start's load. Made before the load on the main
+// thread, which then loads, this has malloc serve those buffers from the heap,
 // reserved here and faulted in meanwhile on another CPU, with transparent
 // huge pages where the host allows them. finish() (or the destructor) waits
 // for that thread and gives the memory back. A failure only costs speed.

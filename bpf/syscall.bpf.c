@@ -24,8 +24,11 @@ int corral_sys_exit(struct abi_raw_tp_args *ctx)
 	if (!current_task_entry())
 		return 0;
 	struct abi_pt_regs *regs = (struct abi_pt_regs *)ctx->args[0];
-	long nr = -1;
-	bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax);
+	long nr;
+	if (bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax)) {
+		count_stat(CORRAL_STAT_READ_ERROR);
+		return 0;
+	}
 	if (nr < 0 || nr >= CORRAL_SYSCALL_NR_MAX)
 		return 0;
 	bpf_tail_call(ctx, &syscall_exits, (__u32)nr);
