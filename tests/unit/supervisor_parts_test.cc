@@ -1,15 +1,20 @@
 // Pure parts of the supervisor: the reaper's job order, the file guard's
 // matcher cache and polling window, and the request a `corral run` command
-// line makes.
+// line makes; the heap kept ready for libbpf's copies of the kernel's BTF.
 #include <gtest/gtest.h>
+#include <malloc.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
+#include <fstream>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "bpf_loader.h"
 #include "file_guard.h"
 #include "policy.h"
 #include "procfs.h"
@@ -18,6 +23,37 @@
 
 namespace corral {
 namespace {
+
+size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// libbpf's two buffers of the kernel's BTF come from the heap reserved for
+// them (not fresh mmap()s), the heap shrinks back after finish(), and malloc
+// still picks heap or mmap by its own rule afterwards (no mallopt left behind).
+TEST(BtfPrefault, ServesTheBtfBuffersFromTheHeapAndGivesItBack) {
+  struct stat st {};
+  ASSERT_EQ(::stat("/sys/kernel/btf/vmlinux", &st), 0) << "this kernel has no BTF";
+  const size_t size = static_cast<size_t>(st.st_size);
+  BtfPrefault prefault;
+  const size_t mapped = ::mallinfo2().hblkhd;
+  void* raw = std::malloc(size);
+  void* copy = std::malloc(size);
+  std::memset(raw, 1, size);
+  std::memset(copy, 2, size);
+  EXPECT_EQ(::mallinfo2().hblkhd, mapped) << "a buffer was mmap()ed, not taken from the heap";
+  const size_t held = resident_bytes();
+  std::free(raw);
+  std::free(copy);
+  prefault.finish();
+  EXPECT_LT(resident_bytes() + size, held) << "the reserved heap was not given back";
+  void* after = std::malloc(size / 2);
+  EXPECT_EQ(::mallinfo2().hblkhd, mapped) << "malloc's threshold went back to a fixed 128 KiB";
+  std::free(after);
+}
 
 TEST(Reaper, RunsJobsInOrderOffTheCallersThread) {
   std::mutex mu;
