@@ -78,7 +78,7 @@ BtfPrefault::BtfPrefault() {
   void* volatile first = std::malloc(want);  // volatile: a pair the compiler may not drop
   std::free(first);
   const size_t mapped = ::mallinfo2().hblkhd;
-  void* block = std::malloc(want - 4096);
+  void* block = std::malloc(want - 4096);  // a page under: below the new threshold, not at it
   const bool on_heap = ::mallinfo2().hblkhd == mapped;  // not mmap()ed after all
   const auto lo = reinterpret_cast<uintptr_t>(block);
   const auto top = reinterpret_cast<uintptr_t>(::sbrk(0));
