@@ -198,9 +198,14 @@ void BpfLoader::add_session_task(uint64_t session_id, int pidfd, bool quiet) {
   corral_task entry{};
   entry.session_id = session_id;
   entry.flags = quiet ? CORRAL_TASK_QUIET : 0;
-  if (bpf_map__update_elem(skel_->maps.session_tasks, &pidfd, sizeof(pidfd), &entry, sizeof(entry),
-                           BPF_ANY))
-    throw std::runtime_error("failed to register the agent in session_tasks: " + errstr(errno));
+  // EAGAIN: the task's local-storage block (shared by every task-storage
+  // map on the host) was being created by someone else at that instant;
+  // the next try finds it.
+  int rc, tries = 0;
+  do rc = bpf_map__update_elem(skel_->maps.session_tasks, &pidfd, sizeof(pidfd), &entry,
+                               sizeof(entry), BPF_ANY);
+  while (rc == -EAGAIN && ++tries < 8);
+  if (rc) throw std::runtime_error("failed to register the agent in session_tasks: " + errstr(rc));
 }
 
 void BpfLoader::remove_session(uint64_t session_id, uint64_t cgroup_id) {
