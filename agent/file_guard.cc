@@ -261,8 +261,11 @@ Verdict FileGuard::decide(const FileAccess& a) {
 
   if (!rule) {
     // Cache only what no session process can change, and only on a
-    // protected-free path: a cached inode is allowed for writes too.
-    if (!protect && !agent_may_write(a, agent_) && !a.exec()) return Verdict::kAllowCache;
+    // protected-free path: a cached inode is allowed for writes too. An
+    // exec's opens (the binary, its interpreter) are cached like reads: no
+    // file rule depends on exec, and a build's thousand runs of the
+    // compiler ask once, not twice a run.
+    if (!protect && !agent_may_write(a, agent_)) return Verdict::kAllowCache;
     return Verdict::kAllow;
   }
 

@@ -89,6 +89,9 @@ class FileGuard {
   // FanotifyGuard::take_group): for after the session's last process.
   UniqueFd take_group();
 
+  // What the guard has answered so far (see FanotifyGuard::Stats).
+  FanotifyGuard::Stats stats() const { return guard_->stats(); }
+
   // The decision for one open (public for tests). Its record waits in the
   // outbox for `io`'s thread.
   Verdict decide(const FileAccess& access);

@@ -364,6 +364,12 @@ void Session::finish() {
     u->set_oom_kills(limits_seen_.oom_kills);
   }
   e->set_timed_out(timed_out_);
+  const FanotifyGuard::Stats guarded = file_guard_->stats();
+  auto* g = e->mutable_file_guard();
+  g->set_asked(guarded.events);
+  g->set_denied(guarded.denied);
+  g->set_cached(guarded.cached);
+  g->set_errors(guarded.errors);
   e->set_records(records_ + 1);
   sup_.emit(rec);
   sup_.drain();  // the end on disk before anyone hears of it

@@ -705,6 +705,30 @@ TEST(Enforcement, FileDenialRecordsNameTheProcessAndPolicy) {
   EXPECT_EQ(denied[0]->decision().policy_generation(), 1u);
 }
 
+// A file the agent cannot change is asked about once a session, whether it
+// is read or run: thirty runs of /bin/true ask for the binary, its loader
+// and its libraries once. A file the agent can write is asked about at
+// every open. The session's end counts what the guard answered.
+TEST(Enforcement, FilesTheAgentCannotChangeAreAskedAboutOnce) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  InDir cwd(dir.path());
+  auto r = run_corral(kNobody, {"/bin/sh", "-c",
+                                "echo x >/tmp/own; i=0; while [ $i -lt 30 ]; do /bin/true; "
+                                ": </tmp/own; i=$((i+1)); done"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  ASSERT_FALSE(r.records.empty());
+  ASSERT_TRUE(r.records.back().has_session_end());
+  const auto& g = r.records.back().session_end().file_guard();
+  // 31 opens of /tmp/own; each exec of /bin/true would add two (the binary,
+  // its loader) if runs were asked about every time.
+  EXPECT_GE(g.asked(), 31u);
+  EXPECT_LT(g.asked(), 31u + 30u) << "the runs of /bin/true were asked about every time";
+  EXPECT_GE(g.cached(), 3u);  // /bin/true, ld.so, libc at least
+  EXPECT_EQ(g.denied(), 0u);
+  EXPECT_EQ(g.errors(), 0u);
+}
+
 // ---------------------------------------------------------------- reload
 
 // SIGHUP reloads the policy file for the live session: a new secret and a

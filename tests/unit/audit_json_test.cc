@@ -118,7 +118,9 @@ TEST(AuditJson, EveryKindByteForByte) {
        R"("duration_seconds":4.25,"records":"18446744073709551610",)"
        R"("usage":{"pids_peak":"18446744073709551614","pids_max_hits":"18446744073709551613",)"
        R"("memory_peak_bytes":"18446744073709551612","oom_kills":"18446744073709551611"},)"
-       R"("timed_out":true}})"},
+       R"("timed_out":true,"file_guard":{"asked":"18446744073709551614",)"
+       R"("denied":"18446744073709551613","cached":"18446744073709551612",)"
+       R"("errors":"18446744073709551611"}}})"},
       {"policy_load",
        R"("policy_load":{"sources":["sources 1","sources 2"],"generation":4000000002,)"
        R"("accepted":true,"errors":["errors 4","errors 5"],"summary":"summary 5"}})"},
