@@ -266,6 +266,7 @@ void ControlServer::shut_down(int signo, std::function<void()> idle) {
     return;
   }
   idle_ = std::move(idle);
+  sup_.stop_spares();
   boost::system::error_code ignored;
   listener_.close(ignored);
   ::unlink(path_.c_str());
@@ -286,6 +287,7 @@ void ControlServer::check_idle() {
 int run_daemon(SupervisorOptions options, const std::string& socket_path) {
   boost::asio::io_context io;
   options.keep_egress_attached = true;  // for the many sessions to come
+  options.keep_spare = true;
   Supervisor sup(io, options);
   ControlServer server(io, sup, socket_path);
   sup.on_stop([&](int signo) { server.shut_down(signo, [&] { io.stop(); }); });

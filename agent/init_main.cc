@@ -4,36 +4,41 @@
 // seccomp) while it still shares the supervisor's memory, like
 // posix_spawn, and then becomes this program: no copy of a big process's
 // page tables, and no copy-on-write fault in the supervisor for every page
-// it writes while the session lives (process.cc). Here it waits to be
-// released, starts the agent, passes the signals the terminal did not
-// deliver on to it, reaps the namespace's orphans and reports the agent's
-// status.
+// it writes while the session lives (process.cc). It may wait long: a
+// daemon prepares the next session's init before anyone asks for it
+// (supervisor.h); what the agent is — its command, environment and
+// terminal — comes only with the release. Then it starts the agent, passes
+// the signals the terminal did not deliver on to it, reaps the namespace's
+// orphans and reports the agent's status.
 //
-//   corral-init GO ERR STATUS UID GID GROUPS TERMINAL EXE ENV ARGV...
+//   corral-init GO ERR STATUS UID GID GROUPS
 //
-// GO      read end: one byte releases the agent; EOF means the supervisor
-//         gave up
-// ERR     write end: the errno of an agent that could not exec; EOF (the
-//         agent's exec closes it) means it runs
+// GO      a SOCK_SEQPACKET socket: one message releases the agent (below);
+//         EOF means the supervisor gave up
+// ERR     write end: the errno of an agent that could not start or exec;
+//         EOF (the agent's exec closes it) means it runs
 // STATUS  write end: the agent's wait status, then one byte once no
 //         process of the namespace is left
 // GROUPS  the agent's supplementary groups, comma-separated, or "-"
-// TERMINAL 1 when stdin is the agent's own pty
-// ENV     a memfd: the agent's environment, NUL-terminated entries.
-//         corral-init's own environment is empty (it runs as root: a
-//         static glibc would act on GLIBC_TUNABLES and the like), and its
-//         arguments are world-readable in /proc: no place for API keys
-// Everything else the supervisor's child
-// left open (its seccomp listener, which the supervisor took) is closed
-// before the agent starts.
+// The release is one byte, '1' when the agent's stdin is its own pty (to
+// be its controlling terminal), else '0'; with it, by SCM_RIGHTS, a memfd
+// of NUL-terminated entries — the argument count, the binary, the
+// arguments, then the environment — and optionally the agent's stdin,
+// stdout and stderr. corral-init's own environment is empty (it runs as
+// root: a static glibc would act on GLIBC_TUNABLES and the like), and its
+// arguments are world-readable in /proc: no place for API keys.
+// Everything else the supervisor's child left open (its seccomp listener,
+// which the supervisor took) is closed before the agent starts.
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,12 +72,6 @@ bool parse_u32(const char* s, unsigned long& out, const char** end = nullptr) {
   if (errno || out > 0xffffffffUL) return false;
   if (end) *end = e;
   return end || *e == '\0';
-}
-
-[[noreturn]] void env_failed() {
-  static const char msg[] = "corral-init: error: failed to read the agent's environment\n";
-  (void)!::write(2, msg, sizeof(msg) - 1);
-  _exit(127);
 }
 
 [[noreturn]] void usage() {
@@ -133,30 +132,83 @@ int agent_main(void* arg) {
   _exit(127);
 }
 
-// The environment block in memfd `fd`, as an envp; the fd is closed.
-char** read_environment(int fd) {
+[[noreturn]] void bad_release(int err_w) {
+  int e = EPROTO;
+  (void)!::write(err_w, &e, sizeof(e));
+  _exit(127);
+}
+
+// The agent's command and environment from the release's memfd `fd` (see
+// the top), into `a`; the fd is closed. Exits on a malformed block.
+void read_agent(int fd, Agent& a) {
   struct stat st;
-  if (::fstat(fd, &st) != 0 || st.st_size < 0) env_failed();
+  if (::fstat(fd, &st) != 0 || st.st_size < 0) bad_release(a.err_w);
   const size_t size = static_cast<size_t>(st.st_size);
   char* block = static_cast<char*>(std::malloc(size + 1));
-  if (!block) env_failed();
+  if (!block) bad_release(a.err_w);
   for (size_t off = 0; off < size;) {
     ssize_t n = ::pread(fd, block + off, size - off, static_cast<off_t>(off));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) env_failed();
+    if (n <= 0) bad_release(a.err_w);
     off += static_cast<size_t>(n);
   }
   ::close(fd);
   block[size] = '\0';
-  if (size > 0 && block[size - 1] != '\0') env_failed();
+  if (size == 0 || block[size - 1] != '\0') bad_release(a.err_w);
   size_t count = 0;
   for (size_t i = 0; i < size; i++) count += block[i] == '\0';
-  char** env = static_cast<char**>(std::malloc((count + 1) * sizeof(char*)));
-  if (!env) env_failed();
+  // one spare slot: argv and envp each end in a null pointer
+  char** entries = static_cast<char**>(std::malloc((count + 1) * sizeof(char*)));
+  if (!entries) bad_release(a.err_w);
   size_t k = 0;
-  for (size_t i = 0; i < size; i += std::strlen(block + i) + 1) env[k++] = block + i;
-  env[k] = nullptr;
-  return env;
+  for (size_t i = 0; i < size; i += std::strlen(block + i) + 1) entries[k++] = block + i;
+  // the count, the binary, then that many arguments (one at least)
+  unsigned long argc;
+  if (count < 3 || !parse_u32(entries[0], argc) || argc == 0 || argc > count - 2)
+    bad_release(a.err_w);
+  a.exe = entries[1];
+  // [count, exe, args..., env...] -> [args..., null, env..., null]
+  for (size_t i = 0; i < argc; i++) entries[i] = entries[i + 2];
+  entries[argc] = nullptr;
+  for (size_t i = argc + 2; i < count; i++) entries[i - 1] = entries[i];
+  entries[count - 1] = nullptr;
+  a.argv = entries;
+  a.envp = entries + argc + 1;
+}
+
+// Waits for the release on `go` and fills `a` from it, the agent's stdio
+// put in place as 0, 1, 2. Exits if the supervisor gave up or sent
+// something else.
+void await_release(int go, Agent& a) {
+  char byte;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n;
+  do n = ::recvmsg(go, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) _exit(127);  // the supervisor gave up, or died
+  int fds[4];
+  size_t nfds = 0;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+    nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    std::memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+  }
+  if ((msg.msg_flags & MSG_CTRUNC) || (nfds != 1 && nfds != 4) || (byte != '0' && byte != '1'))
+    bad_release(a.err_w);
+  a.terminal = byte == '1';
+  read_agent(fds[0], a);
+  // Above 2 first: with our own 0-2 closed, one may have landed there.
+  for (size_t i = 1; i < nfds; i++)
+    if (fds[i] < 3 && (fds[i] = ::fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) < 0) bad_release(a.err_w);
+  for (int i = 0; i + 1 < static_cast<int>(nfds); i++)
+    if (::dup2(fds[i + 1], i) != i) bad_release(a.err_w);
+  // the copies above 2 go with the close_range before the agent starts
 }
 
 }  // namespace
@@ -167,15 +219,13 @@ int main(int argc, char** argv) {
   // (an LSM's label transition): the session dies with its supervisor. A
   // supervisor gone already is seen below, as EOF on GO.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) _exit(127);
-  if (argc < 11) usage();
-  unsigned long go, err, status, uid, gid, terminal, env_fd;
+  if (argc != 7) usage();
+  unsigned long go, err, status, uid, gid;
   if (!parse_u32(argv[1], go) || !parse_u32(argv[2], err) || !parse_u32(argv[3], status) ||
-      !parse_u32(argv[4], uid) || !parse_u32(argv[5], gid) || !parse_u32(argv[7], terminal) ||
-      !parse_u32(argv[9], env_fd))
+      !parse_u32(argv[4], uid) || !parse_u32(argv[5], gid))
     usage();
   // -1 would leave the ids as they are: root's
   if (uid == 0xffffffffUL || gid == 0xffffffffUL) usage();
-  char** env = read_environment(static_cast<int>(env_fd));
   size_t ngroups = 0;
   if (std::strcmp(argv[6], "-") != 0) {
     for (const char* s = argv[6];;) {
@@ -186,8 +236,8 @@ int main(int argc, char** argv) {
       if (*s++ != ',') usage();
     }
   }
-  Agent agent{argv[8], argv + 10, env, static_cast<uid_t>(uid), static_cast<gid_t>(gid),
-              groups_buf, ngroups, terminal == 1, static_cast<int>(err)};
+  Agent agent{nullptr, nullptr, nullptr, static_cast<uid_t>(uid), static_cast<gid_t>(gid),
+              groups_buf, ngroups, false, static_cast<int>(err)};
 
   // The signals to pass on, and SIGCHLD, are taken with sigwaitinfo; the
   // rest unblocked (the supervisor's child ran with all of them blocked).
@@ -196,11 +246,7 @@ int main(int argc, char** argv) {
   for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGWINCH}) sigaddset(&set, s);
   sigprocmask(SIG_SETMASK, &set, nullptr);
 
-  char byte;
-  ssize_t n;
-  do n = ::read(static_cast<int>(go), &byte, 1);
-  while (n < 0 && errno == EINTR);
-  if (n != 1) _exit(127);  // the supervisor gave up, or died
+  await_release(static_cast<int>(go), agent);
   // The supervisor holds the seccomp listener now; a copy here would let a
   // root agent answer its own refused calls through /proc/1/fd. Only stdio
   // and the two reports stay, and the reports close on the agent's exec.

@@ -18,6 +18,8 @@ struct LimitSpec {
   std::optional<uint64_t> max_memory_bytes = std::nullopt;
   // RLIMIT_NOFILE, soft and hard.
   std::optional<uint64_t> max_open_files = std::nullopt;
+
+  bool operator==(const LimitSpec&) const = default;
 };
 
 // Below these a session cannot even start its agent; the kernel would take

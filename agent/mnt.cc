@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -86,6 +87,15 @@ const char* step_name(int step) {
   return "set up the mounts";
 }
 
+// The enforced hidden paths of `policy` for `home`, existing or not.
+std::vector<std::string> hidden_paths(const rules::Policy& policy, const std::string& home) {
+  std::vector<std::string> paths;
+  for (const auto& rule : policy.hidden)
+    if (rule.mode == rules::Mode::kEnforce)
+      for (const auto& p : rule.globs) paths.push_back(normalize_path(expand(p, home)));
+  return paths;
+}
+
 }  // namespace
 
 std::string describe_mount_failure(const MountPlan& plan, const MountFailure& f) {
@@ -127,19 +137,57 @@ MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
     if (rule.mode != rules::Mode::kEnforce) continue;
     for (const auto& p : rule.globs) add(normalize_path(expand(p, home)));
   }
-  for (const auto& rule : policy.hidden) {
-    if (rule.mode != rules::Mode::kEnforce) continue;
-    for (const auto& p : rule.globs) {
-      std::string path = normalize_path(expand(p, home));
-      struct stat st;
-      if (::stat(path.c_str(), &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
-        plan.hidden.push_back(path);
-    }
+  for (const auto& path : hidden_paths(policy, home)) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+      plan.hidden.push_back(path);
   }
   ExistingFiles scanned = scan_existing(policy, home, project);
   plan.readonly = protected_mount_points(policy, scanned);
   if (existing) *existing = std::move(scanned);
   return plan;
+}
+
+std::vector<std::string> mount_plan_inputs(const rules::Policy& policy, const std::string& home,
+                                           const MountPlan& plan) {
+  std::vector<std::string> paths = plan.writable;
+  for (auto& p : hidden_paths(policy, home)) paths.push_back(std::move(p));
+  paths.insert(paths.end(), plan.readonly.begin(), plan.readonly.end());
+  for (const auto& o : plan.overlays) paths.push_back(o.target);
+  std::sort(paths.begin(), paths.end());
+  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  return paths;
+}
+
+PathStates::PathStates(std::vector<std::string> paths) : paths_(std::move(paths)) {
+  for (const auto& p : paths_) states_.push_back(of(p));
+}
+
+bool PathStates::unchanged() const {
+  for (size_t i = 0; i < paths_.size(); i++)
+    if (!(of(paths_[i]) == states_[i])) return false;
+  return true;
+}
+
+PathStates::State PathStates::of(const std::string& path) {
+  State s;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return s;
+  s.exists = true;
+  s.dev = st.st_dev;
+  s.ino = st.st_ino;
+  s.mode = st.st_mode;
+  s.mtime = st.st_mtim;
+  s.ctime = st.st_ctim;
+  return s;
+}
+
+bool PathStates::State::operator==(const State& o) const {
+  auto same = [](const timespec& a, const timespec& b) {
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+  };
+  return exists == o.exists && dev == o.dev && ino == o.ino && mode == o.mode &&
+         same(mtime, o.mtime) && same(ctime, o.ctime);
 }
 
 MountPlanArgs::MountPlanArgs(const MountPlan& plan) : plan_(plan) {

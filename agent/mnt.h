@@ -6,6 +6,8 @@
 // namespace.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <string>
 #include <vector>
 
@@ -22,6 +24,7 @@ struct ExistingFiles;  // file_guard.h
 // what belongs to the session afterwards (worktree.cc).
 struct OverlayMount {
   std::string target, upper, work;
+  bool operator==(const OverlayMount&) const = default;
 };
 
 struct MountPlan {
@@ -39,6 +42,33 @@ struct MountPlan {
 MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
                          const std::string& cwd, const std::vector<std::string>& extra = {},
                          struct ExistingFiles* existing = nullptr);
+
+// Every path whose state `plan` (of `policy`, for `home`) was made from:
+// its mounts, and the hidden paths that did not exist then.
+std::vector<std::string> mount_plan_inputs(const rules::Policy& policy, const std::string& home,
+                                           const MountPlan& plan);
+
+// The state of some paths — what each is (device, inode, type, last
+// change) or that it is missing — to tell later whether any changed.
+class PathStates {
+ public:
+  explicit PathStates(std::vector<std::string> paths);
+  bool unchanged() const;
+
+ private:
+  struct State {
+    bool exists = false;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    mode_t mode = 0;
+    timespec mtime{};
+    timespec ctime{};
+    bool operator==(const State&) const;
+  };
+  static State of(const std::string& path);
+  std::vector<std::string> paths_;
+  std::vector<State> states_;
+};
 
 // The same plan as NULL-terminated arrays, built before clone so that the
 // session init, which may only make raw system calls, reads it as is.

@@ -42,9 +42,7 @@ struct InitPlan {
   const MountPlanArgs* mounts;
   const std::vector<RlimitSetting>* rlimits;
   bool loopback_up;  // a new network namespace: its lo starts down
-  std::array<int, 3> stdio;
-  int go_r, err_w, status_w;
-  int env_fd;               // the agent's environment (init_main.cc)
+  int go, err_w, status_w;
   int init_exe;             // corral-init, a sealed memfd
   char* const* init_argv;   // corral-init's arguments (init_main.cc)
   char* const* envp;        // corral-init's: empty
@@ -61,14 +59,11 @@ int clear_cloexec(int fd) { return ::syscall(SYS_fcntl, fd, F_SETFD, 0) == 0 ? 0
 // only, no allocation, no lock, no write to memory but its stack and
 // `p.result`.
 [[noreturn]] void init_setup(InitPlan& p) {
-  // The agent's stdio, when a daemon's client passed its own.
-  for (int i = 0; i < 3; i++)
-    if (p.stdio[i] >= 0 && p.stdio[i] != i) ::syscall(SYS_dup2, p.stdio[i], i);
   // Only the plan's descriptors survive in the init: the supervisor's
   // maps, ring buffer and log must not. Every descriptor, however high (a
   // busy daemon has thousands).
-  unsigned keep[] = {unsigned(p.go_r), unsigned(p.err_w), unsigned(p.status_w),
-                     unsigned(p.env_fd), unsigned(p.init_exe)};
+  unsigned keep[] = {unsigned(p.go), unsigned(p.err_w), unsigned(p.status_w),
+                     unsigned(p.init_exe)};
   std::sort(std::begin(keep), std::end(keep));
   unsigned from = 3;
   for (unsigned k : keep) {
@@ -106,8 +101,8 @@ int clear_cloexec(int fd) { return ::syscall(SYS_fcntl, fd, F_SETFD, 0) == 0 ? 0
   }
   // The filter holds from here for the init and everything it starts; its
   // listener goes to the supervisor (pidfd_getfd from corral-init), which
-  // answers. corral-init's pipes, the environment and the listener outlive
-  // the exec.
+  // answers. corral-init's pipes, its release socket and the listener
+  // outlive the exec.
   if (!e) {
     int fd = install_filter(*p.filter);
     if (fd < 0) {
@@ -115,7 +110,7 @@ int clear_cloexec(int fd) { return ::syscall(SYS_fcntl, fd, F_SETFD, 0) == 0 ? 0
       f.step = -3;
     } else {
       f.notify_fd = fd;
-      for (int keep_fd : {p.go_r, p.err_w, p.status_w, p.env_fd, fd})
+      for (int keep_fd : {p.go, p.err_w, p.status_w, fd})
         if (!e && (e = clear_cloexec(keep_fd))) f.step = -4;
     }
   }
@@ -214,45 +209,35 @@ void prepare_session_init() {
   init_executable();
 }
 
-SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>& argv,
-                         const std::vector<std::string>& env, const Credentials& creds,
-                         const MountPlan& mounts, const std::vector<RlimitSetting>& rlimits,
-                         NetMode net, std::array<int, 3> stdio, bool terminal, int cgroup_fd) {
+SessionInit::SessionInit(const Credentials& creds, const MountPlan& mounts,
+                         const std::vector<RlimitSetting>& rlimits, NetMode net, int cgroup_fd) {
   auto make_pipe = [](UniqueFd& r, UniqueFd& w) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw errno_error("failed to create a pipe");
     r.reset(fds[0]);
     w.reset(fds[1]);
   };
-  UniqueFd go_r, go_w, err_r, err_w, status_r, status_w;
-  make_pipe(go_r, go_w);
+  UniqueFd go_ours, go_init, err_r, err_w, status_r, status_w;
+  int go[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, go) != 0)
+    throw errno_error("failed to create the session init's release socket");
+  go_ours.reset(go[0]);
+  go_init.reset(go[1]);
   make_pipe(err_r, err_w);
   make_pipe(status_r, status_w);
 
-  // corral-init's command line (init_main.cc): its pipes keep their
-  // numbers across the clone and the exec. The agent's environment goes
-  // in a memfd: not in corral-init's own (it runs as root, and a static
-  // glibc would act on GLIBC_TUNABLES and the like), nor in its arguments,
-  // which anyone on the host reads in /proc (API keys live there).
-  // Data, never code (MFD_NOEXEC_SEAL).
-  UniqueFd env_fd = create_memfd("corral-agent-env", MFD_CLOEXEC, 0x8);
-  if (!env_fd) throw errno_error("failed to create a memfd for the agent's environment");
-  std::string block;
-  for (const auto& e : env) block.append(e).push_back('\0');
-  write_whole(env_fd.get(), block.data(), block.size(), "the agent's environment to its memfd");
+  // corral-init's command line (init_main.cc): its descriptors keep their
+  // numbers across the clone and the exec. The agent itself comes with the
+  // release.
   std::vector<std::string> init_args{"corral-init",
-                                     std::to_string(go_r.get()),
+                                     std::to_string(go_init.get()),
                                      std::to_string(err_w.get()),
                                      std::to_string(status_w.get()),
                                      std::to_string(creds.uid),
                                      std::to_string(creds.gid),
-                                     creds.groups.empty() ? "-" : "",
-                                     terminal ? "1" : "0",
-                                     exe,
-                                     std::to_string(env_fd.get())};
+                                     creds.groups.empty() ? "-" : ""};
   for (gid_t g : creds.groups)
     init_args[6] += (init_args[6].empty() ? "" : ",") + std::to_string(g);
-  init_args.insert(init_args.end(), argv.begin(), argv.end());
   std::vector<char*> cargv;
   for (auto& a : init_args) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
@@ -260,8 +245,8 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   MountPlanArgs mount_args(mounts);
   constexpr size_t kInitStack = 256 * 1024;
   auto init_stack = std::make_unique_for_overwrite<char[]>(kInitStack);
-  InitPlan plan{&session_filter(), &mount_args, &rlimits, net == NetMode::kNone, stdio,
-                go_r.get(), err_w.get(), status_w.get(), env_fd.get(), init_executable(),
+  InitPlan plan{&session_filter(), &mount_args, &rlimits, net == NetMode::kNone,
+                go_init.get(), err_w.get(), status_w.get(), init_executable(),
                 cargv.data(), no_env,
                 // what the supervisor finds if the child dies before a word
                 MountFailure{ECHILD, -5, -1, -1}};
@@ -300,7 +285,7 @@ SessionInit::SessionInit(const std::string& exe, const std::vector<std::string>&
   }
   pid_ = static_cast<pid_t>(pid);
   pidfd_.reset(pidfd);
-  go_ = std::move(go_w);
+  go_ = std::move(go_ours);
   exec_err_ = std::move(err_r);
   status_ = std::move(status_r);
   // The child has exec'd corral-init or exited by now (CLONE_VFORK).
@@ -344,10 +329,39 @@ void SessionInit::reap() {
   pid_ = -1;
 }
 
-void SessionInit::release() {
+void SessionInit::release(const std::string& exe, const std::vector<std::string>& argv,
+                          const std::vector<std::string>& env, std::array<int, 3> stdio,
+                          bool terminal) {
+  // Data, never code (MFD_NOEXEC_SEAL): what init_main.cc reads.
+  UniqueFd block_fd = create_memfd("corral-agent", MFD_CLOEXEC, 0x8);
+  if (!block_fd) throw errno_error("failed to create a memfd for the agent's command");
+  std::string block = std::to_string(argv.size());
+  block.push_back('\0');
+  block.append(exe).push_back('\0');
+  for (const auto& a : argv) block.append(a).push_back('\0');
+  for (const auto& e : env) block.append(e).push_back('\0');
+  write_whole(block_fd.get(), block.data(), block.size(), "the agent's command to its memfd");
+
+  int fds[4] = {block_fd.get(), stdio[0], stdio[1], stdio[2]};
+  const size_t nfds = stdio[0] >= 0 && stdio[1] >= 0 && stdio[2] >= 0 ? 4 : 1;
+  char byte = terminal ? '1' : '0';
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(fds))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+  std::memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+  ssize_t n;
+  do n = ::sendmsg(go_.get(), &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) throw errno_error("failed to release the agent");
   released_ = true;
-  char byte = 1;
-  if (::write(go_.get(), &byte, 1) != 1) throw errno_error("failed to release the agent");
   go_.reset();
 }
 

@@ -26,20 +26,20 @@ void prepare_session_init();
 
 // The session's first process: pid 1 of new PID, mount, IPC and UTS
 // namespaces, its mounts laid out by `mounts` (mnt.h), then corral-init
-// (init_main.cc), held until release(). Then it starts the agent, which
-// drops privileges and execs, and stays behind as the namespace's reaper.
-// It dies with the supervisor (PR_SET_PDEATHSIG), and the kernel kills
-// every process of a PID namespace whose init dies: no session process can
-// outlive its supervisor.
+// (init_main.cc), held until release() says what the agent is. Then it
+// starts the agent, which drops privileges and execs, and stays behind as
+// the namespace's reaper. It dies with the supervisor (PR_SET_PDEATHSIG),
+// and the kernel kills every process of a PID namespace whose init dies: no
+// session process can outlive its supervisor.
 class SessionInit {
  public:
   // Clones the init (into the cgroup v2 directory `cgroup_fd` when given)
-  // and waits until its namespaces are set up and `rlimits` applied. Throws std::runtime_error naming the failed step and path.
-  SessionInit(const std::string& exe, const std::vector<std::string>& argv,
-              const std::vector<std::string>& env, const Credentials& creds,
-              const MountPlan& mounts, const std::vector<RlimitSetting>& rlimits,
-              NetMode net = NetMode::kAllow, std::array<int, 3> stdio = {-1, -1, -1},
-              bool terminal = false, int cgroup_fd = -1);
+  // for an agent running as `creds`, and waits until its namespaces are set
+  // up and `rlimits` applied. Throws std::runtime_error naming the failed
+  // step and path.
+  SessionInit(const Credentials& creds, const MountPlan& mounts,
+              const std::vector<RlimitSetting>& rlimits, NetMode net = NetMode::kAllow,
+              int cgroup_fd = -1);
   ~SessionInit();  // kills the init (and so the session) if never released
   SessionInit(const SessionInit&) = delete;
   SessionInit& operator=(const SessionInit&) = delete;
@@ -57,9 +57,13 @@ class SessionInit {
   // Kills the init, if still there, and waits for it: for after the session
   // ended. Blocks while the kernel tears its namespaces down.
   void reap();
-  // Lets the agent go. It does not wait: the agent's exec is itself an
-  // open the supervisor's guard must answer.
-  void release();
+  // Lets the agent go: `exe` with `argv` and `env`, on `stdio` (-1: the
+  // init's own, which it inherited), `terminal` when stdin is the agent's
+  // own pty. It does not wait: the agent's exec is itself an open the
+  // supervisor's guard must answer. Throws; then nothing was released.
+  void release(const std::string& exe, const std::vector<std::string>& argv,
+               const std::vector<std::string>& env, std::array<int, 3> stdio = {-1, -1, -1},
+               bool terminal = false);
   // Readable once the agent has exec'd (EOF) or failed to (an errno);
   // then exec_error() says which.
   int exec_result_fd() const { return exec_err_.get(); }
@@ -72,7 +76,7 @@ class SessionInit {
  private:
   pid_t pid_ = -1;
   UniqueFd pidfd_;
-  UniqueFd go_;         // write end: one byte releases the agent
+  UniqueFd go_;         // a socket: one message releases the agent
   UniqueFd exec_err_;   // read end: errno if exec failed, EOF if it worked
   UniqueFd status_;     // read end: the agent's wait status
   UniqueFd notify_;     // seccomp user notifications of the session

@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "decode.h"
 #include "mnt.h"
@@ -75,6 +76,17 @@ SessionSpec from_request(const control::RunRequest& r) {
   return spec;
 }
 
+SessionSpec setup_of(const SessionSpec& spec) {
+  SessionSpec s;
+  s.creds = spec.creds;
+  s.cwd = spec.cwd;
+  s.writable = spec.writable;
+  s.overlays = spec.overlays;
+  s.net = spec.net;
+  s.limits = spec.limits;
+  return s;
+}
+
 Session::Session(Supervisor& supervisor, uint64_t id, SessionSpec spec, EndHandler on_end)
     : sup_(supervisor),
       id_(id),
@@ -116,8 +128,9 @@ Session::~Session() {
   }
 }
 
-void Session::start() {
-  started_ = std::chrono::steady_clock::now();
+void Session::prepare() {
+  prepared_ = std::chrono::steady_clock::now();
+  generation_ = sup_.policy_generation();
   const std::string name = std::to_string(::getpid()) + "-" + id_string_;
   cgroup_ = std::make_unique<Cgroup>(sup_.cgroup_root(), name);
   // A limit asked for and not enforceable stops the session here.
@@ -130,18 +143,11 @@ void Session::start() {
   MountPlan mounts =
       session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd, spec_.writable, &existing);
   mounts.overlays = spec_.overlays;
-  child_ = std::make_unique<SessionInit>(
-      spec_.exe, spec_.argv, spec_.env, spec_.creds, mounts,
-      session_rlimits(spec_.limits), spec_.net,
-      spec_.stdio.size() == 3
-          ? std::array<int, 3>{spec_.stdio[0].get(), spec_.stdio[1].get(), spec_.stdio[2].get()}
-          : std::array<int, 3>{-1, -1, -1},
-      spec_.terminal, dir.get());
-  spec_.stdio.clear();  // the init has its copies
-  // Only now: the init's own exec of corral-init, in the cgroup, is not the
-  // agent's and belongs in no record.
-  sup_.bpf().add_session(id_, cgroup_->id());
-  registered_ = true;
+  std::vector<std::string> inputs = mount_plan_inputs(sup_.policy(), spec_.creds.home, mounts);
+  inputs.push_back(spec_.cwd);
+  inputs_ = std::make_unique<PathStates>(std::move(inputs));
+  child_ = std::make_unique<SessionInit>(spec_.creds, mounts, session_rlimits(spec_.limits),
+                                         spec_.net, dir.get());
   seccomp_ = std::make_unique<SeccompListener>(
       sup_.io(), ::dup(child_->notify_fd()), [this](audit::Record& r) {
         // The kernel names the thread; the rest of the process from /proc.
@@ -167,10 +173,36 @@ void Session::start() {
                                               sup_.emit(r);
                                             },
                                             &existing);
+  limits_->add_pid(child_->pid());
+}
+
+bool Session::fits(const SessionSpec& s, uint32_t generation,
+                   std::chrono::steady_clock::duration max_age) const {
+  const SessionSpec& p = spec_;
+  return child_ && !launched_ && generation == generation_ &&
+         std::chrono::steady_clock::now() - prepared_ < max_age && s.creds.uid == p.creds.uid &&
+         s.creds.gid == p.creds.gid && s.creds.groups == p.creds.groups &&
+         s.creds.home == p.creds.home && s.cwd == p.cwd && s.writable == p.writable &&
+         s.overlays == p.overlays && s.net == p.net && s.limits == p.limits &&
+         inputs_->unchanged();
+}
+
+void Session::adopt(SessionSpec spec, EndHandler on_end) {
+  spec_ = std::move(spec);
+  on_end_ = std::move(on_end);
+}
+
+void Session::launch() {
+  launched_ = true;
+  started_ = std::chrono::steady_clock::now();
+  // Only now: the init's own exec of corral-init, in the cgroup, is not the
+  // agent's and belongs in no record; nor does an init prepared for a
+  // session that never came.
+  sup_.bpf().add_session(id_, cgroup_->id());
+  registered_ = true;
   // Before release: the kernel sees the agent as a member from its first
   // instruction, through its task entry and through the cgroup (the init
   // was born in it).
-  limits_->add_pid(child_->pid());
   sup_.bpf().add_session_task(id_, child_->pidfd(), /*quiet=*/true);
 
   audit::Record rec;
@@ -193,7 +225,12 @@ void Session::start() {
   count_record();
   sup_.emit(rec);
 
-  child_->release();
+  child_->release(spec_.exe, spec_.argv, spec_.env,
+                  spec_.stdio.size() == 3 ? std::array<int, 3>{spec_.stdio[0].get(), spec_.stdio[1].get(),
+                                                               spec_.stdio[2].get()}
+                                          : std::array<int, 3>{-1, -1, -1},
+                  spec_.terminal);
+  spec_.stdio.clear();  // the init has its copies
   exec_watch_.assign(::dup(child_->exec_result_fd()));
   exec_watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                          [this](const boost::system::error_code& ec) {
@@ -380,9 +417,14 @@ void Session::finish() {
   // see: no process of the session runs any more.
   boost::asio::post(sup_.io(), [sup = &sup_, id = id_] { sup->forget_session(id); });
   if (auto on_end = std::move(on_end_)) on_end(exit_code_);
+  sup_.prepare_spare(setup_of(spec_));  // before the teardown below (supervisor.h)
 
+  retire();
+}
+
+void Session::retire() {
   seccomp_.reset();
-  registered_ = false;
+  const bool registered = std::exchange(registered_, false);
   // What waits on the kernel goes to the reaper, in this order: the
   // session's kernel registration (its ports' removal walks a 64k-bucket
   // map), the init's exit (its namespace's unmounting), the fanotify
@@ -399,8 +441,8 @@ void Session::finish() {
                                                 std::move(egress_links_), std::move(cgroup_),
                                                 std::move(limits_)});
   file_guard_.reset();
-  sup_.reaper().post([rest, bpf = &sup_.bpf(), id = id_] {
-    bpf->remove_session(id, rest->cgroup->id());
+  sup_.reaper().post([rest, bpf = &sup_.bpf(), id = id_, registered] {
+    if (registered) bpf->remove_session(id, rest->cgroup->id());
     rest->init->reap();
     rest->group.reset();
     rest->links.reset();

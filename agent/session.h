@@ -50,6 +50,10 @@ struct SessionSpec {
 // throws std::invalid_argument naming the field.
 SessionSpec from_request(const control::RunRequest& request);
 
+// What of `spec` a session's setup depends on (what Session::fits()
+// compares): user, directories, network, limits; no command.
+SessionSpec setup_of(const SessionSpec& spec);
+
 class Session {
  public:
   using EndHandler = std::function<void(int exit_code)>;
@@ -59,10 +63,33 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Creates the cgroup, registers it with the kernel programs, starts the
-  // agent in it and records the start. Throws on any failure, leaving
-  // nothing behind.
-  void start();
+  // Sets up all but the agent: the cgroup, limits and egress programs, the
+  // namespaces and mounts, the init waiting in them, the seccomp listener
+  // and the file guard. Nothing is recorded yet and the kernel programs do
+  // not know the session. Throws on any failure, leaving nothing behind.
+  void prepare();
+  // Registers the prepared session with the kernel programs, records its
+  // start and releases the agent (the spec's command, environment, stdio).
+  // Throws on any failure, leaving nothing behind.
+  void launch();
+  void start() {
+    prepare();
+    launch();
+  }
+
+  // Whether this session, prepared and not launched, can host `spec` as
+  // it is: all its setup depended on — user, directories, network, limits,
+  // policy `generation` — is the same, it is younger than `max_age`, and
+  // none of the paths its mounts were made from changed since.
+  bool fits(const SessionSpec& spec, uint32_t generation,
+            std::chrono::steady_clock::duration max_age) const;
+  // Takes the rest of `spec` (which fits()) — command, environment, stdio,
+  // timeout — and the handler of its end.
+  void adopt(SessionSpec spec, EndHandler on_end);
+  // Hands what waits on the kernel (the init's exit, the cgroups' removal)
+  // to the supervisor's reaper; for a session done with, ended or never
+  // launched.
+  void retire();
 
   uint64_t id() const { return id_; }
   const std::string& id_string() const { return id_string_; }
@@ -129,6 +156,12 @@ class Session {
   boost::asio::steady_timer limits_timer_;
   boost::asio::steady_timer timeout_timer_;
   bool timed_out_ = false;
+  std::chrono::steady_clock::time_point prepared_;
+  // What the mounts were made from, and the directory the agent starts in
+  // (a symlink's target may change): a spare holds while none changed.
+  std::unique_ptr<PathStates> inputs_;
+  uint32_t generation_ = 0;  // of the policy it was prepared with
+  bool launched_ = false;
   std::chrono::steady_clock::time_point started_;
   int exit_code_ = 0;
   int exit_signal_ = 0;

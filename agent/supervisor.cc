@@ -63,7 +63,8 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
       signal_watch_(io),
       ring_timer_(io),
       stats_timer_(io),
-      dns_timer_(io) {
+      dns_timer_(io),
+      spare_timer_(io) {
   if (cgroup_root_.empty())
     throw std::runtime_error("cgroup2 is not mounted (no cgroup2 entry in /proc/self/mountinfo)");
 
@@ -126,6 +127,7 @@ Supervisor::~Supervisor() {
     dns_channel_->supervisor = nullptr;
   }
   sessions_.clear();
+  spare_.reset();
   ring_watch_.release();  // the ring buffer owns that fd
   try {
     log_->close();
@@ -135,12 +137,21 @@ Supervisor::~Supervisor() {
 }
 
 Session& Supervisor::start_session(SessionSpec spec, Session::EndHandler on_end) {
-  uint64_t id = new_session_id();
-  auto session = std::make_unique<Session>(*this, id, std::move(spec), std::move(on_end));
+  std::unique_ptr<Session> session;
+  if (spare_ && spare_->fits(spec, policy_generation(), kSpareMaxAge)) {
+    spare_timer_.cancel();
+    session = std::move(spare_);
+    session->adopt(std::move(spec), std::move(on_end));
+  } else {
+    session = std::make_unique<Session>(*this, new_session_id(), std::move(spec), std::move(on_end));
+  }
   Session& ref = *session;
+  const uint64_t id = ref.id();
+  const bool prepared = ref.init_pid() != 0;
   sessions_.emplace(id, std::move(session));
   try {
-    ref.start();
+    if (prepared) ref.launch();
+    else ref.start();
   } catch (...) {
     sessions_.erase(id);
     throw;
@@ -148,6 +159,39 @@ Session& Supervisor::start_session(SessionSpec spec, Session::EndHandler on_end)
   announce_policy(policy_load_, ref);
   log_->flush();
   return ref;
+}
+
+void Supervisor::prepare_spare(const SessionSpec& like) {
+  // Not for a worktree's session: its overlays' upper and work directories
+  // are the session's alone, and what lands there is taken in after it.
+  if (!options_.keep_spare || !like.overlays.empty()) return;
+  if (spare_ && spare_->fits(like, policy_generation(), kSpareMaxAge)) return;
+  drop_spare();
+  auto spare = std::make_unique<Session>(*this, new_session_id(), setup_of(like), nullptr);
+  try {
+    spare->prepare();
+  } catch (const std::exception& e) {
+    // The next request makes its own, and reports what fails.
+    spdlog::debug("no spare session: {}", e.what());
+    return;
+  }
+  spare_ = std::move(spare);
+  spare_timer_.expires_after(kSpareMaxAge);
+  spare_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) drop_spare();
+  });
+}
+
+void Supervisor::stop_spares() {
+  options_.keep_spare = false;
+  drop_spare();
+}
+
+void Supervisor::drop_spare() {
+  spare_timer_.cancel();
+  if (!spare_) return;
+  spare_->retire();
+  spare_.reset();
 }
 
 void Supervisor::forget_session(uint64_t id) { sessions_.erase(id); }
@@ -316,6 +360,7 @@ void Supervisor::reload_policy() {
   audit::PolicyLoad load = enforcer_->load();
   if (load.accepted()) {
     policy_load_ = load;
+    drop_spare();  // prepared under the old policy
     for (auto& [id, session] : sessions_) session->apply_policy();
     resolve_hosts();
     spdlog::info("policy reloaded: generation {}: {}", load.generation(), load.summary());

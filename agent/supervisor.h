@@ -33,7 +33,18 @@ struct SupervisorOptions {
   // every CPU with IPIs each time; kept on, a session's attach and detach
   // cost a fraction (~0.3 ms and the other CPU's disturbance per session).
   bool keep_egress_attached = false;
+  // Keep one session prepared (a daemon's): as each session ends, the
+  // next one's cgroup, namespaces, mounts, init and guard are made while
+  // nobody waits, for the same user, directories, network and limits; a
+  // request that matches only registers it and releases its agent. It is
+  // used only while the paths its mounts were made from (the project, the
+  // writable, hidden and read-only ones) are as they were, for at most
+  // kSpareMaxAge, and under the same policy: a session from a spare sees
+  // the files as a session started that much earlier would.
+  bool keep_spare = false;
 };
+
+constexpr std::chrono::seconds kSpareMaxAge{2};
 
 class Supervisor {
  public:
@@ -71,6 +82,15 @@ class Supervisor {
     return matchers_.get(policy(), policy_generation(), home);
   }
   Reaper& reaper() { return reaper_; }
+  // keep_spare: prepares a session like `like` (its user, directories,
+  // network and limits) unless one is kept already. A session calls it as
+  // it ends, once its caller has heard: preparing while an agent runs
+  // delays that agent's end (the loop is busy ~3 ms), and the ended
+  // session's teardown, handed to the reaper just after, would contend
+  // with it.
+  void prepare_spare(const SessionSpec& like);
+  // No more spares (a daemon shutting down); the one kept is dropped.
+  void stop_spares();
 
  private:
   void on_event(std::span<const uint8_t> bytes);
@@ -88,6 +108,9 @@ class Supervisor {
   void resolve_hosts();
   void schedule_dns_refresh();
   void announce_policy(const audit::PolicyLoad& load, Session& session);
+  void drop_spare();
+  // keep_spare: prepares a session like `like` (its user, directories,
+  // network and limits), unless one is kept already.
 
   BtfPrefault btf_prefault_;  // first: it runs while the rest starts
   boost::asio::io_context& io_;
@@ -117,6 +140,8 @@ class Supervisor {
   PathMatcherCache matchers_;
   Reaper reaper_;  // before the sessions: it outlives them
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
+  std::unique_ptr<Session> spare_;  // keep_spare: prepared, not launched
+  boost::asio::steady_timer spare_timer_;
   std::function<void(int)> stop_handler_;
   BpfStats last_stats_;
   audit::Record event_record_;  // on_event's, reused

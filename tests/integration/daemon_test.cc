@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "harness.h"
@@ -157,6 +158,107 @@ TEST_F(Daemon, WarmSessionsAreRecordedAndEnforced) {
   EXPECT_TRUE(exec) << "no exec record of the agent";
   EXPECT_TRUE(denied) << "no denial of .env";
   EXPECT_TRUE(ended) << "no session_end";
+}
+
+// When the process started, in clock ticks since boot (/proc/PID/stat).
+uint64_t start_ticks(pid_t pid) {
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; i++) {
+  }
+  return std::stoull(field);
+}
+
+// Whether `daemon` has a session init waiting that no session_start
+// names: a prepared session (its corral-init, a child of the daemon).
+bool has_prepared_init(pid_t daemon, const std::vector<audit::Record>& records) {
+  std::set<pid_t> started;
+  for (const auto& r : records)
+    if (r.has_session_start()) started.insert(static_cast<pid_t>(r.session_start().pid()));
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string stat = read_file(entry.path().string() + "/stat");  // "" once gone
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos || stat.find("(corral-init)") == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    std::string state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == daemon && !started.count(std::stoi(name))) return true;
+  }
+  return false;
+}
+
+std::vector<const audit::Record*> session_starts(const std::vector<audit::Record>& records) {
+  std::vector<const audit::Record*> out;
+  for (const auto& r : records)
+    if (r.has_session_start()) out.push_back(&r);
+  return out;
+}
+
+// As a session ends the daemon prepares the next one like it (its init
+// waiting in its namespaces, behind its guard): the next request from the
+// same user and project only releases the agent. The agent is the one asked
+// for, with the client's output and exit code.
+TEST_F(Daemon, NextSessionIsPreparedBeforeItIsAsked) {
+  // a project of its own: the daemon's files and the client's output
+  // change the test's directory
+  const std::string proj = dir.path() + "/proj";
+  std::filesystem::create_directory(proj);
+  InDir in_proj(proj);
+  auto first = d.run({"--allow-root"}, {"/bin/true"});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  ASSERT_TRUE(eventually([&] { return has_prepared_init(d.pid, read_audit(d.audit)); }, 1s));
+  // apart in /proc's start times, well within the spare's age
+  std::this_thread::sleep_for(300ms);
+  const std::string out = dir.path() + "/run.out";
+  pid_t client = d.spawn_run({"/bin/bash", "-c", "sleep 1; echo from-the-spare; exit 5"}, out);
+  std::vector<audit::Record> records;
+  ASSERT_TRUE(eventually([&] {
+    records = read_audit(d.audit);
+    return session_starts(records).size() == 2;
+  }));
+  const pid_t init = static_cast<pid_t>(session_starts(records)[1]->session_start().pid());
+  EXPECT_LT(start_ticks(init), start_ticks(client))
+      << "the second session's init was not made before its request";
+  int status = 0;
+  ASSERT_EQ(::waitpid(client, &status, 0), client);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 5) << status << read_file(out);
+  EXPECT_NE(read_file(out).find("from-the-spare"), std::string::npos) << read_file(out);
+
+  EXPECT_EQ(d.stop(), 0) << read_file(d.output);
+  records = read_audit(d.audit);
+  // Only sessions asked for are in the trail: nothing of a prepared one
+  // that nobody used.
+  std::set<std::string> started, seen;
+  for (const auto* r : session_starts(records)) started.insert(r->session());
+  for (const auto& r : records)
+    if (!r.session().empty()) seen.insert(r.session());
+  EXPECT_EQ(started.size(), 2u);
+  EXPECT_EQ(seen, started);
+}
+
+// A prepared session is not used once a path its mounts were made from
+// changed: here the project, removed and made again — a session in the
+// old one would find its files gone.
+TEST_F(Daemon, PreparedSessionIsNotUsedOnceTheProjectChanged) {
+  const std::string proj = dir.path() + "/proj";
+  std::filesystem::create_directory(proj);
+  {
+    InDir in_proj(proj);
+    auto first = d.run({"--allow-root"}, {"/bin/true"});
+    ASSERT_EQ(first.exit_code, 0) << first.output;
+  }
+  ASSERT_TRUE(eventually([&] { return has_prepared_init(d.pid, read_audit(d.audit)); }, 1s));
+  std::filesystem::remove_all(proj);
+  std::filesystem::create_directory(proj);
+  write_file(proj + "/f", "fresh\n");
+  InDir in_proj(proj);
+  auto second = d.run({"--allow-root"}, {"/bin/cat", "f"});
+  EXPECT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_NE(second.output.find("fresh"), std::string::npos) << second.output;
 }
 
 // The small `corral` command hands this run to the daemon itself: a

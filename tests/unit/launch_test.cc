@@ -2,12 +2,15 @@
 // resolution, exit codes.
 #include <algorithm>
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 
 #include "cgroup2.h"
+#include "mnt.h"
 #include "process.h"
 
 namespace corral {
@@ -71,6 +74,46 @@ TEST(AgentEnvironment, HomeAndUserAreTheAgents) {
   auto out = agent_environment(const_cast<char**>(env), c);
   EXPECT_EQ(out, (std::vector<std::string>{"PATH=/bin", "HOME=/home/dev", "USER=dev",
                                            "LOGNAME=dev"}));
+}
+
+// A spare session holds while the paths its mounts came from are as they
+// were: a change to one, a new one, or one gone and made again (same name,
+// new inode) is seen.
+TEST(PathStates, SeeEveryChangeOfWhatTheMountsCameFrom) {
+  char tmpl[] = "/tmp/corral-pathstates-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string proj = dir + "/proj", absent = dir + "/absent";
+  ASSERT_EQ(::mkdir(proj.c_str(), 0755), 0);
+  // an old modification time: whatever changes it next is seen, however
+  // coarse the filesystem's clock
+  const timespec old_times[2] = {{1000000, 0}, {1000000, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, proj.c_str(), old_times, 0), 0);
+  PathStates states({proj, absent});
+  EXPECT_TRUE(states.unchanged());
+
+  // an entry made in the project changes its modification time
+  const std::string file = proj + "/f";
+  ::close(::open(file.c_str(), O_CREAT | O_WRONLY, 0644));
+  EXPECT_FALSE(states.unchanged());
+  PathStates after_file({proj, absent});
+  EXPECT_TRUE(after_file.unchanged());
+
+  // a path that did not exist now does
+  ASSERT_EQ(::mkdir(absent.c_str(), 0755), 0);
+  EXPECT_FALSE(after_file.unchanged());
+  ASSERT_EQ(::rmdir(absent.c_str()), 0);
+
+  // the project removed and made again under the same name
+  ASSERT_EQ(::utimensat(AT_FDCWD, proj.c_str(), old_times, 0), 0);
+  PathStates before_again({proj});
+  ASSERT_EQ(::unlink(file.c_str()), 0);
+  ASSERT_EQ(::rmdir(proj.c_str()), 0);
+  ASSERT_EQ(::mkdir(proj.c_str(), 0755), 0);
+  EXPECT_FALSE(before_again.unchanged());
+
+  ::rmdir(proj.c_str());
+  ::rmdir(dir.c_str());
 }
 
 }  // namespace
