@@ -10,6 +10,7 @@
 #include <map>
 
 #include "decode.h"
+#include "mnt.h"
 #include "path.h"
 
 namespace corral {
@@ -57,7 +58,11 @@ struct FileGuard::Rules {
 
 std::vector<std::pair<std::string, size_t>> find_existing(const std::vector<std::string>& globs,
                                                           const std::string& home,
-                                                          const std::string& cwd, size_t limit) {
+                                                          const std::string& cwd, size_t limit,
+                                                          PathStates* looked_at) {
+  auto look = [&](const std::string& p) {
+    if (looked_at) looked_at->add(p);
+  };
   std::vector<std::pair<std::string, size_t>> out;
   std::error_code ec;
   // literal paths are looked at; the others are grouped by the directory
@@ -67,6 +72,7 @@ std::vector<std::pair<std::string, size_t>> find_existing(const std::vector<std:
     const std::string& glob = globs[i];
     std::string pattern = glob.rfind("~/", 0) == 0 ? home + glob.substr(1) : glob;
     if (!has_wildcard(pattern)) {
+      look(pattern);
       if (fs::exists(pattern, ec)) out.emplace_back(pattern, i);
       continue;
     }
@@ -82,6 +88,7 @@ std::vector<std::pair<std::string, size_t>> find_existing(const std::vector<std:
   }
   for (const auto& [root, indices] : by_root) {
     auto opts = fs::directory_options::skip_permission_denied;
+    look(root);  // each directory before its entries are read
     auto it = fs::recursive_directory_iterator(root, opts, ec);
     // Most roots (~/.gnupg, ~/.azure...) do not exist: no set to compile.
     if (ec || it == fs::recursive_directory_iterator()) {
@@ -99,6 +106,8 @@ std::vector<std::pair<std::string, size_t>> find_existing(const std::vector<std:
       }
       std::string p = it->path().string();
       for (int k : set.match(p)) out.emplace_back(p, indices[k]);
+      std::error_code type_ec;  // not the walk's: a vanished entry does not end it
+      if (looked_at && it->is_directory(type_ec) && !it->is_symlink(type_ec)) look(p);
     }
   }
   return out;
@@ -112,7 +121,7 @@ std::vector<std::string> expand_glob(const std::string& glob, const std::string&
 }
 
 ExistingFiles scan_existing(const rules::Policy& policy, const std::string& home,
-                            const std::string& cwd) {
+                            const std::string& cwd, PathStates* looked_at) {
   // One glob list for both sections, so that each tree is walked once.
   std::vector<std::string> globs;
   std::vector<std::pair<bool, size_t>> owner;  // (protected?, rule index in its section)
@@ -127,7 +136,7 @@ ExistingFiles scan_existing(const rules::Policy& policy, const std::string& home
     }
   }
   ExistingFiles out;
-  for (auto& [path, i] : find_existing(globs, home, cwd, kWalkLimit))
+  for (auto& [path, i] : find_existing(globs, home, cwd, kWalkLimit, looked_at))
     (owner[i].first ? out.protect : out.secrets).emplace_back(std::move(path), owner[i].second);
   return out;
 }

@@ -24,13 +24,16 @@
 
 namespace corral {
 
+class PathStates;  // mnt.h
+
 // The existing files the (not off) secrets and protected rules name, found
 // in one walk of each tree: (path, index of the rule in its section).
 struct ExistingFiles {
   std::vector<std::pair<std::string, size_t>> secrets, protect;
 };
+// `looked_at`, when given, receives every path the scan read (mnt.h).
 ExistingFiles scan_existing(const rules::Policy& policy, const std::string& home,
-                            const std::string& cwd);
+                            const std::string& cwd, PathStates* looked_at = nullptr);
 
 // A policy's secret and protected path matchers, compiled for one home.
 // Compiling the globs (RE2 sets) is most of a session's file-rule setup, so
@@ -132,7 +135,8 @@ std::vector<std::string> protected_mount_points(const rules::Policy& policy,
 // that does, walking each tree once for all its globs (see expand_glob).
 std::vector<std::pair<std::string, size_t>> find_existing(const std::vector<std::string>& globs,
                                                           const std::string& home,
-                                                          const std::string& cwd, size_t limit);
+                                                          const std::string& cwd, size_t limit,
+                                                          PathStates* looked_at = nullptr);
 
 // Existing files that `glob` matches (home-expanded): a literal path is
 // checked, a wildcard below a fixed directory walks that directory, and a

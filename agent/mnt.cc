@@ -114,9 +114,13 @@ std::string describe_mount_failure(const MountPlan& plan, const MountFailure& f)
 
 MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
                          const std::string& cwd, const std::vector<std::string>& extra,
-                         ExistingFiles* existing) {
+                         ExistingFiles* existing, PathStates* looked_at) {
+  auto look = [&](const std::string& p) {
+    if (looked_at) looked_at->add(p);
+  };
   MountPlan plan;
   std::error_code ec;
+  look(cwd);
   std::string project = std::filesystem::weakly_canonical(cwd, ec).string();
   if (ec) project = normalize_path(cwd);
   if (project == "/")
@@ -127,6 +131,7 @@ MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
   // Symlinks resolved: the tree is cloned through them, and attached where
   // they lead (move_mount does not follow a symlink at its target).
   auto add = [&](const std::string& p) {
+    look(p);  // a symlink on the way, retargeted, changes what it names
     std::error_code ec;
     std::string path = std::filesystem::weakly_canonical(p, ec).string();
     if (ec) path = normalize_path(p);
@@ -138,29 +143,20 @@ MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
     for (const auto& p : rule.globs) add(normalize_path(expand(p, home)));
   }
   for (const auto& path : hidden_paths(policy, home)) {
+    look(path);
     struct stat st;
     if (::stat(path.c_str(), &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
       plan.hidden.push_back(path);
   }
-  ExistingFiles scanned = scan_existing(policy, home, project);
+  ExistingFiles scanned = scan_existing(policy, home, project, looked_at);
   plan.readonly = protected_mount_points(policy, scanned);
   if (existing) *existing = std::move(scanned);
   return plan;
 }
 
-std::vector<std::string> mount_plan_inputs(const rules::Policy& policy, const std::string& home,
-                                           const MountPlan& plan) {
-  std::vector<std::string> paths = plan.writable;
-  for (auto& p : hidden_paths(policy, home)) paths.push_back(std::move(p));
-  paths.insert(paths.end(), plan.readonly.begin(), plan.readonly.end());
-  for (const auto& o : plan.overlays) paths.push_back(o.target);
-  std::sort(paths.begin(), paths.end());
-  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
-  return paths;
-}
-
-PathStates::PathStates(std::vector<std::string> paths) : paths_(std::move(paths)) {
-  for (const auto& p : paths_) states_.push_back(of(p));
+void PathStates::add(const std::string& path) {
+  paths_.push_back(path);
+  states_.push_back(of(path));
 }
 
 bool PathStates::unchanged() const {

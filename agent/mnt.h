@@ -34,26 +34,16 @@ struct MountPlan {
   std::vector<OverlayMount> overlays;
 };
 
-// The plan for a session of `policy` run by a user with `home` in `cwd`,
-// `extra` writable paths besides (a worktree's git metadata). Throws
-// std::invalid_argument when `cwd` cannot be the project directory.
-// `existing`, when given, receives the scan of the project's and home's
-// secret and protected files the plan was made from (FileGuard reuses it).
-MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
-                         const std::string& cwd, const std::vector<std::string>& extra = {},
-                         struct ExistingFiles* existing = nullptr);
-
-// Every path whose state `plan` (of `policy`, for `home`) was made from:
-// its mounts, and the hidden paths that did not exist then.
-std::vector<std::string> mount_plan_inputs(const rules::Policy& policy, const std::string& home,
-                                           const MountPlan& plan);
-
-// The state of some paths — what each is (device, inode, type, last
-// change) or that it is missing — to tell later whether any changed.
+// The state of paths — what each is (device, inode, type, last changes)
+// or that it is missing — as it was when added, to tell later whether any
+// changed: what a plan was made from, to know whether it still holds.
 class PathStates {
  public:
-  explicit PathStates(std::vector<std::string> paths);
+  // Its state now: add a path before reading what the plan takes from it
+  // (a directory before its entries), so that no change after goes unseen.
+  void add(const std::string& path);
   bool unchanged() const;
+  size_t size() const { return paths_.size(); }
 
  private:
   struct State {
@@ -69,6 +59,17 @@ class PathStates {
   std::vector<std::string> paths_;
   std::vector<State> states_;
 };
+
+// The plan for a session of `policy` run by a user with `home` in `cwd`,
+// `extra` writable paths besides (a worktree's git metadata). Throws
+// std::invalid_argument when `cwd` cannot be the project directory.
+// `existing`, when given, receives the scan of the project's and home's
+// secret and protected files the plan was made from (FileGuard reuses it);
+// `looked_at`, every path the plan was made from, as it was before.
+MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
+                         const std::string& cwd, const std::vector<std::string>& extra = {},
+                         struct ExistingFiles* existing = nullptr,
+                         PathStates* looked_at = nullptr);
 
 // The same plan as NULL-terminated arrays, built before clone so that the
 // session init, which may only make raw system calls, reads it as is.

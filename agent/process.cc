@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <net/if.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -360,7 +361,10 @@ void SessionInit::release(const std::string& exe, const std::vector<std::string>
   ssize_t n;
   do n = ::sendmsg(go_.get(), &msg, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
-  if (n != 1) throw errno_error("failed to release the agent");
+  if (n != 1) {
+    if (n >= 0) errno = EIO;
+    throw errno_error("failed to release the agent");
+  }
   released_ = true;
   go_.reset();
 }
@@ -381,6 +385,11 @@ int SessionInit::read_agent_status() {
   while (n < 0 && errno == EINTR);
   if (n != sizeof(status)) throw std::runtime_error("the session init died before the agent");
   return status;
+}
+
+bool SessionInit::running() const {
+  pollfd p{pidfd_.get(), POLLIN, 0};
+  return pid_ > 0 && ::poll(&p, 1, 0) == 0;  // a pidfd is readable once its process exited
 }
 
 void SessionInit::signal_agent(int signo) const { ::kill(pid_, signo); }

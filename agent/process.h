@@ -46,6 +46,8 @@ class SessionInit {
 
   // The init, as the host sees it; its mount namespace is the session's.
   pid_t pid() const { return pid_; }
+  // Whether the init is still there (it could die waiting: killed by root).
+  bool running() const;
   // Readable when the init exits (the session has no process left).
   int pidfd() const { return pidfd_.get(); }
   // The session's seccomp listener: a refused syscall waits for an answer.

@@ -34,6 +34,13 @@ SessionSpec from_request(const control::RunRequest& r) {
     return std::invalid_argument("run request: " + field + ": " + why);
   };
   if (!r.exe().starts_with("/")) throw bad("exe", "not an absolute path: '" + r.exe() + "'");
+  // NUL-terminated on their way to the agent: one inside would split it
+  auto no_nul = [&](const std::string& field, const std::string& v) {
+    if (v.find('\0') != std::string::npos) throw bad(field, "contains a NUL byte");
+  };
+  no_nul("exe", r.exe());
+  for (const auto& a : r.argv()) no_nul("argv", a);
+  for (const auto& e : r.env()) no_nul("env", e);
   if (r.argv().empty()) throw bad("argv", "no command");
   if (!r.cwd().starts_with("/")) throw bad("cwd", "not an absolute path: '" + r.cwd() + "'");
   if (!r.home().starts_with("/")) throw bad("home", "not an absolute path: '" + r.home() + "'");
@@ -140,12 +147,10 @@ void Session::prepare() {
     egress_links_ = std::make_unique<CgroupLinks>(sup_.bpf().attach_egress(dir.get(), cgroup_->path()));
 
   ExistingFiles existing;  // one walk of the trees, for the plan and the guard
-  MountPlan mounts =
-      session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd, spec_.writable, &existing);
+  inputs_ = std::make_unique<PathStates>();
+  MountPlan mounts = session_mounts(sup_.policy(), spec_.creds.home, spec_.cwd, spec_.writable,
+                                    &existing, inputs_.get());
   mounts.overlays = spec_.overlays;
-  std::vector<std::string> inputs = mount_plan_inputs(sup_.policy(), spec_.creds.home, mounts);
-  inputs.push_back(spec_.cwd);
-  inputs_ = std::make_unique<PathStates>(std::move(inputs));
   child_ = std::make_unique<SessionInit>(spec_.creds, mounts, session_rlimits(spec_.limits),
                                          spec_.net, dir.get());
   seccomp_ = std::make_unique<SeccompListener>(
@@ -179,7 +184,7 @@ void Session::prepare() {
 bool Session::fits(const SessionSpec& s, uint32_t generation,
                    std::chrono::steady_clock::duration max_age) const {
   const SessionSpec& p = spec_;
-  return child_ && !launched_ && generation == generation_ &&
+  return child_ && !launched_ && child_->running() && generation == generation_ &&
          std::chrono::steady_clock::now() - prepared_ < max_age && s.creds.uid == p.creds.uid &&
          s.creds.gid == p.creds.gid && s.creds.groups == p.creds.groups &&
          s.creds.home == p.creds.home && s.cwd == p.cwd && s.writable == p.writable &&

@@ -79,8 +79,9 @@ class Session {
 
   // Whether this session, prepared and not launched, can host `spec` as
   // it is: all its setup depended on — user, directories, network, limits,
-  // policy `generation` — is the same, it is younger than `max_age`, and
-  // none of the paths its mounts were made from changed since.
+  // policy `generation` — is the same, it is younger than `max_age`, its
+  // init waits, and none of the paths its mounts and its guard's scan of
+  // existing files were made from changed since.
   bool fits(const SessionSpec& spec, uint32_t generation,
             std::chrono::steady_clock::duration max_age) const;
   // Takes the rest of `spec` (which fits()) — command, environment, stdio,
@@ -157,8 +158,8 @@ class Session {
   boost::asio::steady_timer timeout_timer_;
   bool timed_out_ = false;
   std::chrono::steady_clock::time_point prepared_;
-  // What the mounts were made from, and the directory the agent starts in
-  // (a symlink's target may change): a spare holds while none changed.
+  // What the mounts and the guard's scan were made from: a spare holds
+  // while none of it changed.
   std::unique_ptr<PathStates> inputs_;
   uint32_t generation_ = 0;  // of the policy it was prepared with
   bool launched_ = false;

@@ -177,8 +177,10 @@ void Supervisor::prepare_spare(const SessionSpec& like) {
   }
   spare_ = std::move(spare);
   spare_timer_.expires_after(kSpareMaxAge);
-  spare_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) drop_spare();
+  // A handler already queued when the timer was set again is not
+  // cancelled: it must not drop the spare made since.
+  spare_timer_.async_wait([this, serial = ++spare_serial_](const boost::system::error_code& ec) {
+    if (!ec && serial == spare_serial_) drop_spare();
   });
 }
 

@@ -109,8 +109,6 @@ class Supervisor {
   void schedule_dns_refresh();
   void announce_policy(const audit::PolicyLoad& load, Session& session);
   void drop_spare();
-  // keep_spare: prepares a session like `like` (its user, directories,
-  // network and limits), unless one is kept already.
 
   BtfPrefault btf_prefault_;  // first: it runs while the rest starts
   boost::asio::io_context& io_;
@@ -142,6 +140,7 @@ class Supervisor {
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::unique_ptr<Session> spare_;  // keep_spare: prepared, not launched
   boost::asio::steady_timer spare_timer_;
+  uint64_t spare_serial_ = 0;  // which spare the timer's handler is for
   std::function<void(int)> stop_handler_;
   BpfStats last_stats_;
   audit::Record event_record_;  // on_event's, reused

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Launch cost: wall time of one `/bin/true`, N times each, in one run:
+# Launch cost: wall time of one `/bin/true`, N times each in interleaved
+# rounds, in one run:
 #   bare    /bin/true
 #   bwrap   bubblewrap with namespaces and binds like a corral session's
 #           (pid, mount, ipc, uts; the host read-only, the project and a
@@ -8,8 +9,10 @@
 #           kernel programs, makes the cgroup, the namespaces and the
 #           guard, then tears it all down.
 #   warm    `corral run -- /bin/true` with a `corral daemon` running: the
-#           programs are loaded already; the session only registers (the
-#           same cgroup, namespaces, mounts, guard and records as cold).
+#           programs are loaded already, and the daemon keeps a session
+#           prepared; the same cgroup, namespaces, mounts, guard and
+#           records as cold. Compared with bare /bin/true rounds of its
+#           own, beside it, while the daemon runs.
 # Then the creation time of a worktree (`corral run --worktree`) in a
 # repository of BENCH_FILES files, separately.
 #
@@ -38,18 +41,36 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/proj" "$work/home/.ssh"
 cd "$work/proj"
 
-# time_runs NAME CMD...: RUNS wall times in ms, one per line, to $work/NAME
-time_runs() {
-	local name=$1
-	shift
-	: >"$work/$name"
+# One launch of each kind, timed (EPOCHREALTIME, in µs: a $(date) would add
+# two forks to each run).
+run_bare() { /bin/true; }
+run_bwrap() {
+	bwrap --unshare-pid --unshare-ipc --unshare-uts --die-with-parent \
+		--ro-bind / / --bind "$work/proj" "$work/proj" --tmpfs /tmp --dev /dev --proc /proc \
+		--tmpfs "$work/home/.ssh" --chdir "$work/proj" /bin/true
+}
+run_cold() {
+	"$CORRAL" run --embedded --quiet --allow-root --audit "$work/audit.jsonl" \
+		--audit-key "$work/audit.key" -- /bin/true
+}
+run_warm() { "$CORRAL" run --allow-root --daemon-socket "$work/control.sock" -- /bin/true; }
+run_bare_daemon() { /bin/true; }
+
+# rounds KIND...: RUNS rounds, one launch of each KIND per round, each time
+# appended in ms to $work/KIND. Interleaved, so that a host whose speed
+# drifts (this VM's does, by tens of percent within the hour) slows every
+# kind alike.
+rounds() {
+	local kind
+	for kind in "$@"; do : >"$work/$kind"; done
 	for ((i = 0; i < RUNS; i++)); do
-		local t0 t1
-		# EPOCHREALTIME, in µs: a $(date) would add two forks to each run
-		t0=${EPOCHREALTIME/./}
-		"$@" >/dev/null 2>&1 || { echo "bench_launch: $name failed: $*" >&2; exit 1; }
-		t1=${EPOCHREALTIME/./}
-		printf '%d.%03d\n' $(((t1 - t0) / 1000)) $(((t1 - t0) % 1000)) >>"$work/$name"
+		for kind in "$@"; do
+			local t0 t1
+			t0=${EPOCHREALTIME/./}
+			"run_$kind" >/dev/null 2>&1 || { echo "bench_launch: $kind failed" >&2; exit 1; }
+			t1=${EPOCHREALTIME/./}
+			printf '%d.%03d\n' $(((t1 - t0) / 1000)) $(((t1 - t0) % 1000)) >>"$work/$kind"
+		done
 	done
 }
 
@@ -61,31 +82,29 @@ stats() {
 		printf "%.2f %.2f\n", m, p }'
 }
 
-echo "# launch cost, $RUNS runs each, $(nproc) CPUs, kernel $(uname -r)" >&2
-time_runs bare /bin/true
-time_runs bwrap bwrap --unshare-pid --unshare-ipc --unshare-uts --die-with-parent \
-	--ro-bind / / --bind "$work/proj" "$work/proj" --tmpfs /tmp --dev /dev --proc /proc \
-	--tmpfs "$work/home/.ssh" --chdir "$work/proj" /bin/true
-time_runs corral "$CORRAL" run --embedded --quiet --allow-root --audit "$work/audit.jsonl" \
-	--audit-key "$work/audit.key" -- /bin/true
+echo "# launch cost, $RUNS rounds, $(nproc) CPUs, kernel $(uname -r)" >&2
+rounds bare bwrap cold
+# Warm beside a bare launch of its own: the daemon's programs, loaded from
+# here on, are on every system call of the host, /bin/true's too.
 "$CORRAL" daemon --quiet --audit "$work/daemon.jsonl" --audit-key "$work/audit.key" \
 	--socket "$work/control.sock" 2>"$work/daemon.err" &
 daemon=$!
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
 for ((i = 0; i < 300; i++)); do [[ -S $work/control.sock ]] && break; sleep 0.1; done
 [[ -S $work/control.sock ]] || { echo "bench_launch: the daemon did not start:" >&2; cat "$work/daemon.err" >&2; exit 1; }
-time_runs warm "$CORRAL" run --allow-root --daemon-socket "$work/control.sock" -- /bin/true
+rounds bare_daemon warm
 kill "$daemon"
 wait "$daemon" || { echo "bench_launch: the daemon failed:" >&2; cat "$work/daemon.err" >&2; exit 1; }
 
 read -r bare_m bare_p < <(stats bare)
 read -r bw_m bw_p < <(stats bwrap)
-read -r co_m co_p < <(stats corral)
+read -r co_m co_p < <(stats cold)
+read -r bd_m bd_p < <(stats bare_daemon)
 read -r wa_m wa_p < <(stats warm)
 calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
 ratio() { calc "$1 / $2"; }
 added=$(calc "$co_m - $bare_m")
-warm_added=$(calc "$wa_m - $bare_m")
+warm_added=$(calc "$wa_m - $bd_m")
 
 # Worktree creation in a repository of FILES files.
 repo="$work/repo"
@@ -114,10 +133,12 @@ cat <<EOF
 | bare | $bare_m | $bare_p | 1.00 | - |
 | bwrap (pid, mount, ipc, uts; ro host, rw project, tmpfs /tmp, hidden dir, new /proc) | $bw_m | $bw_p | $(ratio "$bw_m" "$bare_m") | 1.00 |
 | corral cold (embedded: programs loaded by this run) | $co_m | $co_p | $(ratio "$co_m" "$bare_m") | $(ratio "$co_m" "$bw_m") |
-| corral warm (a daemon holds the programs) | $wa_m | $wa_p | $(ratio "$wa_m" "$bare_m") | $(ratio "$wa_m" "$bw_m") |
+| bare, a daemon running | $bd_m | $bd_p | 1.00 | - |
+| corral warm (a daemon holds the programs) | $wa_m | $wa_p | $(ratio "$wa_m" "$bd_m") | $(ratio "$wa_m" "$bw_m") |
 
 corral cold adds $added ms to bare at the median (goal <= 100 ms); warm adds
-$warm_added ms (goal <= 5 ms, and not slower than bwrap).
+$warm_added ms to bare with the daemon running (goal <= 5 ms, and not slower
+than bwrap).
 
 | worktree in a repository of $FILES files | ms |
 |---|---:|

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 
 #include "cgroup2.h"
+#include "file_guard.h"
 #include "mnt.h"
 #include "process.h"
 
@@ -79,6 +81,12 @@ TEST(AgentEnvironment, HomeAndUserAreTheAgents) {
 // A spare session holds while the paths its mounts came from are as they
 // were: a change to one, a new one, or one gone and made again (same name,
 // new inode) is seen.
+PathStates states_of(const std::vector<std::string>& paths) {
+  PathStates s;
+  for (const auto& p : paths) s.add(p);
+  return s;
+}
+
 TEST(PathStates, SeeEveryChangeOfWhatTheMountsCameFrom) {
   char tmpl[] = "/tmp/corral-pathstates-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
@@ -89,14 +97,14 @@ TEST(PathStates, SeeEveryChangeOfWhatTheMountsCameFrom) {
   // coarse the filesystem's clock
   const timespec old_times[2] = {{1000000, 0}, {1000000, 0}};
   ASSERT_EQ(::utimensat(AT_FDCWD, proj.c_str(), old_times, 0), 0);
-  PathStates states({proj, absent});
+  PathStates states = states_of({proj, absent});
   EXPECT_TRUE(states.unchanged());
 
   // an entry made in the project changes its modification time
   const std::string file = proj + "/f";
   ::close(::open(file.c_str(), O_CREAT | O_WRONLY, 0644));
   EXPECT_FALSE(states.unchanged());
-  PathStates after_file({proj, absent});
+  PathStates after_file = states_of({proj, absent});
   EXPECT_TRUE(after_file.unchanged());
 
   // a path that did not exist now does
@@ -106,7 +114,7 @@ TEST(PathStates, SeeEveryChangeOfWhatTheMountsCameFrom) {
 
   // the project removed and made again under the same name
   ASSERT_EQ(::utimensat(AT_FDCWD, proj.c_str(), old_times, 0), 0);
-  PathStates before_again({proj});
+  PathStates before_again = states_of({proj});
   ASSERT_EQ(::unlink(file.c_str()), 0);
   ASSERT_EQ(::rmdir(proj.c_str()), 0);
   ASSERT_EQ(::mkdir(proj.c_str(), 0755), 0);
@@ -114,6 +122,24 @@ TEST(PathStates, SeeEveryChangeOfWhatTheMountsCameFrom) {
 
   ::rmdir(proj.c_str());
   ::rmdir(dir.c_str());
+}
+
+// The scan for existing secret and protected files notes every directory it
+// read: an entry made deep in the project later is seen.
+TEST(PathStates, TheScanNotesEveryDirectoryItWalked) {
+  char tmpl[] = "/tmp/corral-pathstates-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string proj = tmpl;
+  std::filesystem::create_directories(proj + "/a/b/c");
+  const timespec old_times[2] = {{1000000, 0}, {1000000, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (proj + "/a/b/c").c_str(), old_times, 0), 0);
+  PathStates looked_at;
+  find_existing({"**/.envrc"}, "/nonexistent-home", proj, 1000, &looked_at);
+  EXPECT_GE(looked_at.size(), 4u);  // the project, a, a/b, a/b/c
+  EXPECT_TRUE(looked_at.unchanged());
+  ::close(::open((proj + "/a/b/c/.envrc").c_str(), O_CREAT | O_WRONLY, 0644));
+  EXPECT_FALSE(looked_at.unchanged());
+  std::filesystem::remove_all(proj);
 }
 
 }  // namespace
