@@ -20,6 +20,7 @@
 #include "procfs.h"
 #include "reaper.h"
 #include "run_command.h"
+#include "session.h"
 
 namespace corral {
 namespace {
@@ -189,6 +190,32 @@ TEST(RunRequest, BadLimitAndMissingCommandFailWithTheirCodes) {
   } catch (const Failure& f) {
     EXPECT_EQ(f.code, kCorralFailed);
     EXPECT_NE(f.message.find("max pids 1 is below the minimum"), std::string::npos) << f.message;
+  }
+}
+
+// What reaches the daemon is checked again there: a NUL byte would split
+// an argument on its way to the agent (init_main.cc).
+TEST(RunRequest, TheDaemonRefusesNulBytes) {
+  control::RunRequest r;
+  r.set_exe("/bin/echo");
+  r.add_argv("echo");
+  r.add_argv("hi");
+  r.set_cwd("/work");
+  r.set_home("/home/dev");
+  r.set_net("allow");
+  EXPECT_NO_THROW(from_request(r));
+  for (auto field : {"exe", "argv", "env"}) {
+    control::RunRequest bad = r;
+    const std::string nul("a\0b", 3);
+    if (std::string(field) == "exe") bad.set_exe("/bin/" + nul);
+    else if (std::string(field) == "argv") bad.set_argv(1, nul);
+    else bad.add_env("X=" + nul);
+    try {
+      from_request(bad);
+      ADD_FAILURE() << "a NUL byte in " << field << " was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_EQ(std::string(e.what()), std::string("run request: ") + field + ": contains a NUL byte");
+    }
   }
 }
 
