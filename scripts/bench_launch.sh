@@ -59,7 +59,9 @@ run_bare_daemon() { /bin/true; }
 # rounds KIND...: RUNS rounds, one launch of each KIND per round, each time
 # appended in ms to $work/KIND. Interleaved, so that a host whose speed
 # drifts (this VM's does, by tens of percent within the hour) slows every
-# kind alike.
+# kind alike; 50 ms apart, so that each launch starts on a quiet host, not
+# beside what the one before left to do in the background (a daemon's
+# teardown of the last session and its preparing the next).
 rounds() {
 	local kind
 	for kind in "$@"; do : >"$work/$kind"; done
@@ -70,6 +72,7 @@ rounds() {
 			"run_$kind" >/dev/null 2>&1 || { echo "bench_launch: $kind failed" >&2; exit 1; }
 			t1=${EPOCHREALTIME/./}
 			printf '%d.%03d\n' $(((t1 - t0) / 1000)) $(((t1 - t0) % 1000)) >>"$work/$kind"
+			sleep 0.05
 		done
 	done
 }

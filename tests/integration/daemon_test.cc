@@ -198,6 +198,16 @@ std::vector<const audit::Record*> session_starts(const std::vector<audit::Record
   return out;
 }
 
+// A session in `proj` (made here), and the one the daemon prepares as it
+// ends, waiting.
+void run_and_await_prepared(const DaemonProcess& d, const std::string& proj) {
+  std::filesystem::create_directory(proj);
+  InDir in_proj(proj);
+  auto first = d.run({"--allow-root"}, {"/bin/true"});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  ASSERT_TRUE(eventually([&] { return has_prepared_init(d.pid, read_audit(d.audit)); }, 1s));
+}
+
 // As a session ends the daemon prepares the next one like it (its init
 // waiting in its namespaces, behind its guard): the next request from the
 // same user and project only releases the agent. The agent is the one asked
@@ -206,11 +216,8 @@ TEST_F(Daemon, NextSessionIsPreparedBeforeItIsAsked) {
   // a project of its own: the daemon's files and the client's output
   // change the test's directory
   const std::string proj = dir.path() + "/proj";
-  std::filesystem::create_directory(proj);
+  ASSERT_NO_FATAL_FAILURE(run_and_await_prepared(d, proj));
   InDir in_proj(proj);
-  auto first = d.run({"--allow-root"}, {"/bin/true"});
-  ASSERT_EQ(first.exit_code, 0) << first.output;
-  ASSERT_TRUE(eventually([&] { return has_prepared_init(d.pid, read_audit(d.audit)); }, 1s));
   // apart in /proc's start times, well within the spare's age
   std::this_thread::sleep_for(300ms);
   const std::string out = dir.path() + "/run.out";
@@ -245,13 +252,7 @@ TEST_F(Daemon, NextSessionIsPreparedBeforeItIsAsked) {
 // old one would find its files gone.
 TEST_F(Daemon, PreparedSessionIsNotUsedOnceTheProjectChanged) {
   const std::string proj = dir.path() + "/proj";
-  std::filesystem::create_directory(proj);
-  {
-    InDir in_proj(proj);
-    auto first = d.run({"--allow-root"}, {"/bin/true"});
-    ASSERT_EQ(first.exit_code, 0) << first.output;
-  }
-  ASSERT_TRUE(eventually([&] { return has_prepared_init(d.pid, read_audit(d.audit)); }, 1s));
+  ASSERT_NO_FATAL_FAILURE(run_and_await_prepared(d, proj));
   std::filesystem::remove_all(proj);
   std::filesystem::create_directory(proj);
   write_file(proj + "/f", "fresh\n");
