@@ -101,21 +101,15 @@ int clear_capabilities() {
 // CLONE_VFORK), so raw system calls only.
 int agent_main(void* arg) {
   const Agent& a = *static_cast<const Agent*>(arg);
+  // Every disposition a default and the bounding set empty already: the
+  // init's, before its release (main).
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
-  // An ignored signal stays ignored across exec: a daemon started with
-  // nohup or from a script's `&` would hand its agents SIGHUP or SIGINT
-  // ignored (Ctrl-C doing nothing). The agent starts with every default.
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
   int e = 0;
   if (::syscall(SYS_setgroups, a.ngroups, a.groups) != 0 ||
       ::syscall(SYS_setresgid, a.gid, a.gid, a.gid) != 0)
     e = errno;
-  if (!e) e = drop_bounding_set();
   if (!e && ::syscall(SYS_setresuid, a.uid, a.uid, a.uid) != 0) e = errno;
   if (!e) e = clear_capabilities();
   // After the uid change, which clears it: die with the init.
@@ -245,6 +239,22 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGWINCH}) sigaddset(&set, s);
   sigprocmask(SIG_SETMASK, &set, nullptr);
+
+  // What the agent inherits and every agent needs, done while the init
+  // waits (a daemon's prepared session) rather than after its release.
+  // An ignored signal stays ignored across exec: a daemon started with
+  // nohup or from a script's `&` would hand its agents SIGHUP or SIGINT
+  // ignored (Ctrl-C doing nothing). The agent starts with every default.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
+  // The init keeps its own capabilities (it sets the agent's ids); the
+  // bounding set only limits what an exec grants, and it execs nothing.
+  if (int e = drop_bounding_set()) {
+    (void)!::write(agent.err_w, &e, sizeof(e));
+    _exit(127);
+  }
 
   await_release(static_cast<int>(go), agent);
   // The supervisor holds the seccomp listener now; a copy here would let a
