@@ -162,10 +162,15 @@ FanotifyGuard::FanotifyGuard(pid_t ns_pid, Decider decider)
   spdlog::debug("fanotify: guarding {} mount(s) of the mount namespace of pid {}", n, ns_pid);
 }
 
-FanotifyGuard::~FanotifyGuard() { stop(); }
+FanotifyGuard::~FanotifyGuard() {
+  stop();
+  if (thread_.joinable()) thread_.join();
+}
 
 void FanotifyGuard::start() {
-  if (thread_.joinable()) return;
+  if (thread_.joinable() && !served_) return;
+  if (thread_.joinable()) thread_.join();  // stopped before
+  served_ = false;
   stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_fd_) throw errno_error("failed to create the fanotify guard's stop eventfd");
   stopping_ = false;
@@ -177,7 +182,9 @@ void FanotifyGuard::stop() {
   stopping_ = true;
   uint64_t one = 1;
   (void)!::write(stop_fd_.get(), &one, sizeof(one));
-  thread_.join();
+  // Its last answer given, not its exit: the thread's teardown is left to
+  // the destructor, off a session's way to its end record and its reply.
+  served_.wait(false);
 }
 
 void SpinWindow::slept(std::chrono::nanoseconds slept) {
@@ -188,6 +195,13 @@ void SpinWindow::slept(std::chrono::nanoseconds slept) {
 }
 
 void FanotifyGuard::serve() {
+  struct Served {
+    std::atomic<bool>& flag;
+    ~Served() {
+      flag = true;
+      flag.notify_all();
+    }
+  } served{served_};
   ::pthread_setname_np(::pthread_self(), "corral-fanotify");
   pollfd fds[2] = {{group_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
   SpinWindow window;

@@ -223,6 +223,7 @@ class FanotifyGuard {
   std::mutex decide_mu_;  // one decision (verdict and cache mark) vs reset_cache()
   UniqueFd stop_fd_;      // eventfd: wakes the thread to stop
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> served_{false};  // serve() has returned: nothing more is answered
   std::thread thread_;
   std::atomic<uint64_t> events_{0}, denied_{0}, cached_{0}, errors_{0};
 };
