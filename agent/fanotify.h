@@ -165,8 +165,9 @@ class FanotifyGuard {
   // fanotify.cc): a burst of opens then never waits for a halted CPU to
   // wake. Events raised before start() wait for it.
   void start();
-  // Stops answering (joins the thread; an event pending then waits for the
-  // group's close, which allows it). Idempotent; the destructor calls it.
+  // Stops answering: returns once the thread has left its loop (an event
+  // pending then waits for the group's close, which allows it); the thread
+  // itself is joined by the destructor. Idempotent; the destructor calls it.
   void stop();
 
   // Ends the guard, handing its group to the caller (the pending events

@@ -105,9 +105,13 @@ std::vector<std::pair<std::string, size_t>> find_existing(const std::vector<std:
         break;
       }
       std::string p = it->path().string();
-      for (int k : set.match(p)) out.emplace_back(p, indices[k]);
       std::error_code type_ec;  // not the walk's: a vanished entry does not end it
-      if (looked_at && it->is_directory(type_ec) && !it->is_symlink(type_ec)) look(p);
+      // each directory before its entries are read; each match (a symlink's
+      // target, stat follows it) before the guard takes its identity
+      auto matches = set.match(p);
+      if (looked_at && (!matches.empty() || (it->is_directory(type_ec) && !it->is_symlink(type_ec))))
+        look(p);
+      for (int k : matches) out.emplace_back(p, indices[k]);
     }
   }
   return out;

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <stdexcept>
 
@@ -160,21 +161,34 @@ void PathStates::add(const std::string& path) {
 }
 
 bool PathStates::unchanged() const {
-  for (size_t i = 0; i < paths_.size(); i++)
-    if (!(of(paths_[i]) == states_[i])) return false;
+  for (size_t i = 0; i < paths_.size(); i++) {
+    const State& was = states_[i];
+    if (was.racy || (was.error && was.error != ENOENT && was.error != ENOTDIR)) return false;
+    if (!(of(paths_[i]) == was)) return false;
+  }
   return true;
 }
 
 PathStates::State PathStates::of(const std::string& path) {
   State s;
+  // Filesystems stamp changes with this clock (the kernel's coarse time),
+  // read before the path: a change after the stat is stamped no earlier.
+  timespec tick{};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &tick);
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return s;
-  s.exists = true;
+  if (::stat(path.c_str(), &st) != 0) {
+    s.error = errno;
+    return s;
+  }
   s.dev = st.st_dev;
   s.ino = st.st_ino;
   s.mode = st.st_mode;
   s.mtime = st.st_mtim;
   s.ctime = st.st_ctim;
+  auto not_before = [&](const timespec& t) {
+    return t.tv_sec > tick.tv_sec || (t.tv_sec == tick.tv_sec && t.tv_nsec >= tick.tv_nsec);
+  };
+  s.racy = not_before(st.st_mtim) || not_before(st.st_ctim);
   return s;
 }
 
@@ -182,7 +196,7 @@ bool PathStates::State::operator==(const State& o) const {
   auto same = [](const timespec& a, const timespec& b) {
     return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
   };
-  return exists == o.exists && dev == o.dev && ino == o.ino && mode == o.mode &&
+  return error == o.error && dev == o.dev && ino == o.ino && mode == o.mode &&
          same(mtime, o.mtime) && same(ctime, o.ctime);
 }
 

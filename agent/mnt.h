@@ -41,18 +41,24 @@ class PathStates {
  public:
   // Its state now: add a path before reading what the plan takes from it
   // (a directory before its entries), so that no change after goes unseen.
+  // A state that cannot prove that (changed in the current clock tick, or
+  // unreadable but for missing) makes unchanged() false.
   void add(const std::string& path);
   bool unchanged() const;
   size_t size() const { return paths_.size(); }
 
  private:
   struct State {
-    bool exists = false;
+    int error = 0;  // stat's: ENOENT or ENOTDIR is missing, anything else unknown
     dev_t dev = 0;
     ino_t ino = 0;
     mode_t mode = 0;
     timespec mtime{};
     timespec ctime{};
+    // Changed within the filesystem clock's current tick: a change after
+    // the note, in the same tick, would leave the same times (git's "racy"
+    // entries), so such a state proves nothing later.
+    bool racy = false;
     bool operator==(const State&) const;
   };
   static State of(const std::string& path);

@@ -363,6 +363,17 @@ void SessionInit::release(const std::string& exe, const std::vector<std::string>
   while (n < 0 && errno == EINTR);
   if (n != 1) {
     if (n >= 0) errno = EIO;
+    const int send_error = errno;
+    // The init gone (its pidfd readable once it has exited, just after its
+    // end of the socket closed): what it reported on its way out says more.
+    pollfd exited{pidfd_.get(), POLLIN, 0};
+    if (::poll(&exited, 1, 1000) == 1) {
+      if (int e = exec_error()) {
+        errno = e;
+        throw errno_error("the session init failed before the agent's release");
+      }
+    }
+    errno = send_error;
     throw errno_error("failed to release the agent");
   }
   released_ = true;

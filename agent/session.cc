@@ -34,13 +34,19 @@ SessionSpec from_request(const control::RunRequest& r) {
     return std::invalid_argument("run request: " + field + ": " + why);
   };
   if (!r.exe().starts_with("/")) throw bad("exe", "not an absolute path: '" + r.exe() + "'");
-  // NUL-terminated on their way to the agent: one inside would split it
+  // C strings on their way to the agent and the kernel: a NUL inside
+  // would split an argument, or cut a path short
   auto no_nul = [&](const std::string& field, const std::string& v) {
     if (v.find('\0') != std::string::npos) throw bad(field, "contains a NUL byte");
   };
   no_nul("exe", r.exe());
   for (const auto& a : r.argv()) no_nul("argv", a);
   for (const auto& e : r.env()) no_nul("env", e);
+  no_nul("cwd", r.cwd());
+  no_nul("home", r.home());
+  for (const auto& w : r.writable()) no_nul("writable", w);
+  for (const auto& o : r.overlays())
+    for (const std::string* p : {&o.target(), &o.upper(), &o.work()}) no_nul("overlays", *p);
   if (r.argv().empty()) throw bad("argv", "no command");
   if (!r.cwd().starts_with("/")) throw bad("cwd", "not an absolute path: '" + r.cwd() + "'");
   if (!r.home().starts_with("/")) throw bad("home", "not an absolute path: '" + r.home() + "'");

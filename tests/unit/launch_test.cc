@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 
 #include "cgroup2.h"
@@ -81,7 +82,27 @@ TEST(AgentEnvironment, HomeAndUserAreTheAgents) {
 // A spare session holds while the paths its mounts came from are as they
 // were: a change to one, a new one, or one gone and made again (same name,
 // new inode) is seen.
+// Until the filesystem clock (the kernel's coarse time) is past every
+// time stamped on `paths`: they are then no longer "racy" (mnt.h). A
+// stamp may be finer than that clock and ahead of it.
+void await_older(const std::vector<std::string>& paths) {
+  auto later = [](const timespec& a, const timespec& b) {
+    return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
+  };
+  timespec newest{};
+  for (const auto& p : paths) {
+    struct stat st;
+    if (::stat(p.c_str(), &st) != 0) continue;
+    for (const timespec& t : {st.st_mtim, st.st_ctim})
+      if (later(t, newest)) newest = t;
+  }
+  timespec now{};
+  do ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+  while (!later(now, newest));
+}
+
 PathStates states_of(const std::vector<std::string>& paths) {
+  await_older(paths);
   PathStates s;
   for (const auto& p : paths) s.add(p);
   return s;
@@ -124,6 +145,25 @@ TEST(PathStates, SeeEveryChangeOfWhatTheMountsCameFrom) {
   ::rmdir(dir.c_str());
 }
 
+// A path changed in the filesystem clock's current tick proves nothing: a
+// change after the note, in the same tick, would leave the same times.
+TEST(PathStates, AChangeInTheCurrentTickProvesNothing) {
+  char tmpl[] = "/tmp/corral-pathstates-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+  const timespec later[2] = {{now.tv_sec + 60, 0}, {now.tv_sec + 60, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, dir.c_str(), later, 0), 0);
+  PathStates racy;
+  racy.add(dir);
+  EXPECT_FALSE(racy.unchanged());
+  const timespec old_times[2] = {{1000000, 0}, {1000000, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, dir.c_str(), old_times, 0), 0);
+  EXPECT_TRUE(states_of({dir}).unchanged());
+  ::rmdir(dir.c_str());
+}
+
 // The scan for existing secret and protected files notes every directory it
 // read: an entry made deep in the project later is seen.
 TEST(PathStates, TheScanNotesEveryDirectoryItWalked) {
@@ -134,6 +174,7 @@ TEST(PathStates, TheScanNotesEveryDirectoryItWalked) {
   const timespec old_times[2] = {{1000000, 0}, {1000000, 0}};
   ASSERT_EQ(::utimensat(AT_FDCWD, (proj + "/a/b/c").c_str(), old_times, 0), 0);
   PathStates looked_at;
+  await_older({proj, proj + "/a", proj + "/a/b", proj + "/a/b/c"});
   find_existing({"**/.envrc"}, "/nonexistent-home", proj, 1000, &looked_at);
   EXPECT_GE(looked_at.size(), 4u);  // the project, a, a/b, a/b/c
   EXPECT_TRUE(looked_at.unchanged());
