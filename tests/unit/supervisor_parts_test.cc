@@ -194,7 +194,7 @@ TEST(RunRequest, BadLimitAndMissingCommandFailWithTheirCodes) {
 }
 
 // What reaches the daemon is checked again there: a NUL byte would split
-// an argument on its way to the agent (init_main.cc).
+// an argument on its way to the agent (init_main.cc), or cut a path short.
 TEST(RunRequest, TheDaemonRefusesNulBytes) {
   control::RunRequest r;
   r.set_exe("/bin/echo");
@@ -204,12 +204,14 @@ TEST(RunRequest, TheDaemonRefusesNulBytes) {
   r.set_home("/home/dev");
   r.set_net("allow");
   EXPECT_NO_THROW(from_request(r));
-  for (auto field : {"exe", "argv", "env"}) {
+  for (std::string field : {"exe", "argv", "env", "cwd", "writable"}) {
     control::RunRequest bad = r;
     const std::string nul("a\0b", 3);
-    if (std::string(field) == "exe") bad.set_exe("/bin/" + nul);
-    else if (std::string(field) == "argv") bad.set_argv(1, nul);
-    else bad.add_env("X=" + nul);
+    if (field == "exe") bad.set_exe("/bin/" + nul);
+    else if (field == "argv") bad.set_argv(1, nul);
+    else if (field == "env") bad.add_env("X=" + nul);
+    else if (field == "cwd") bad.set_cwd("/work/" + nul);
+    else bad.add_writable("/data/" + nul);
     try {
       from_request(bad);
       ADD_FAILURE() << "a NUL byte in " << field << " was accepted";
