@@ -37,10 +37,10 @@ struct SupervisorOptions {
   // next one's cgroup, namespaces, mounts, init and guard are made while
   // nobody waits, for the same user, directories, network and limits; a
   // request that matches only registers it and releases its agent. It is
-  // used only while the paths its mounts were made from (the project, the
-  // writable, hidden and read-only ones) are as they were, for at most
-  // kSpareMaxAge, and under the same policy: a session from a spare sees
-  // the files as a session started that much earlier would.
+  // used only while every path its mounts and its guard's scan for
+  // existing files read (the project and each directory walked, the
+  // writable, hidden and read-only paths) is as it was, for at most
+  // kSpareMaxAge, and under the same policy.
   bool keep_spare = false;
 };
 
