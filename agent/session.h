@@ -72,10 +72,6 @@ class Session {
   // start and releases the agent (the spec's command, environment, stdio).
   // Throws on any failure, leaving nothing behind.
   void launch();
-  void start() {
-    prepare();
-    launch();
-  }
 
   // Whether this session, prepared and not launched, can host `spec` as
   // it is: all its setup depended on — user, directories, network, limits,

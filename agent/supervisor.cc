@@ -147,11 +147,11 @@ Session& Supervisor::start_session(SessionSpec spec, Session::EndHandler on_end)
   }
   Session& ref = *session;
   const uint64_t id = ref.id();
-  const bool prepared = ref.init_pid() != 0;
+  const bool prepared = ref.init_pid() != 0;  // a spare
   sessions_.emplace(id, std::move(session));
   try {
-    if (prepared) ref.launch();
-    else ref.start();
+    if (!prepared) ref.prepare();
+    ref.launch();
   } catch (...) {
     sessions_.erase(id);
     throw;
