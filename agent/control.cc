@@ -27,18 +27,18 @@ constexpr size_t kMaxFds = 3;
 
 }  // namespace
 
-void send_packet(int sock, const google::protobuf::MessageLite& msg, const std::vector<int>& fds) {
-  std::string bytes = msg.SerializeAsString();
-  if (bytes.size() > kMaxPacket)
-    throw std::runtime_error("control message of " + std::to_string(bytes.size()) +
-                             " bytes is over the limit of " + std::to_string(kMaxPacket));
-  iovec iov{bytes.data(), bytes.size()};
+ssize_t send_with_fds(int sock, std::string_view bytes, const std::vector<int>& fds) {
+  constexpr size_t kMaxAttached = 8;
+  if (fds.size() > kMaxAttached) {
+    errno = EINVAL;
+    return -1;
+  }
+  iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
   msghdr mh{};
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxAttached)] = {};
   if (!fds.empty()) {
-    if (fds.size() > kMaxFds) throw std::runtime_error("too many descriptors for one control message");
     mh.msg_control = control;
     mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
     cmsghdr* c = CMSG_FIRSTHDR(&mh);
@@ -50,7 +50,16 @@ void send_packet(int sock, const google::protobuf::MessageLite& msg, const std::
   ssize_t n;
   do n = ::sendmsg(sock, &mh, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
-  if (n < 0) throw errno_error("failed to send on the control socket");
+  return n;
+}
+
+void send_packet(int sock, const google::protobuf::MessageLite& msg, const std::vector<int>& fds) {
+  std::string bytes = msg.SerializeAsString();
+  if (bytes.size() > kMaxPacket)
+    throw std::runtime_error("control message of " + std::to_string(bytes.size()) +
+                             " bytes is over the limit of " + std::to_string(kMaxPacket));
+  if (fds.size() > kMaxFds) throw std::runtime_error("too many descriptors for one control message");
+  if (send_with_fds(sock, bytes, fds) < 0) throw errno_error("failed to send on the control socket");
 }
 
 bool recv_packet(int sock, google::protobuf::MessageLite& msg, std::vector<UniqueFd>* fds) {

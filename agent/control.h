@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "control.pb.h"
@@ -14,6 +15,10 @@
 namespace corral {
 
 constexpr const char* kDefaultControlSocket = "/run/corral/control.sock";
+
+// Sends `bytes` as one packet with `fds` (at most 8) attached as
+// SCM_RIGHTS, without SIGPIPE; sendmsg's result, errno set on -1.
+ssize_t send_with_fds(int sock, std::string_view bytes, const std::vector<int>& fds);
 
 // Sends one message with `fds` attached. Throws std::runtime_error.
 void send_packet(int sock, const google::protobuf::MessageLite& msg, const std::vector<int>& fds = {});

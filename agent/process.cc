@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "control.h"
 #include "errno_error.h"
 #include "mnt.h"
 #include "seccomp_filter.h"
@@ -343,24 +344,9 @@ void SessionInit::release(const std::string& exe, const std::vector<std::string>
   for (const auto& e : env) block.append(e).push_back('\0');
   write_whole(block_fd.get(), block.data(), block.size(), "the agent's command to its memfd");
 
-  int fds[4] = {block_fd.get(), stdio[0], stdio[1], stdio[2]};
-  const size_t nfds = stdio[0] >= 0 && stdio[1] >= 0 && stdio[2] >= 0 ? 4 : 1;
-  char byte = terminal ? '1' : '0';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(fds))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-  std::memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-  ssize_t n;
-  do n = ::sendmsg(go_.get(), &msg, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
+  std::vector<int> fds{block_fd.get()};
+  if (stdio[0] >= 0 && stdio[1] >= 0 && stdio[2] >= 0) fds.insert(fds.end(), stdio.begin(), stdio.end());
+  const ssize_t n = send_with_fds(go_.get(), terminal ? "1" : "0", fds);
   if (n != 1) {
     if (n >= 0) errno = EIO;
     const int send_error = errno;
