@@ -84,11 +84,16 @@ int run_session(const RunOptions& o, const control::RunRequest& request) {
       }
     }
     if (sock) {
+      control::ClientMessage start;
+      *start.mutable_run() = request;
+      std::optional<int> code;
       try {
-        return run_in_daemon(sock.get(), request);
+        code = run_in_daemon(sock.get(), std::move(start));
       } catch (const std::exception& e) {
         throw Failure{kCannotRun, e.what()};
       }
+      if (!code) throw Failure{kCannotRun, "the corral daemon handed a run request back"};
+      return *code;
     }
     if (!o.daemon_socket.empty())
       throw Failure{kCorralFailed, "no corral daemon listens on " + path};
@@ -124,11 +129,12 @@ int run_session(const RunOptions& o, const control::RunRequest& request) {
 int run(const RunOptions& o) {
   preflight(o);
 
-  Credentials creds = run_credentials(o);
-  std::string exe = run_executable(o);
-  std::string cwd = std::filesystem::current_path();
+  RunContext ctx = RunContext::ours();
+  const std::string& cwd = ctx.cwd;
+  Credentials creds = run_credentials(o, ctx);
+  std::string exe = run_executable(o, ctx);
   // Every check done before a worktree is made for it.
-  control::RunRequest request = run_request(o, creds, exe, cwd);
+  control::RunRequest request = run_request(o, creds, exe, ctx);
   if (o.worktree.empty()) return run_session(o, request);
 
   // git runs as the user, with the user's groups (the request has none:

@@ -16,7 +16,7 @@
 #include <stdexcept>
 
 #include "errno_error.h"
-#include "pty.h"
+#include "pty_proxy.h"
 
 namespace corral {
 namespace {
@@ -134,14 +134,15 @@ control::DaemonMessage ask_daemon(int sock, const control::ClientMessage& questi
   return reply;
 }
 
-int run_in_daemon(int sock, control::RunRequest request) {
-  // Signals arrive as data from here on, to be passed to the daemon.
-  sigset_t set;
+std::optional<int> run_in_daemon(int sock, control::ClientMessage start) {
+  // Signals arrive as data from here on, to be passed to the daemon once
+  // the session has started (until then they wait, blocked).
+  sigset_t set, before;
   sigemptyset(&set);
   // SIGCONT too: blocked, it still continues us, and says when to take the
   // terminal back (after a stop of ours, or a shell's `fg` after `bg`).
   for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGTSTP, SIGCONT}) sigaddset(&set, s);
-  sigprocmask(SIG_BLOCK, &set, nullptr);
+  sigprocmask(SIG_BLOCK, &set, &before);
   UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sigfd) throw errno_error("failed to create signalfd");
 
@@ -155,19 +156,19 @@ int run_in_daemon(int sock, control::RunRequest request) {
       return std::nullopt;
     }
   }();
-  request.set_terminal(pty.has_value());
-  control::ClientMessage run;
-  *run.mutable_run() = std::move(request);
+  if (start.has_run()) start.mutable_run()->set_terminal(pty.has_value());
+  if (start.has_invocation()) start.mutable_invocation()->set_terminal(pty.has_value());
   if (pty) {
-    send_packet(sock, run, {pty->agent_stdin(), pty->agent_stdout(), pty->agent_stderr()});
+    send_packet(sock, start, {pty->agent_stdin(), pty->agent_stdout(), pty->agent_stderr()});
     pty->close_slave();
   } else {
-    send_packet(sock, run, {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO});
+    send_packet(sock, start, {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO});
   }
   bool agent_side_open = pty.has_value();
+  bool started = false;
 
   for (;;) {
-    pollfd fds[4] = {{sock, POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {-1, 0, 0}, {-1, 0, 0}};
+    pollfd fds[4] = {{sock, POLLIN, 0}, {started ? sigfd.get() : -1, POLLIN, 0}, {-1, 0, 0}, {-1, 0, 0}};
     if (pty) {
       fds[2] = {pty->user_fd(), POLLIN, 0};
       if (agent_side_open)
@@ -219,7 +220,13 @@ int run_in_daemon(int sock, control::RunRequest request) {
             "the corral daemon went away before the session ended; the session died with it");
       switch (reply.body_case()) {
         case control::DaemonMessage::kStarted:
+          started = true;
           break;
+        case control::DaemonMessage::kHandBack:
+          // Nothing started; what we changed, as it was (pty's destructor:
+          // the terminal's mode).
+          sigprocmask(SIG_SETMASK, &before, nullptr);
+          return std::nullopt;
         case control::DaemonMessage::kEnded:
           // No process of the session is left: all it wrote is in the pty.
           if (pty && agent_side_open) pty->pump_output(INT_MAX);

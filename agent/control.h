@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,11 @@
 namespace corral {
 
 constexpr const char* kDefaultControlSocket = "/run/corral/control.sock";
+
+// corral's own exit codes, like a shell's for a command it cannot run.
+constexpr int kCorralFailed = 125;
+constexpr int kCannotRun = 126;
+constexpr int kNotFound = 127;
 
 // Sends `bytes` as one packet with `fds` (at most 8) attached as
 // SCM_RIGHTS, without SIGPIPE; sendmsg's result, errno set on -1.
@@ -38,11 +44,14 @@ uid_t peer_uid(int sock);
 // answer. Throws on an error answer, or when the daemon goes away.
 control::DaemonMessage ask_daemon(int sock, const control::ClientMessage& question);
 
-// Runs `request` as a session of the daemon on `sock`, with our stdin,
-// stdout and stderr as the agent's — on a terminal, a pty of its own that
-// we proxy (see pty.h) — passing on the signals we get; returns the agent's
-// exit code. Throws std::runtime_error when the daemon refuses the session
-// or goes away before it ends (its sessions die with it).
-int run_in_daemon(int sock, control::RunRequest request);
+// Runs the session that `start` asks for (a RunRequest or an Invocation)
+// in the daemon on `sock`, with our stdin, stdout and stderr as the
+// agent's — on a terminal, a pty of its own that we proxy (see pty_proxy.h) —
+// passing on the signals we get; returns the agent's exit code, or nullopt
+// when the daemon hands the run back (the terminal, signal mask and
+// descriptors then as they were). Throws std::runtime_error when the daemon
+// refuses the session or goes away before it ends (its sessions die with
+// it).
+std::optional<int> run_in_daemon(int sock, control::ClientMessage start);
 
 }  // namespace corral

@@ -15,6 +15,7 @@
 
 #include "control.h"
 #include "errno_error.h"
+#include "run_command.h"
 
 namespace corral {
 struct ControlServer::Connection {
@@ -125,6 +126,17 @@ void ControlServer::handle(const std::shared_ptr<Connection>& c) {
     case control::ClientMessage::kRun:
       start(c, msg.run(), std::move(fds));
       break;
+    case control::ClientMessage::kInvocation:
+      if (c->session) {
+        spdlog::warn("control socket: a run on a session's connection, ignored");
+        break;
+      }
+      if (auto request = request_for_invocation(msg.invocation(), path_)) {
+        start(c, *request, std::move(fds));
+        break;
+      }
+      hand_back(c);
+      return;
     case control::ClientMessage::kSignal:
       if (Session* s = c->session && !c->ended ? sup_.find_session(c->session) : nullptr) {
         // a resized window is never a request to stop
@@ -241,6 +253,17 @@ void ControlServer::start(const std::shared_ptr<Connection>& c, const control::R
     if (!c->session) return refuse(e.what());
     spdlog::warn("control socket: {}", e.what());  // started; the client will see it end
   }
+}
+
+void ControlServer::hand_back(const std::shared_ptr<Connection>& c) {
+  control::DaemonMessage m;
+  m.mutable_hand_back();
+  try {
+    send_packet(c->sock.native_handle(), m);
+  } catch (const std::exception& e) {
+    spdlog::warn("control socket: {}", e.what());
+  }
+  drop(c.get(), nullptr);
 }
 
 void ControlServer::drop(Connection* c, const char* why) {

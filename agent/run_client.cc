@@ -1,46 +1,60 @@
 // The corral command. A run that a running daemon can host — the common
-// case, and the one whose start a user waits for — is handed over from
-// here, by a program that loads little: corral-core (next to this file's
-// binary) links twenty libraries and registers the audit schema before its
-// main, ~5 ms on a small machine. Anything else (another command, --help,
-// --embedded, --worktree, a supervisor's flag, no daemon listening, any
-// error before the request is sent) runs corral-core with the same
-// arguments, which does the same checks again and reports them.
+// case, and the one whose start a user waits for — is handed to it from
+// here as typed: the arguments, environment, directory and stdio. The
+// daemon reads them with the code corral-core would (run_command.h), warm,
+// so this program loads no argument parser, user database or path lookup,
+// and starts about as fast as any static program; corral-core (next to
+// this file's binary) links twenty libraries and registers the audit
+// schema before its main, ~5 ms on a small machine. Anything else (another
+// command, no daemon listening, a run the daemon hands back: --help,
+// --embedded, --worktree, a supervisor's flag, any error) runs corral-core
+// with the same arguments, which does it or reports what is wrong.
 #include <unistd.h>
 
 #include <climits>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "control.h"
-#include "run_command.h"
+
+extern char** environ;
 
 namespace {
 
-std::optional<int> run_in_daemon_directly(int argc, char** argv) {
-  using namespace corral;
-  CLI::App app;
-  RunOptions o;
-  auto* run_cmd = add_run_command(app, o);
-  control::RunRequest request;
+using namespace corral;
+
+// The socket the run names, else the default. The daemon checks it
+// against its own reading of the flags, and hands back a mismatch.
+std::string named_socket(int argc, char** argv) {
+  for (int i = 2; i < argc; i++) {
+    std::string_view a = argv[i];
+    if (a == "--") break;
+    if (a == "--daemon-socket" && i + 1 < argc) return argv[i + 1];
+    if (a.starts_with("--daemon-socket=")) return std::string(a.substr(a.find('=') + 1));
+  }
+  return kDefaultControlSocket;
+}
+
+std::optional<int> run_in_daemon_as_typed(int argc, char** argv) {
+  char cwd[PATH_MAX];
+  if (!::getcwd(cwd, sizeof(cwd))) return std::nullopt;
   UniqueFd sock;
   try {
-    app.parse(argc, argv);
-    note_embedded_flags(*run_cmd, o);
-    if (o.embedded || !o.worktree.empty() || !o.embedded_flags.empty()) return std::nullopt;
-    Credentials creds = run_credentials(o);
-    request = run_request(o, creds, run_executable(o), std::filesystem::current_path());
-    sock = connect_control(o.daemon_socket.empty() ? kDefaultControlSocket : o.daemon_socket);
-  } catch (...) {
+    sock = connect_control(named_socket(argc, argv));
+  } catch (const std::exception&) {
     return std::nullopt;
   }
   if (!sock) return std::nullopt;
+  control::ClientMessage start;
+  auto* inv = start.mutable_invocation();
+  for (int i = 1; i < argc; i++) inv->add_args(argv[i]);
+  for (char** e = environ; e && *e; e++) inv->add_env(*e);
+  inv->set_cwd(cwd);
   try {
-    return run_in_daemon(sock.get(), request);
+    return run_in_daemon(sock.get(), std::move(start));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "corral: error: %s\n", e.what());
     return kCannotRun;
@@ -51,17 +65,23 @@ std::optional<int> run_in_daemon_directly(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "run" && ::geteuid() == 0)
-    if (auto code = run_in_daemon_directly(argc, argv)) return *code;
+    if (auto code = run_in_daemon_as_typed(argc, argv)) return *code;
 
-  char self[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  char core[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", core, sizeof(core) - 1);
   if (n <= 0) {
     std::perror("corral: error: failed to read /proc/self/exe");
-    return corral::kCorralFailed;
+    return kCorralFailed;
   }
-  self[n] = '\0';
-  std::string core = std::filesystem::path(self).parent_path() / "corral-core";
-  ::execv(core.c_str(), argv);
-  std::fprintf(stderr, "corral: error: failed to run %s: %s\n", core.c_str(), std::strerror(errno));
-  return corral::kCorralFailed;
+  core[n] = '\0';
+  char* slash = std::strrchr(core, '/');
+  const char name[] = "corral-core";
+  if (!slash || static_cast<size_t>(slash + 1 - core) + sizeof(name) > sizeof(core)) {
+    std::fprintf(stderr, "corral: error: no corral-core beside %s\n", core);
+    return kCorralFailed;
+  }
+  std::memcpy(slash + 1, name, sizeof(name));
+  ::execv(core, argv);
+  std::fprintf(stderr, "corral: error: failed to run %s: %s\n", core, std::strerror(errno));
+  return kCorralFailed;
 }

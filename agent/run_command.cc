@@ -87,10 +87,24 @@ void note_embedded_flags(const CLI::App& run_cmd, RunOptions& o) {
     if (run_cmd.get_option(flag)->count()) o.embedded_flags.push_back(flag);
 }
 
-Credentials run_credentials(const RunOptions& o) {
+RunContext RunContext::ours() {
+  RunContext ctx;
+  for (char** e = environ; e && *e; e++) ctx.env.emplace_back(*e);
+  ctx.cwd = std::filesystem::current_path();
+  return ctx;
+}
+
+const char* RunContext::get(std::string_view name) const {
+  for (const auto& kv : env)
+    if (kv.size() > name.size() && kv[name.size()] == '=' && kv.starts_with(name))
+      return kv.c_str() + name.size() + 1;
+  return nullptr;
+}
+
+Credentials run_credentials(const RunOptions& o, const RunContext& ctx) {
   Credentials creds;
   try {
-    creds = resolve_credentials(o.user, std::getenv("SUDO_UID"), std::getenv("SUDO_GID"));
+    creds = resolve_credentials(o.user, ctx.get("SUDO_UID"), ctx.get("SUDO_GID"));
   } catch (const std::exception& e) {
     throw Failure{kCorralFailed, e.what()};
   }
@@ -101,16 +115,16 @@ Credentials run_credentials(const RunOptions& o) {
   return creds;
 }
 
-std::string run_executable(const RunOptions& o) {
-  const char* path_env = std::getenv("PATH");
-  auto exe = find_executable(o.command.front(), path_env ? path_env : "/usr/bin:/bin");
-  if (!exe) throw Failure{kNotFound, "command not found: " + o.command.front()};
+std::string run_executable(const RunOptions& o, const RunContext& ctx) {
+  const char* path_env = ctx.get("PATH");
   // Where the user typed it, whatever the session's directory.
-  return std::filesystem::absolute(*exe);
+  auto exe = find_executable(o.command.front(), path_env ? path_env : "/usr/bin:/bin", ctx.cwd);
+  if (!exe) throw Failure{kNotFound, "command not found: " + o.command.front()};
+  return *exe;
 }
 
 control::RunRequest run_request(const RunOptions& o, const Credentials& creds,
-                                const std::string& exe, const std::string& cwd) {
+                                const std::string& exe, const RunContext& ctx) {
   LimitSpec limits;
   if (o.max_pids) limits.max_pids = o.max_pids;
   if (o.max_memory_mib) limits.max_memory_bytes = o.max_memory_mib << 20;
@@ -123,8 +137,8 @@ control::RunRequest run_request(const RunOptions& o, const Credentials& creds,
   control::RunRequest r;
   r.set_exe(exe);
   for (const auto& a : o.command) r.add_argv(a);
-  for (const auto& e : agent_environment(environ, creds)) r.add_env(e);
-  r.set_cwd(cwd);
+  for (const auto& e : agent_environment(ctx.env, creds)) r.add_env(e);
+  r.set_cwd(ctx.cwd);
   r.set_uid(creds.uid);
   r.set_gid(creds.gid);
   r.set_user(creds.name);
@@ -136,6 +150,30 @@ control::RunRequest run_request(const RunOptions& o, const Credentials& creds,
   r.set_timeout_seconds(o.timeout_seconds);
   r.set_linger_seconds(o.linger_seconds);
   return r;
+}
+
+std::optional<control::RunRequest> request_for_invocation(const control::Invocation& inv,
+                                                          const std::string& socket) {
+  if (inv.args_size() == 0 || inv.args(0) != "run" || !inv.cwd().starts_with("/"))
+    return std::nullopt;
+  CLI::App app;
+  RunOptions o;
+  auto* run_cmd = add_run_command(app, o);
+  std::vector<const char*> argv = {"corral"};
+  for (const auto& a : inv.args()) argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+    note_embedded_flags(*run_cmd, o);
+    if (o.embedded || !o.worktree.empty() || !o.embedded_flags.empty() ||
+        (o.daemon_socket.empty() ? kDefaultControlSocket : o.daemon_socket) != socket)
+      return std::nullopt;
+    RunContext ctx{{inv.env().begin(), inv.env().end()}, inv.cwd()};
+    control::RunRequest r = run_request(o, run_credentials(o, ctx), run_executable(o, ctx), ctx);
+    r.set_terminal(inv.terminal());
+    return r;
+  } catch (...) {  // --help, a parse error, a Failure: corral-core says it
+    return std::nullopt;
+  }
 }
 
 }  // namespace corral

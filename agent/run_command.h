@@ -1,23 +1,20 @@
-// `corral run`'s command line, and the session request it makes. Shared by
-// corral-core and by the small corral command, which hands a run straight
-// to a running daemon (see run_client.cc): so both read the same flags and
-// check them the same way. Nothing here needs the supervisor's libraries.
+// `corral run`'s command line, and the session request it makes: read by
+// corral-core for its own runs, and by the daemon for the runs the small
+// corral command hands it as they were typed (see run_client.cc), so both
+// read the same flags and check them the same way.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "control.pb.h"
+#include "control.h"
 #include "user.h"
 
 namespace corral {
-
-// corral's own exit codes, like a shell's for a command it cannot run.
-constexpr int kCorralFailed = 125;
-constexpr int kCannotRun = 126;
-constexpr int kNotFound = 127;
 
 constexpr const char* kDefaultAudit = "/var/log/corral/audit.jsonl";
 constexpr const char* kDefaultAuditKey = "/etc/corral/audit.key";
@@ -66,14 +63,34 @@ CLI::App* add_run_command(CLI::App& app, RunOptions& o);
 // own can honour.
 void note_embedded_flags(const CLI::App& run_cmd, RunOptions& o);
 
+// Where `corral run` was typed: its environment (NAME=VALUE) and directory
+// (absolute). corral-core's own, or those the corral command sent.
+struct RunContext {
+  std::vector<std::string> env;
+  std::string cwd;
+
+  static RunContext ours();
+  // NAME's value, or nullptr when unset.
+  const char* get(std::string_view name) const;
+};
+
 // Who the agent runs as (--user, else sudo's caller); refuses root without
 // --allow-root. Throws Failure.
-Credentials run_credentials(const RunOptions& o);
-// The command's binary, found on PATH, as an absolute path. Throws Failure.
-std::string run_executable(const RunOptions& o);
-// The request for a session of `exe` as `creds` in `cwd`: the agent's
-// environment, network mode and limits. Throws Failure on a bad limit.
+Credentials run_credentials(const RunOptions& o, const RunContext& ctx);
+// The command's binary, found on the context's PATH, as an absolute path
+// (a relative one from the context's directory). Throws Failure.
+std::string run_executable(const RunOptions& o, const RunContext& ctx);
+// The request for a session of `exe` as `creds` in the context's
+// directory: the agent's environment, network mode and limits. Throws
+// Failure on a bad limit.
 control::RunRequest run_request(const RunOptions& o, const Credentials& creds,
-                                const std::string& exe, const std::string& cwd);
+                                const std::string& exe, const RunContext& ctx);
+
+// The request for a run the corral command handed over as typed, for the
+// daemon listening at `socket`; nullopt when that daemon does not host it
+// as it stands (see HandBack in control.proto): corral-core then runs it,
+// or reports what is wrong with it.
+std::optional<control::RunRequest> request_for_invocation(const control::Invocation& inv,
+                                                          const std::string& socket);
 
 }  // namespace corral

@@ -62,14 +62,17 @@ std::vector<gid_t> supplementary_groups(const std::string& name, gid_t gid) {
   return groups;
 }
 
-std::optional<std::string> find_executable(const std::string& cmd, const std::string& path) {
-  auto runnable = [](const std::string& p) {
+std::optional<std::string> find_executable(const std::string& cmd, const std::string& path,
+                                           const std::string& cwd) {
+  auto runnable = [&](std::string& p) {
+    if (!p.starts_with("/")) p = (cwd.ends_with('/') ? cwd : cwd + "/") + p;
     struct stat st;
     return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
   };
   if (cmd.empty()) return std::nullopt;
   if (cmd.find('/') != std::string::npos) {
-    if (runnable(cmd)) return cmd;
+    std::string p = cmd;
+    if (runnable(p)) return p;
     return std::nullopt;
   }
   size_t pos = 0;
@@ -84,17 +87,17 @@ std::optional<std::string> find_executable(const std::string& cmd, const std::st
   return std::nullopt;
 }
 
-std::vector<std::string> agent_environment(char** environ_in, const Credentials& creds) {
-  std::vector<std::string> env;
-  for (char** e = environ_in; e && *e; e++) {
-    std::string_view kv(*e);
+std::vector<std::string> agent_environment(const std::vector<std::string>& env,
+                                           const Credentials& creds) {
+  std::vector<std::string> out;
+  for (const auto& kv : env) {
     if (kv.starts_with("HOME=") || kv.starts_with("USER=") || kv.starts_with("LOGNAME=")) continue;
-    env.emplace_back(kv);
+    out.push_back(kv);
   }
-  env.push_back("HOME=" + creds.home);
-  env.push_back("USER=" + creds.name);
-  env.push_back("LOGNAME=" + creds.name);
-  return env;
+  out.push_back("HOME=" + creds.home);
+  out.push_back("USER=" + creds.name);
+  out.push_back("LOGNAME=" + creds.name);
+  return out;
 }
 
 }  // namespace corral

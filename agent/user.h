@@ -1,6 +1,5 @@
 // Who the agent runs as, which binary, with what environment: what
-// `corral run` works out before any session exists. Plain libc, so that the
-// corral command can do it without the supervisor's libraries.
+// `corral run` works out before any session exists.
 #pragma once
 
 #include <sys/types.h>
@@ -33,11 +32,14 @@ Credentials resolve_credentials(const std::string& user, const char* sudo_uid,
 // command's start, where a daemon has it loaded once.
 std::vector<gid_t> supplementary_groups(const std::string& name, gid_t gid);
 
-// Looks `cmd` up like execvp(3): as is when it has a '/', else in `path`.
-// Returns the path, or nullopt when no executable file is found.
-std::optional<std::string> find_executable(const std::string& cmd, const std::string& path);
+// Looks `cmd` up like execvp(3): as is when it has a '/', else in `path`;
+// a relative path from the directory `cwd` (absolute). Returns the
+// absolute path, or nullopt when no executable file is found.
+std::optional<std::string> find_executable(const std::string& cmd, const std::string& path,
+                                           const std::string& cwd);
 
 // The agent's environment: ours, with HOME, USER and LOGNAME of `creds`.
-std::vector<std::string> agent_environment(char** environ_in, const Credentials& creds);
+std::vector<std::string> agent_environment(const std::vector<std::string>& env,
+                                           const Credentials& creds);
 
 }  // namespace corral

@@ -2,6 +2,7 @@
 // daemon are recorded in its log and enforced by its programs, and die when
 // either end goes away.
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "control.h"
 #include "harness.h"
 
 namespace corral::test {
@@ -274,6 +276,66 @@ TEST_F(Daemon, RelativeCommandRunsInTheDaemon) {
   auto records = read_audit(d.audit);
   std::string s = session_of(records, "./hello.sh");
   ASSERT_FALSE(s.empty()) << "the session did not run in the daemon";
+}
+
+// The daemon reads the run with the caller's environment, not its own:
+// the agent's user (SUDO_UID), the PATH its command is found on, the
+// variables it gets. What the daemon does not host is handed back to
+// corral-core, which says why.
+TEST_F(Daemon, RunIsReadWithTheCallersEnvironment) {
+  ASSERT_EQ(::mkdir((dir.path() + "/bin").c_str(), 0755), 0);
+  write_file(dir.path() + "/bin/corral-test-tool", "#!/bin/sh\necho \"$(id -u) $CORRAL_MARK\"\n");
+  ASSERT_EQ(::chmod((dir.path() + "/bin/corral-test-tool").c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  auto r = run_command({"/usr/bin/env", "SUDO_UID=65534", "SUDO_GID=65534", "CORRAL_MARK=from-the-caller",
+                        "PATH=" + dir.path() + "/bin:/usr/bin:/bin", corral_bin(), "run",
+                        "--daemon-socket", d.socket, "--", "corral-test-tool"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("65534 from-the-caller"), std::string::npos) << r.output;
+
+  auto root = d.run({}, {"/bin/true"});  // no SUDO_UID: the caller is root
+  EXPECT_EQ(root.exit_code, 125);
+  EXPECT_NE(root.output.find("refusing to run the agent as root"), std::string::npos) << root.output;
+  auto missing = d.run({"--allow-root"}, {"no-such-command-corral"});
+  EXPECT_EQ(missing.exit_code, 127);
+  EXPECT_NE(missing.output.find("command not found: no-such-command-corral"), std::string::npos)
+      << missing.output;
+
+  // What the corral command sends, answered by the daemon itself: a run
+  // it hosts starts and ends there; one it does not is handed back.
+  auto ask = [&](std::vector<std::string> flags) {
+    UniqueFd sock = connect_control(d.socket);
+    control::ClientMessage m;
+    auto* inv = m.mutable_invocation();
+    inv->add_args("run");
+    inv->add_args("--daemon-socket=" + d.socket);
+    for (const auto& f : flags) inv->add_args(f);
+    for (const auto& a : {"--allow-root", "--", "/bin/true"}) inv->add_args(a);
+    inv->add_env("PATH=/usr/bin:/bin");
+    inv->set_cwd(dir.path());
+    UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    send_packet(sock.get(), m, {null.get(), null.get(), null.get()});
+    std::vector<control::DaemonMessage::BodyCase> replies;
+    control::DaemonMessage reply;
+    while (recv_packet(sock.get(), reply)) {
+      replies.push_back(reply.body_case());
+      if (reply.has_ended()) {
+        EXPECT_EQ(reply.ended().exit_code(), 0);
+      }
+    }
+    return replies;
+  };
+  using B = control::DaemonMessage::BodyCase;
+  EXPECT_EQ(ask({}), (std::vector<B>{B::kStarted, B::kEnded}));
+  EXPECT_EQ(ask({"--embedded"}), std::vector<B>{B::kHandBack});
+  EXPECT_EQ(ask({"--worktree", "w"}), std::vector<B>{B::kHandBack});
+
+  EXPECT_EQ(d.stop(), 0) << read_file(d.output);
+  auto records = read_audit(d.audit);
+  EXPECT_FALSE(session_of(records, "corral-test-tool").empty()) << "the run did not reach the daemon";
+  int starts = 0;
+  for (const auto& rec : records) starts += rec.has_session_start();
+  EXPECT_EQ(starts, 2) << "a refused or handed back run started a session";
 }
 
 // Fail closed: the sessions are the daemon's children; killed outright, it

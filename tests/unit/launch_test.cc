@@ -33,16 +33,25 @@ TEST(FindCgroup2Mount, NoneMounted) {
 }
 
 TEST(FindExecutable, SearchesPathLikeExecvp) {
-  EXPECT_EQ(find_executable("sh", "/nonexistent:/bin"), "/bin/sh");
-  EXPECT_EQ(find_executable("/bin/sh", ""), "/bin/sh");
-  EXPECT_FALSE(find_executable("no-such-command-corral", "/bin:/usr/bin").has_value());
+  EXPECT_EQ(find_executable("sh", "/nonexistent:/bin", "/"), "/bin/sh");
+  EXPECT_EQ(find_executable("/bin/sh", "", "/"), "/bin/sh");
+  EXPECT_FALSE(find_executable("no-such-command-corral", "/bin:/usr/bin", "/").has_value());
   char plain[] = "/tmp/corral-unit-XXXXXX";
   int fd = mkstemp(plain);  // mode 0600: no execute bit
   ASSERT_GE(fd, 0);
   close(fd);
-  EXPECT_FALSE(find_executable(plain, "").has_value()) << "not executable";
+  EXPECT_FALSE(find_executable(plain, "", "/").has_value()) << "not executable";
   unlink(plain);
-  EXPECT_FALSE(find_executable("bin", "/").has_value()) << "a directory";
+  EXPECT_FALSE(find_executable("bin", "/", "/").has_value()) << "a directory";
+}
+
+// Relative to the directory the run was typed in, not to ours: the daemon
+// looks up the commands of clients anywhere.
+TEST(FindExecutable, RelativePathsAreTheCallersDirectorys) {
+  EXPECT_EQ(find_executable("./sh", "", "/bin"), "/bin/./sh");
+  EXPECT_EQ(find_executable("sh", "bin:", "/"), "/bin/sh");
+  EXPECT_EQ(find_executable("sh", ":/usr/bin", "/bin"), "/bin/./sh") << "an empty PATH entry is .";
+  EXPECT_FALSE(find_executable("./sh", "", "/usr").has_value());
 }
 
 TEST(ShellExitCode, StatusOrSignal) {
@@ -73,8 +82,7 @@ TEST(AgentEnvironment, HomeAndUserAreTheAgents) {
   Credentials c;
   c.name = "dev";
   c.home = "/home/dev";
-  const char* env[] = {"HOME=/root", "PATH=/bin", "USER=root", nullptr};
-  auto out = agent_environment(const_cast<char**>(env), c);
+  auto out = agent_environment({"HOME=/root", "PATH=/bin", "USER=root"}, c);
   EXPECT_EQ(out, (std::vector<std::string>{"PATH=/bin", "HOME=/home/dev", "USER=dev",
                                            "LOGNAME=dev"}));
 }

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -145,7 +146,8 @@ TEST(RunRequest, CarriesTheCommandLine) {
   note_embedded_flags(*run, o);
   EXPECT_TRUE(o.embedded_flags.empty());
   Credentials creds{.uid = 1000, .gid = 1000, .groups = {1000, 27}, .name = "dev", .home = "/home/dev"};
-  auto r = run_request(o, creds, run_executable(o), "/work/project");
+  RunContext ctx{{"PATH=/nonexistent:/bin"}, "/work/project"};
+  auto r = run_request(o, creds, run_executable(o, ctx), ctx);
   EXPECT_EQ(r.exe(), "/bin/echo");
   ASSERT_EQ(r.argv_size(), 2);
   EXPECT_EQ(r.argv(1), "hi");
@@ -175,8 +177,9 @@ TEST(RunRequest, SupervisorFlagsAreNoted) {
 TEST(RunRequest, BadLimitAndMissingCommandFailWithTheirCodes) {
   RunOptions o;
   o.command = {"no-such-command-anywhere"};
+  RunContext ctx{{"PATH=/bin:/usr/bin"}, "/"};
   try {
-    run_executable(o);
+    run_executable(o, ctx);
     FAIL() << "found a command that does not exist";
   } catch (const Failure& f) {
     EXPECT_EQ(f.code, kNotFound);
@@ -185,12 +188,70 @@ TEST(RunRequest, BadLimitAndMissingCommandFailWithTheirCodes) {
   o.command = {"true"};
   o.max_pids = 1;
   try {
-    run_request(o, Credentials{}, "/bin/true", "/");
+    run_request(o, Credentials{}, "/bin/true", ctx);
     FAIL() << "a max-pids of 1 was accepted";
   } catch (const Failure& f) {
     EXPECT_EQ(f.code, kCorralFailed);
     EXPECT_NE(f.message.find("max pids 1 is below the minimum"), std::string::npos) << f.message;
   }
+}
+
+// The corral command hands the daemon the run as typed: the daemon reads
+// it with the client's environment and directory, not its own, and hands
+// back whatever it would not run exactly as corral-core would.
+TEST(RunRequest, TheDaemonReadsTheRunAsTyped) {
+  auto invocation = [](std::vector<std::string> args, std::vector<std::string> env) {
+    control::Invocation inv;
+    for (auto& a : args) inv.add_args(a);
+    for (auto& e : env) inv.add_env(e);
+    inv.set_cwd("/usr");
+    return inv;
+  };
+  const std::string sock = "/run/test/control.sock";
+  const std::vector<std::string> env = {"PATH=/nonexistent:bin", "SUDO_UID=0", "HOME=/elsewhere"};
+  auto inv = invocation({"run", "--daemon-socket", sock, "--allow-root", "--net", "none", "--",
+                         "env", "-i"},
+                        env);
+  inv.set_terminal(true);
+  auto r = request_for_invocation(inv, sock);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->exe(), "/usr/bin/env") << "PATH's relative entry is from the client's directory";
+  EXPECT_EQ(r->argv_size(), 2);
+  EXPECT_EQ(r->cwd(), "/usr");
+  EXPECT_EQ(r->net(), "none");
+  EXPECT_EQ(r->uid(), 0u);
+  EXPECT_EQ(r->home(), "/root");
+  EXPECT_TRUE(r->terminal());
+  std::set<std::string> got(r->env().begin(), r->env().end());
+  EXPECT_TRUE(got.count("PATH=/nonexistent:bin"));
+  EXPECT_TRUE(got.count("HOME=/root"));
+  EXPECT_FALSE(got.count("HOME=/elsewhere"));
+
+  auto with_socket = [&](std::vector<std::string> flags) {
+    std::vector<std::string> args = {"run", "--daemon-socket=" + sock};
+    args.insert(args.end(), flags.begin(), flags.end());
+    return args;
+  };
+  std::vector<std::pair<std::string, control::Invocation>> handed_back = {
+      {"another daemon's", invocation({"run", "--daemon-socket", "/run/other.sock", "--allow-root",
+                                       "--", "true"}, env)},
+      {"the default daemon's", invocation({"run", "--allow-root", "--", "true"}, env)},
+      {"--embedded", invocation(with_socket({"--embedded", "--allow-root", "--", "true"}), env)},
+      {"--worktree", invocation(with_socket({"--worktree", "w", "--allow-root", "--", "true"}), env)},
+      {"--policy", invocation(with_socket({"--policy", "p.yaml", "--allow-root", "--", "true"}), env)},
+      {"--help", invocation(with_socket({"--help"}), env)},
+      {"an unknown flag", invocation(with_socket({"--no-such-flag", "--", "true"}), env)},
+      {"no command", invocation(with_socket({"--allow-root"}), env)},
+      {"a missing command", invocation(with_socket({"--allow-root", "--", "no-such-command-x"}), env)},
+      {"root without --allow-root", invocation(with_socket({"--", "true"}), env)},
+      {"a bad limit", invocation(with_socket({"--allow-root", "--max-pids", "1", "--", "true"}), env)},
+      {"not run", invocation({"ps"}, env)},
+  };
+  for (const auto& [what, inv] : handed_back)
+    EXPECT_FALSE(request_for_invocation(inv, sock).has_value()) << what;
+  auto relative = invocation(with_socket({"--allow-root", "--", "true"}), env);
+  relative.set_cwd("usr");
+  EXPECT_FALSE(request_for_invocation(relative, sock).has_value()) << "a relative directory";
 }
 
 // What reaches the daemon is checked again there: a NUL byte would split

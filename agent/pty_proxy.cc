@@ -1,4 +1,4 @@
-#include "pty.h"
+#include "pty_proxy.h"
 
 #include <errno.h>
 #include <fcntl.h>
