@@ -15,7 +15,6 @@
 
 #include "control.h"
 #include "errno_error.h"
-#include "run_command.h"
 
 namespace corral {
 struct ControlServer::Connection {
@@ -26,7 +25,7 @@ struct ControlServer::Connection {
 };
 
 ControlServer::ControlServer(boost::asio::io_context& io, Supervisor& sup, std::string path)
-    : io_(io), sup_(sup), path_(std::move(path)), listener_(io) {
+    : io_(io), sup_(sup), path_(std::move(path)), listener_(io), invocations_(path_) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path_.size() >= sizeof(addr.sun_path))
@@ -131,7 +130,7 @@ void ControlServer::handle(const std::shared_ptr<Connection>& c) {
         spdlog::warn("control socket: a run on a session's connection, ignored");
         break;
       }
-      if (auto request = request_for_invocation(msg.invocation(), path_)) {
+      if (auto request = invocations_.request(msg.invocation())) {
         start(c, *request, std::move(fds));
         break;
       }

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "control.pb.h"
+#include "run_command.h"
 #include "supervisor.h"
 
 namespace corral {
@@ -53,6 +54,7 @@ class ControlServer {
   Supervisor& sup_;
   std::string path_;
   boost::asio::posix::stream_descriptor listener_;
+  InvocationReader invocations_;
   std::map<Connection*, std::shared_ptr<Connection>> connections_;
   std::function<void()> idle_;  // set while shutting down
 };

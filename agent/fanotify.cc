@@ -168,7 +168,7 @@ FanotifyGuard::~FanotifyGuard() {
 }
 
 void FanotifyGuard::start() {
-  if (thread_.joinable() && !served_) return;
+  if (thread_.joinable() && !stopping_) return;
   if (thread_.joinable()) thread_.join();  // stopped before
   served_ = false;
   stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -184,6 +184,12 @@ void FanotifyGuard::stop() {
   (void)!::write(stop_fd_.get(), &one, sizeof(one));
   // Its last answer given, not its exit: the thread's teardown is left to
   // the destructor, off a session's way to its end record and its reply.
+  // Waiting in poll() with no event queued, it has answered all it read
+  // (it clears waiting_ before it reads): nothing to wait for, not even
+  // its wake-up. The queue is looked at first: an event read after that
+  // look was read with waiting_ already cleared.
+  pollfd queued{group_.get(), POLLIN, 0};
+  if (::poll(&queued, 1, 0) == 0 && waiting_) return;
   served_.wait(false);
 }
 
@@ -208,7 +214,9 @@ void FanotifyGuard::serve() {
   auto clock = [] { return std::chrono::steady_clock::now(); };
   while (!stopping_) {
     auto slept_from = clock();
+    waiting_ = true;
     int n = ::poll(fds, 2, -1);
+    waiting_ = false;
     if (n < 0) {
       if (errno == EINTR) continue;
       // Openers keep waiting (nothing is allowed unanswered); retry.

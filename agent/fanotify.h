@@ -165,9 +165,11 @@ class FanotifyGuard {
   // fanotify.cc): a burst of opens then never waits for a halted CPU to
   // wake. Events raised before start() wait for it.
   void start();
-  // Stops answering: returns once the thread has left its loop (an event
-  // pending then waits for the group's close, which allows it); the thread
-  // itself is joined by the destructor. Idempotent; the destructor calls it.
+  // Stops answering: returns once every event read has been answered and
+  // counted — the thread waiting with none queued, or gone from its loop
+  // (an event pending then waits for the group's close, which allows it);
+  // the thread itself is joined by the destructor. Idempotent; the
+  // destructor calls it.
   void stop();
 
   // Ends the guard, handing its group to the caller (the pending events
@@ -225,6 +227,8 @@ class FanotifyGuard {
   UniqueFd stop_fd_;      // eventfd: wakes the thread to stop
   std::atomic<bool> stopping_{false};
   std::atomic<bool> served_{false};  // serve() has returned: nothing more is answered
+  // serve() waits for events in poll(), all it read answered and counted
+  std::atomic<bool> waiting_{false};
   std::thread thread_;
   std::atomic<uint64_t> events_{0}, denied_{0}, cached_{0}, errors_{0};
 };

@@ -152,23 +152,26 @@ control::RunRequest run_request(const RunOptions& o, const Credentials& creds,
   return r;
 }
 
-std::optional<control::RunRequest> request_for_invocation(const control::Invocation& inv,
-                                                          const std::string& socket) {
+InvocationReader::InvocationReader(std::string socket)
+    : socket_(std::move(socket)), run_cmd_(add_run_command(app_, o_)) {}
+
+std::optional<control::RunRequest> InvocationReader::request(const control::Invocation& inv) {
   if (inv.args_size() == 0 || inv.args(0) != "run" || !inv.cwd().starts_with("/"))
     return std::nullopt;
-  CLI::App app;
-  RunOptions o;
-  auto* run_cmd = add_run_command(app, o);
+  // The flags' variables keep their addresses (the parser's bindings), and
+  // their defaults again.
+  o_ = RunOptions{};
+  app_.clear();
   std::vector<const char*> argv = {"corral"};
   for (const auto& a : inv.args()) argv.push_back(a.c_str());
   try {
-    app.parse(static_cast<int>(argv.size()), argv.data());
-    note_embedded_flags(*run_cmd, o);
-    if (o.embedded || !o.worktree.empty() || !o.embedded_flags.empty() ||
-        (o.daemon_socket.empty() ? kDefaultControlSocket : o.daemon_socket) != socket)
+    app_.parse(static_cast<int>(argv.size()), argv.data());
+    note_embedded_flags(*run_cmd_, o_);
+    if (o_.embedded || !o_.worktree.empty() || !o_.embedded_flags.empty() ||
+        (o_.daemon_socket.empty() ? kDefaultControlSocket : o_.daemon_socket) != socket_)
       return std::nullopt;
     RunContext ctx{{inv.env().begin(), inv.env().end()}, inv.cwd()};
-    control::RunRequest r = run_request(o, run_credentials(o, ctx), run_executable(o, ctx), ctx);
+    control::RunRequest r = run_request(o_, run_credentials(o_, ctx), run_executable(o_, ctx), ctx);
     r.set_terminal(inv.terminal());
     return r;
   } catch (...) {  // --help, a parse error, a Failure: corral-core says it

@@ -86,11 +86,25 @@ std::string run_executable(const RunOptions& o, const RunContext& ctx);
 control::RunRequest run_request(const RunOptions& o, const Credentials& creds,
                                 const std::string& exe, const RunContext& ctx);
 
-// The request for a run the corral command handed over as typed, for the
-// daemon listening at `socket`; nullopt when that daemon does not host it
-// as it stands (see HandBack in control.proto): corral-core then runs it,
-// or reports what is wrong with it.
-std::optional<control::RunRequest> request_for_invocation(const control::Invocation& inv,
-                                                          const std::string& socket);
+// Reads the runs the corral command hands over as typed, for the daemon
+// listening at `socket`. The parser is made once (making it took ~0.2 ms
+// of every run here).
+class InvocationReader {
+ public:
+  explicit InvocationReader(std::string socket);
+  InvocationReader(const InvocationReader&) = delete;
+  InvocationReader& operator=(const InvocationReader&) = delete;
+
+  // The request for `inv`; nullopt when this daemon does not host it as it
+  // stands (see HandBack in control.proto): corral-core then runs it, or
+  // reports what is wrong with it.
+  std::optional<control::RunRequest> request(const control::Invocation& inv);
+
+ private:
+  std::string socket_;
+  CLI::App app_;
+  RunOptions o_;
+  CLI::App* run_cmd_;
+};
 
 }  // namespace corral

@@ -208,12 +208,13 @@ TEST(RunRequest, TheDaemonReadsTheRunAsTyped) {
     return inv;
   };
   const std::string sock = "/run/test/control.sock";
+  InvocationReader reader(sock);
   const std::vector<std::string> env = {"PATH=/nonexistent:bin", "SUDO_UID=0", "HOME=/elsewhere"};
   auto inv = invocation({"run", "--daemon-socket", sock, "--allow-root", "--net", "none", "--",
                          "env", "-i"},
                         env);
   inv.set_terminal(true);
-  auto r = request_for_invocation(inv, sock);
+  auto r = reader.request(inv);
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->exe(), "/usr/bin/env") << "PATH's relative entry is from the client's directory";
   EXPECT_EQ(r->argv_size(), 2);
@@ -248,10 +249,18 @@ TEST(RunRequest, TheDaemonReadsTheRunAsTyped) {
       {"not run", invocation({"ps"}, env)},
   };
   for (const auto& [what, inv] : handed_back)
-    EXPECT_FALSE(request_for_invocation(inv, sock).has_value()) << what;
+    EXPECT_FALSE(reader.request(inv).has_value()) << what;
   auto relative = invocation(with_socket({"--allow-root", "--", "true"}), env);
   relative.set_cwd("usr");
-  EXPECT_FALSE(request_for_invocation(relative, sock).has_value()) << "a relative directory";
+  EXPECT_FALSE(reader.request(relative).has_value()) << "a relative directory";
+
+  // One parser for every run: nothing of one run's flags carries over.
+  auto plain = reader.request(invocation(with_socket({"--allow-root", "--", "true"}), env));
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_EQ(plain->net(), "allow");
+  EXPECT_EQ(plain->max_pids(), 0u);
+  EXPECT_EQ(plain->argv_size(), 1);
+  EXPECT_FALSE(plain->terminal());
 }
 
 // What reaches the daemon is checked again there: a NUL byte would split
