@@ -84,11 +84,14 @@ int run_session(const RunOptions& o, const control::RunRequest& request) {
       }
     }
     if (sock) {
-      control::ClientMessage start;
-      *start.mutable_run() = request;
       std::optional<int> code;
       try {
-        code = run_in_daemon(sock.get(), std::move(start));
+        code = run_in_daemon(sock.get(), [&](bool terminal) {
+          control::ClientMessage start;
+          *start.mutable_run() = request;
+          start.mutable_run()->set_terminal(terminal);
+          return start.SerializeAsString();
+        });
       } catch (const std::exception& e) {
         throw Failure{kCannotRun, e.what()};
       }

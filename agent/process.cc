@@ -22,7 +22,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "control.h"
+#include "control_client.h"
 #include "errno_error.h"
 #include "mnt.h"
 #include "seccomp_filter.h"

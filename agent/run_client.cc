@@ -17,8 +17,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
-#include "control.h"
+#include "control_client.h"
+#include "control_wire.h"
 
 extern char** environ;
 
@@ -48,13 +50,11 @@ std::optional<int> run_in_daemon_as_typed(int argc, char** argv) {
     return std::nullopt;
   }
   if (!sock) return std::nullopt;
-  control::ClientMessage start;
-  auto* inv = start.mutable_invocation();
-  for (int i = 1; i < argc; i++) inv->add_args(argv[i]);
-  for (char** e = environ; e && *e; e++) inv->add_env(*e);
-  inv->set_cwd(cwd);
+  std::vector<std::string_view> args(argv + 1, argv + argc), env;
+  for (char** e = environ; e && *e; e++) env.emplace_back(*e);
   try {
-    return run_in_daemon(sock.get(), std::move(start));
+    return run_in_daemon(sock.get(),
+                         [&](bool terminal) { return wire::invocation(args, env, cwd, terminal); });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "corral: error: %s\n", e.what());
     return kCannotRun;

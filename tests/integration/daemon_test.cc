@@ -284,14 +284,16 @@ TEST_F(Daemon, RelativeCommandRunsInTheDaemon) {
 // corral-core, which says why.
 TEST_F(Daemon, RunIsReadWithTheCallersEnvironment) {
   ASSERT_EQ(::mkdir((dir.path() + "/bin").c_str(), 0755), 0);
-  write_file(dir.path() + "/bin/corral-test-tool", "#!/bin/sh\necho \"$(id -u) $CORRAL_MARK\"\n");
+  write_file(dir.path() + "/bin/corral-test-tool", "#!/bin/sh\necho \"$(id -u) $CORRAL_MARK $1\"\n");
   ASSERT_EQ(::chmod((dir.path() + "/bin/corral-test-tool").c_str(), 0755), 0);
   ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
-  auto r = run_command({"/usr/bin/env", "SUDO_UID=65534", "SUDO_GID=65534", "CORRAL_MARK=from-the-caller",
-                        "PATH=" + dir.path() + "/bin:/usr/bin:/bin", corral_bin(), "run",
-                        "--daemon-socket", d.socket, "--", "corral-test-tool"});
+  // Not UTF-8, as an argument or a variable may be.
+  auto r = run_command({"/usr/bin/env", "SUDO_UID=65534", "SUDO_GID=65534",
+                        "CORRAL_MARK=from-the-caller\xff", "PATH=" + dir.path() + "/bin:/usr/bin:/bin",
+                        corral_bin(), "run", "--daemon-socket", d.socket, "--", "corral-test-tool",
+                        "arg\xfe"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("65534 from-the-caller"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("65534 from-the-caller\xff arg\xfe"), std::string::npos) << r.output;
 
   auto root = d.run({}, {"/bin/true"});  // no SUDO_UID: the caller is root
   EXPECT_EQ(root.exit_code, 125);
