@@ -171,17 +171,24 @@ void FanotifyGuard::start() {
   if (thread_.joinable() && !stopping_) return;
   if (thread_.joinable()) thread_.join();  // stopped before
   served_ = false;
-  stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!stop_fd_) throw errno_error("failed to create the fanotify guard's stop eventfd");
+  wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_fd_) throw errno_error("failed to create the fanotify guard's eventfd");
   stopping_ = false;
   thread_ = std::thread([this] { serve(); });
+}
+
+void FanotifyGuard::expect_start() {
+  if (!thread_.joinable() || stopping_) return;
+  start_expected_ = true;
+  uint64_t one = 1;
+  (void)!::write(wake_fd_.get(), &one, sizeof(one));
 }
 
 void FanotifyGuard::stop() {
   if (!thread_.joinable()) return;
   stopping_ = true;
   uint64_t one = 1;
-  (void)!::write(stop_fd_.get(), &one, sizeof(one));
+  (void)!::write(wake_fd_.get(), &one, sizeof(one));
   // Its last answer given, not its exit: the thread's teardown is left to
   // the destructor, off a session's way to its end record and its reply.
   // Waiting in poll() with no event queued, it has answered all it read
@@ -209,7 +216,7 @@ void FanotifyGuard::serve() {
     }
   } served{served_};
   ::pthread_setname_np(::pthread_self(), "corral-fanotify");
-  pollfd fds[2] = {{group_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+  pollfd fds[2] = {{group_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
   SpinWindow window;
   auto clock = [] { return std::chrono::steady_clock::now(); };
   while (!stopping_) {
@@ -225,19 +232,28 @@ void FanotifyGuard::serve() {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
-    if (fds[1].revents) break;
-    if (!fds[0].revents) continue;
-    window.slept(clock() - slept_from);
-    handle_events();
-    if (window.get() == SpinWindow::Micros{0}) continue;
+    bool start_burst = false;
+    if (fds[1].revents) {
+      if (stopping_) break;
+      uint64_t count;
+      (void)!::read(wake_fd_.get(), &count, sizeof(count));
+      start_burst = start_expected_.exchange(false);
+    }
+    if (!fds[0].revents && !start_burst) continue;
+    if (fds[0].revents) {
+      window.slept(clock() - slept_from);
+      handle_events();
+    }
+    if (window.get() == SpinWindow::Micros{0} && !start_burst) continue;
     if (spinning.fetch_add(1) < max_spinning()) {
       auto until = clock() + window.get();
+      const auto burst_until = start_burst ? clock() + kStartBurst : until;
       while (!stopping_) {
         auto now = clock();
         if (handle_events() > 0) {
           window.caught();
           until = now + window.get();
-        } else if (now >= until) {
+        } else if (now >= until && now >= burst_until) {
           break;
         } else {
           // Polite: a runnable task here (an agent, another session's

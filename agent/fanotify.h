@@ -165,6 +165,12 @@ class FanotifyGuard {
   // fanotify.cc): a burst of opens then never waits for a halted CPU to
   // wake. Events raised before start() wait for it.
   void start();
+  // The agent is about to start: its first opens (its binary, its loader,
+  // libraries) come within a few milliseconds, with gaps longer than the
+  // thread polls after an event. The thread polls through the next
+  // kStartBurst, so none of them waits for a halted CPU to wake.
+  static constexpr std::chrono::milliseconds kStartBurst{3};
+  void expect_start();
   // Stops answering: returns once every event read has been answered and
   // counted — the thread waiting with none queued, or gone from its loop
   // (an event pending then waits for the group's close, which allows it);
@@ -224,11 +230,12 @@ class FanotifyGuard {
   // a device number is not reused under us. Guard thread only.
   std::unordered_map<dev_t, bool> mode_bits_decide_;
   std::mutex decide_mu_;  // one decision (verdict and cache mark) vs reset_cache()
-  UniqueFd stop_fd_;      // eventfd: wakes the thread to stop
+  UniqueFd wake_fd_;      // eventfd: wakes the thread, to stop or for a start
   std::atomic<bool> stopping_{false};
   std::atomic<bool> served_{false};  // serve() has returned: nothing more is answered
   // serve() waits for events in poll(), all it read answered and counted
   std::atomic<bool> waiting_{false};
+  std::atomic<bool> start_expected_{false};
   std::thread thread_;
   std::atomic<uint64_t> events_{0}, denied_{0}, cached_{0}, errors_{0};
 };

@@ -84,6 +84,9 @@ class FileGuard {
   // decision that made the path read-only.
   void annotate(audit::Record& record) const;
 
+  // The agent is being released (see FanotifyGuard::expect_start).
+  void expect_start() { guard_->expect_start(); }
+
   // Stops answering and emits the records of the decisions made so far,
   // now: for the session's end, so that none comes after it. Idempotent.
   void stop();

@@ -236,6 +236,7 @@ void Session::launch() {
   count_record();
   sup_.emit(rec);
 
+  file_guard_->expect_start();
   child_->release(spec_.exe, spec_.argv, spec_.env,
                   spec_.stdio.size() == 3 ? std::array<int, 3>{spec_.stdio[0].get(), spec_.stdio[1].get(),
                                                                spec_.stdio[2].get()}
