@@ -156,8 +156,24 @@ MountPlan session_mounts(const rules::Policy& policy, const std::string& home,
 }
 
 void PathStates::add(const std::string& path) {
-  paths_.push_back(path);
-  states_.push_back(of(path));
+  std::string noted = path;
+  State s = of(noted);
+  // A path that names nothing stands for the deepest directory above it
+  // that exists: it can appear only by an entry made there, which changes
+  // that directory's times. Most of a plan's paths are candidates that do
+  // not exist (~/.aws, ~/.kube/config, ...): checked, they cost one stat
+  // per directory, not one each. A name that is there but leads nowhere (a
+  // dangling symlink) stands for itself: its target may appear.
+  while ((s.error == ENOENT || s.error == ENOTDIR) && noted.size() > 1 && noted.front() == '/') {
+    struct stat st;
+    if (::lstat(noted.c_str(), &st) == 0) break;
+    noted.resize(std::max<size_t>(noted.rfind('/'), 1));
+    s = of(noted);
+  }
+  // The first state of a path is the one before anything was read from it.
+  if (!noted_.insert(noted).second) return;
+  paths_.push_back(noted);
+  states_.push_back(s);
 }
 
 bool PathStates::unchanged() const {

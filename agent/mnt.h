@@ -8,6 +8,7 @@
 
 #include <sys/stat.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,7 +43,8 @@ class PathStates {
   // Its state now: add a path before reading what the plan takes from it
   // (a directory before its entries), so that no change after goes unseen.
   // A state that cannot prove that (changed in the current clock tick, or
-  // unreadable but for missing) makes unchanged() false.
+  // unreadable but for missing) makes unchanged() false. A missing path is
+  // noted as the deepest directory above it that exists.
   void add(const std::string& path);
   bool unchanged() const;
   size_t size() const { return paths_.size(); }
@@ -62,6 +64,7 @@ class PathStates {
     bool operator==(const State&) const;
   };
   static State of(const std::string& path);
+  std::set<std::string> noted_;
   std::vector<std::string> paths_;
   std::vector<State> states_;
 };

@@ -98,11 +98,15 @@ void await_older(const std::vector<std::string>& paths) {
     return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
   };
   timespec newest{};
-  for (const auto& p : paths) {
-    struct stat st;
-    if (::stat(p.c_str(), &st) != 0) continue;
-    for (const timespec& t : {st.st_mtim, st.st_ctim})
-      if (later(t, newest)) newest = t;
+  for (std::string p : paths) {
+    // the path and what stands for it when it is missing: its directories
+    for (; !p.empty(); p.resize(p.rfind('/') == 0 && p.size() > 1 ? 1 : p.rfind('/'))) {
+      struct stat st;
+      if (::stat(p.c_str(), &st) == 0)
+        for (const timespec& t : {st.st_mtim, st.st_ctim})
+          if (later(t, newest)) newest = t;
+      if (p == "/") break;
+    }
   }
   timespec now{};
   do ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
@@ -151,6 +155,43 @@ TEST(PathStates, SeeEveryChangeOfWhatTheMountsCameFrom) {
 
   ::rmdir(proj.c_str());
   ::rmdir(dir.c_str());
+}
+
+// Paths that do not exist are checked through the directory they would be
+// made in: one state for many, and still every way one of them can appear
+// is seen — made there, made under a new directory there, a dangling
+// symlink's target made, a file where a directory would be replaced.
+TEST(PathStates, MissingPathsStandForTheirDirectory) {
+  char tmpl[] = "/tmp/corral-pathstates-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const timespec old_times[2] = {{1000000, 0}, {1000000, 0}};
+  auto make_old = [&] { ASSERT_EQ(::utimensat(AT_FDCWD, dir.c_str(), old_times, 0), 0); };
+  make_old();
+  PathStates missing = states_of({dir + "/.aws", dir + "/.kube/config", dir + "/.config/gh/hosts.yml"});
+  EXPECT_EQ(missing.size(), 1u) << "one directory for three missing paths";
+  EXPECT_TRUE(missing.unchanged());
+  ASSERT_EQ(::mkdir((dir + "/.kube").c_str(), 0755), 0);
+  EXPECT_FALSE(missing.unchanged()) << "a directory on the way to a missing path";
+  ASSERT_EQ(::rmdir((dir + "/.kube").c_str()), 0);
+
+  ASSERT_EQ(::symlink((dir + "/target").c_str(), (dir + "/link").c_str()), 0);
+  ::close(::open((dir + "/file").c_str(), O_CREAT | O_WRONLY, 0644));
+  make_old();
+  PathStates dangling = states_of({dir + "/link", dir + "/file/x"});
+  EXPECT_EQ(dangling.size(), 2u) << "the dangling link, and the file";
+  EXPECT_TRUE(dangling.unchanged());
+  ASSERT_EQ(::mkdir((dir + "/target").c_str(), 0755), 0);
+  EXPECT_FALSE(dangling.unchanged()) << "the link's target made";
+  ASSERT_EQ(::rmdir((dir + "/target").c_str()), 0);
+  make_old();
+  PathStates under_file = states_of({dir + "/file/x"});
+  EXPECT_TRUE(under_file.unchanged());
+  ASSERT_EQ(::unlink((dir + "/file").c_str()), 0);
+  ASSERT_EQ(::mkdir((dir + "/file").c_str(), 0755), 0);
+  ::close(::open((dir + "/file/x").c_str(), O_CREAT | O_WRONLY, 0644));
+  EXPECT_FALSE(under_file.unchanged()) << "the file replaced by a directory with the path";
+  std::filesystem::remove_all(dir);
 }
 
 // A path changed in the filesystem clock's current tick proves nothing: a
