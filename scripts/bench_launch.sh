@@ -16,7 +16,9 @@
 # Then the creation time of a worktree (`corral run --worktree`) in a
 # repository of BENCH_FILES files, separately.
 #
-# Prints median and p90 in ms and the ratios to bare and to bwrap. Goals
+# Prints median and p90 in ms and the ratios to bare and to bwrap, and what
+# warm adds to bare both as the difference of medians and as the median of
+# each round's difference. Goals
 # (issue 5): warm <= 5 ms added median and not slower than bwrap; cold <=
 # 100 ms. A benchmark, not a test: missed goals are only printed.
 #
@@ -108,6 +110,11 @@ calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
 ratio() { calc "$1 / $2"; }
 added=$(calc "$co_m - $bare_m")
 warm_added=$(calc "$wa_m - $bd_m")
+# paired: the median of each round's warm minus its bare launch, which a
+# drift of the host's speed between rounds moves less than it moves either
+# median
+warm_paired=$(paste "$work/warm" "$work/bare_daemon" | awk '{ print $1 - $2 }' | sort -n | awk '
+	{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 
 # Worktree creation in a repository of FILES files.
 repo="$work/repo"
@@ -140,8 +147,8 @@ cat <<EOF
 | corral warm (a daemon holds the programs) | $wa_m | $wa_p | $(ratio "$wa_m" "$bd_m") | $(ratio "$wa_m" "$bw_m") |
 
 corral cold adds $added ms to bare at the median (goal <= 100 ms); warm adds
-$warm_added ms to bare with the daemon running (goal <= 5 ms, and not slower
-than bwrap).
+$warm_added ms to bare with the daemon running ($warm_paired ms, median of the
+rounds' differences; goal <= 5 ms, and not slower than bwrap).
 
 | worktree in a repository of $FILES files | ms |
 |---|---:|
