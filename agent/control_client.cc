@@ -111,7 +111,8 @@ UniqueFd connect_control(const std::string& path) {
 
 std::optional<int> run_in_daemon(int sock, const std::function<std::string(bool terminal)>& start) {
   // Signals arrive as data from here on, to be passed to the daemon once
-  // the session has started (until then they wait, blocked).
+  // the session has started; one that means "stop" before then ends the
+  // run here (a daemon that never answers must not hold the user).
   sigset_t set, before;
   sigemptyset(&set);
   // SIGCONT too: blocked, it still continues us, and says when to take the
@@ -139,8 +140,10 @@ std::optional<int> run_in_daemon(int sock, const std::function<std::string(bool 
   bool started = false;
 
   for (;;) {
-    pollfd fds[4] = {{sock, POLLIN, 0}, {started ? sigfd.get() : -1, POLLIN, 0}, {-1, 0, 0}, {-1, 0, 0}};
-    if (pty) {
+    pollfd fds[4] = {{sock, POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {-1, 0, 0}, {-1, 0, 0}};
+    // The user's keys and the agent's output once there is an agent: until
+    // then typed keys wait in the terminal, for the agent.
+    if (pty && started) {
       fds[2] = {pty->user_fd(), POLLIN, 0};
       if (agent_side_open)
         fds[3] = {pty->master(), static_cast<short>(POLLIN | (pty->input_pending() ? POLLOUT : 0)), 0};
@@ -175,6 +178,16 @@ std::optional<int> run_in_daemon(int sock, const std::function<std::string(bool 
           if (pty) pty->resume();  // no-op unless the terminal is ours
           continue;
         }
+        if (!started) {
+          // Nothing runs yet: this run ends, by the signal, as it would
+          // have without corral; the daemon drops a session it makes for
+          // a connection that is gone.
+          pty.reset();
+          sigprocmask(SIG_SETMASK, &before, nullptr);
+          ::signal(static_cast<int>(info.ssi_signo), SIG_DFL);
+          ::raise(static_cast<int>(info.ssi_signo));
+          return 128 + static_cast<int>(info.ssi_signo);
+        }
         send_bytes(sock, wire::signal(static_cast<int>(info.ssi_signo), info.ssi_code == SI_KERNEL), {});
       }
     }
@@ -190,10 +203,12 @@ std::optional<int> run_in_daemon(int sock, const std::function<std::string(bool 
       switch (reply.kind) {
         case wire::Reply::Kind::kStarted:
           started = true;
+          if (pty) pty->go_raw();
           break;
         case wire::Reply::Kind::kHandBack:
-          // Nothing started; what we changed, as it was (pty's destructor:
-          // the terminal's mode).
+          // Nothing started; what we changed, as it was, the terminal
+          // before the mask (a pending signal acts at once).
+          pty.reset();
           sigprocmask(SIG_SETMASK, &before, nullptr);
           return std::nullopt;
         case wire::Reply::Kind::kEnded:

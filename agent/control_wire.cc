@@ -136,7 +136,8 @@ Reply reply(std::string_view packet) {
         r = Reply{Reply::Kind::kStarted, 0, {}};
         break;
       case kDaemonEnded: {
-        r = Reply{Reply::Kind::kEnded, 0, {}};
+        // a message field seen twice is merged, as protobuf does
+        if (r.kind != Reply::Kind::kEnded) r = Reply{Reply::Kind::kEnded, 0, {}};
         Reader ended(value);
         while (!ended.done()) {
           auto [f, t] = ended.key();

@@ -154,7 +154,18 @@ void ControlServer::handle(const std::shared_ptr<Connection>& c) {
       answer(c, msg);
       return;  // one question, one answer
     default:
-      spdlog::warn("control socket: a message of no known kind");
+      if (!c->session) {  // a newer corral's request: say so rather than hang it
+        control::DaemonMessage m;
+        m.set_error("the corral daemon does not know this request (is it older than the corral "
+                    "command? restart it)");
+        try {
+          send_packet(c->sock.native_handle(), m);
+        } catch (const std::exception&) {
+        }
+        drop(c.get(), nullptr);
+        return;
+      }
+      spdlog::warn("control socket: a message of no known kind on a session's connection, ignored");
       break;
   }
   if (connections_.count(c.get())) serve(c);

@@ -69,26 +69,27 @@ std::optional<PtyProxy> PtyProxy::open_if_terminal() {
   if (flags < 0 || ::fcntl(p.master_.get(), F_SETFL, flags | O_NONBLOCK) != 0)
     throw errno_error("failed to make the pseudo-terminal's master non-blocking");
   p.stderr_is_terminal_ = same_terminal(STDIN_FILENO, STDERR_FILENO);
-
-  // Raw: every key goes to the agent's terminal, which interprets it.
-  termios raw = user;
-  ::cfmakeraw(&raw);
-  if (::tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) != 0)
-    throw errno_error("failed to put the terminal in raw mode");
   p.saved_ = user;
   return p;
+}
+
+void PtyProxy::go_raw() {
+  if (raw_ || !saved_) return;
+  raw_ = true;
+  resume();
 }
 
 PtyProxy::PtyProxy(PtyProxy&& o) noexcept
     : master_(std::move(o.master_)),
       slave_(std::move(o.slave_)),
       saved_(std::exchange(o.saved_, std::nullopt)),
+      raw_(std::exchange(o.raw_, false)),
       stderr_is_terminal_(o.stderr_is_terminal_),
       user_open_(o.user_open_),
       to_agent_(std::move(o.to_agent_)) {}
 
 PtyProxy::~PtyProxy() {
-  if (saved_) ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &*saved_);
+  if (raw_ && saved_) ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &*saved_);
 }
 
 void PtyProxy::pump_input() {
@@ -131,13 +132,15 @@ bool PtyProxy::pump_output(int max_reads) {
 void PtyProxy::suspend() {
   // In the background the terminal is the shell's already, and a
   // tcsetattr from there would stop us (SIGTTOU) before the stop we mean.
-  if (saved_ && ::tcgetpgrp(STDIN_FILENO) == ::getpgrp())
+  if (raw_ && saved_ && ::tcgetpgrp(STDIN_FILENO) == ::getpgrp())
     ::tcsetattr(STDIN_FILENO, TCSADRAIN, &*saved_);
 }
 
 void PtyProxy::resume() {
   // Continued in the background (`bg`): the terminal is the shell's now.
-  if (!saved_ || ::tcgetpgrp(STDIN_FILENO) != ::getpgrp()) return;
+  if (!raw_ || !saved_ || ::tcgetpgrp(STDIN_FILENO) != ::getpgrp()) return;
+  // Raw: every key goes to the agent's terminal, which interprets it; what
+  // was typed ahead stays, for the agent.
   termios raw = *saved_;
   ::cfmakeraw(&raw);
   ::tcsetattr(STDIN_FILENO, TCSADRAIN, &raw);

@@ -6,8 +6,8 @@
 // is, the agent could read and write it but not own it, so job control
 // (Ctrl-Z, fg), /dev/tty and the terminal's own signals would not work. The
 // agent gets the slave of a fresh pty instead, as its controlling terminal
-// (setsid + TIOCSCTTY before exec); the client puts the user's terminal in
-// raw mode and copies bytes both ways, so Ctrl-C, Ctrl-Z and Ctrl-\ are
+// (setsid + TIOCSCTTY before exec); once the session has started, the
+// client puts the user's terminal in raw mode and copies bytes both ways, so Ctrl-C, Ctrl-Z and Ctrl-\ are
 // interpreted by the agent's own line discipline, and resizes are copied
 // onto the pty (the kernel sends the agent SIGWINCH).
 #pragma once
@@ -33,6 +33,12 @@ class PtyProxy {
   PtyProxy& operator=(PtyProxy&&) = delete;
   // Puts the user's terminal back as it was.
   ~PtyProxy();
+
+  // Raw mode on the user's terminal, once the session has started (or
+  // when next continued in the foreground): until then the terminal is as
+  // the user had it, and Ctrl-C stops the client, which has nothing to
+  // pass it to yet.
+  void go_raw();
 
   // The agent's stdin, stdout and stderr: the slave, except a stderr that
   // is not the terminal (redirected), which stays as it is.
@@ -70,6 +76,7 @@ class PtyProxy {
 
   UniqueFd master_, slave_;
   std::optional<termios> saved_;  // the user's terminal before raw mode
+  bool raw_ = false;              // go_raw() was called
   bool stderr_is_terminal_ = false;
   bool user_open_ = true;
   std::string to_agent_;  // typed, not yet taken by the pty

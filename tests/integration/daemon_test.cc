@@ -329,6 +329,13 @@ TEST_F(Daemon, RunIsReadWithTheCallersEnvironment) {
   };
   using B = control::DaemonMessage::BodyCase;
   EXPECT_EQ(ask({}), (std::vector<B>{B::kStarted, B::kEnded}));
+  {  // a request of a kind this daemon does not know: an answer, not a hang
+    UniqueFd sock = connect_control(d.socket);
+    ASSERT_GE(send_with_fds(sock.get(), std::string("\xfa\x07\x00", 3), {}), 0);
+    control::DaemonMessage reply;
+    ASSERT_TRUE(recv_packet(sock.get(), reply));
+    EXPECT_NE(reply.error().find("does not know this request"), std::string::npos) << reply.error();
+  }
   EXPECT_EQ(ask({"--embedded"}), std::vector<B>{B::kHandBack});
   EXPECT_EQ(ask({"--worktree", "w"}), std::vector<B>{B::kHandBack});
 
@@ -409,8 +416,9 @@ TEST_F(Daemon, WindowResizeReachesTheAgent) {
 class TerminalClient {
  public:
   // `prefix`: what runs corral run (e.g. in a namespace of its own).
-  TerminalClient(const DaemonProcess& d, const std::vector<std::string>& command,
-                 const std::vector<std::string>& prefix = {}) {
+  TerminalClient(const std::string& socket, const std::vector<std::string>& command,
+                 const std::vector<std::string>& prefix = {},
+                 const std::vector<std::string>& flags = {"--allow-root", "--"}) {
     winsize size{};
     size.ws_row = 33;
     size.ws_col = 101;
@@ -421,9 +429,9 @@ class TerminalClient {
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
       std::vector<std::string> args = prefix;
-      for (const auto& a : {corral_bin(), std::string("run"), std::string("--daemon-socket"), d.socket,
-                            std::string("--allow-root"), std::string("--")})
+      for (const auto& a : {corral_bin(), std::string("run"), std::string("--daemon-socket"), socket})
         args.push_back(a);
+      args.insert(args.end(), flags.begin(), flags.end());
       args.insert(args.end(), command.begin(), command.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -471,7 +479,7 @@ class TerminalClient {
 // the user's terminal back as it was.
 TEST_F(Daemon, TerminalIsTheAgentsOwn) {
   termios before;
-  TerminalClient t(d, {"/bin/bash", "-c",
+  TerminalClient t(d.socket, {"/bin/bash", "-c",
                        "stty size; exec 3</dev/tty && echo ctty-ok; read line; echo got-$line; "
                        "stty size; exec sleep 30"});
   ASSERT_EQ(::tcgetattr(t.master, &before), 0);
@@ -492,6 +500,48 @@ TEST_F(Daemon, TerminalIsTheAgentsOwn) {
   ASSERT_EQ(::tcgetattr(t.master, &after), 0);
   EXPECT_EQ(after.c_lflag & (ICANON | ECHO | ISIG), before.c_lflag & (ICANON | ECHO | ISIG))
       << "the user's terminal was left in raw mode";
+}
+
+// Until the daemon has started the session nothing of corral's is on the
+// user's terminal: with a daemon that takes the request and never answers
+// (one too old to know it), the terminal is as it was and Ctrl-C ends the
+// run; a run the daemon hands back (--help) leaves it as it was too.
+TEST_F(Daemon, TerminalIsTheUsersUntilTheSessionStarts) {
+  const std::string silent = dir.path() + "/silent.sock";
+  UniqueFd listener(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, silent.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener.get(), 4), 0);
+  const auto modes = ICANON | ECHO | ISIG;
+  {
+    TerminalClient t(silent, {"/bin/true"});
+    termios before;
+    ASSERT_EQ(::tcgetattr(t.master, &before), 0);
+    pollfd p = {listener.get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 10000), 1) << "the client did not connect";
+    UniqueFd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_TRUE(conn);
+    pollfd r = {conn.get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&r, 1, 10000), 1) << "no request came";
+    std::this_thread::sleep_for(100ms);
+    termios waiting;
+    ASSERT_EQ(::tcgetattr(t.master, &waiting), 0);
+    EXPECT_EQ(waiting.c_lflag & modes, before.c_lflag & modes) << "raw before the session started";
+    t.type("\x03");  // the terminal's own SIGINT, to the client
+    EXPECT_EQ(t.exit_code(), 128 + SIGINT) << t.seen;
+  }
+  {
+    TerminalClient t(d.socket, {}, {}, {"--help"});
+    termios before;
+    ASSERT_EQ(::tcgetattr(t.master, &before), 0);
+    EXPECT_TRUE(t.await("guarded session")) << t.seen;
+    EXPECT_EQ(t.exit_code(), 0) << t.seen;
+    termios after;
+    ASSERT_EQ(::tcgetattr(t.master, &after), 0);
+    EXPECT_EQ(after.c_lflag & modes, before.c_lflag & modes) << "left raw after a hand back";
+  }
 }
 
 // The client itself stopped (SIGTSTP sent to it: the user's Ctrl-Z goes
@@ -587,7 +637,7 @@ TEST_F(Daemon, StoppedClientLeavesTheTerminalCooked) {
 // Where no pty can be made (here: /dev/ptmx hidden from the client), the
 // session still runs, on the user's terminal as it is, and says so.
 TEST_F(Daemon, WithoutAPtyTheTerminalIsPassedAsIs) {
-  TerminalClient t(d, {"/bin/bash", "-c", "[ -t 0 ] && echo tty-yes; exec 3</dev/tty || echo no-ctty"},
+  TerminalClient t(d.socket, {"/bin/bash", "-c", "[ -t 0 ] && echo tty-yes; exec 3</dev/tty || echo no-ctty"},
                    {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
                     "mount --bind /dev/null /dev/ptmx && exec \"$0\" \"$@\""});
   EXPECT_TRUE(t.await("no-ctty")) << t.seen;
@@ -599,7 +649,7 @@ TEST_F(Daemon, WithoutAPtyTheTerminalIsPassedAsIs) {
 // Job control is the agent's: an interactive shell in the session stops
 // its foreground job on Ctrl-Z, brings it back with fg, and Ctrl-C ends it.
 TEST_F(Daemon, CtrlZStopsTheAgentsForegroundJob) {
-  TerminalClient t(d, {"/bin/bash", "--norc", "--noprofile", "-i"});
+  TerminalClient t(d.socket, {"/bin/bash", "--norc", "--noprofile", "-i"});
   ASSERT_TRUE(t.await("# ")) << t.seen;  // its prompt: readline took the terminal
   t.type("echo ready-$((6*7))\r");
   ASSERT_TRUE(t.await("ready-42")) << t.seen;

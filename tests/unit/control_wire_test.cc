@@ -78,6 +78,12 @@ TEST(ControlWire, RepliesWrittenByTheDaemonAreRead) {
   r = wire::reply(later);
   EXPECT_EQ(r.kind, Kind::kEnded);
   EXPECT_EQ(r.exit_code, 7);
+
+  // A message field twice is merged: an empty second `ended` keeps the code.
+  std::string twice = m.SerializeAsString() + std::string("\x12\x00", 2);
+  control::DaemonMessage merged;
+  ASSERT_TRUE(merged.ParseFromString(twice));
+  EXPECT_EQ(wire::reply(twice).exit_code, merged.ended().exit_code());
 }
 
 TEST(ControlWire, MalformedRepliesAreRefused) {
