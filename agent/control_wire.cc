@@ -40,6 +40,18 @@ void put_int32(std::string& out, uint32_t field, int32_t v) {
   put_varint(out, static_cast<uint64_t>(static_cast<int64_t>(v)));
 }
 
+void put_true(std::string& out, uint32_t field) {
+  put_key(out, field, kVarint);
+  put_varint(out, 1);
+}
+
+// A ClientMessage whose oneof is `field`, holding `body`.
+std::string message(uint32_t field, std::string_view body) {
+  std::string msg;
+  put_bytes(msg, field, body);
+  return msg;
+}
+
 // Reads `packet` as a sequence of fields.
 class Reader {
  public:
@@ -100,25 +112,15 @@ std::string invocation(const std::vector<std::string_view>& args,
   for (auto a : args) put_bytes(inv, kInvocationArgs, a);
   for (auto e : env) put_bytes(inv, kInvocationEnv, e);
   if (!cwd.empty()) put_bytes(inv, kInvocationCwd, cwd);
-  if (terminal) {
-    put_key(inv, kInvocationTerminal, kVarint);
-    put_varint(inv, 1);
-  }
-  std::string msg;
-  put_bytes(msg, kClientInvocation, inv);
-  return msg;
+  if (terminal) put_true(inv, kInvocationTerminal);
+  return message(kClientInvocation, inv);
 }
 
 std::string signal(int signo, bool from_terminal) {
   std::string sig;
   if (signo) put_int32(sig, kSignalSigno, signo);
-  if (from_terminal) {
-    put_key(sig, kSignalFromTerminal, kVarint);
-    put_varint(sig, 1);
-  }
-  std::string msg;
-  put_bytes(msg, kClientSignal, sig);
-  return msg;
+  if (from_terminal) put_true(sig, kSignalFromTerminal);
+  return message(kClientSignal, sig);
 }
 
 Reply reply(std::string_view packet) {
