@@ -131,12 +131,14 @@ git -C "$repo" -c user.name=b -c user.email=b@example.com commit -qm files
 # run pays for it.
 git -C "$repo" worktree add -q "$work/warmup" -b warmup >/dev/null
 git -C "$repo" worktree remove --force "$work/warmup"
+sync  # its files' writeback, not during the timed runs
 cd "$repo"
 t0=${EPOCHREALTIME/./}
 "$CORRAL" run --quiet --allow-root --audit "$work/audit.jsonl" --audit-key "$work/audit.key" \
 	--worktree bench --worktrees-dir "$work/wt" -- /bin/true
 t1=${EPOCHREALTIME/./}
 wt_total=$(calc "($t1 - $t0) / 1000")
+sync
 t0=${EPOCHREALTIME/./}
 git -C "$repo" worktree add -q "$work/plain" -b plain >/dev/null
 t1=${EPOCHREALTIME/./}
