@@ -85,11 +85,7 @@ void ControlServer::accept() {
                              control::DaemonMessage m;
                              m.set_error("only root may start corral sessions (peer uid " +
                                          std::to_string(uid) + ")");
-                             try {
-                               send_packet(fd, m);
-                             } catch (const std::exception&) {
-                             }
-                             drop(c.get(), "not root");
+                             last_reply(c, m);
                              continue;
                            }
                            serve(c);
@@ -134,7 +130,11 @@ void ControlServer::handle(const std::shared_ptr<Connection>& c) {
         start(c, *request, std::move(fds));
         break;
       }
-      hand_back(c);
+      {
+        control::DaemonMessage back;  // corral-core does it, or says why not
+        back.mutable_hand_back();
+        last_reply(c, back);
+      }
       return;
     case control::ClientMessage::kSignal:
       if (Session* s = c->session && !c->ended ? sup_.find_session(c->session) : nullptr) {
@@ -158,11 +158,7 @@ void ControlServer::handle(const std::shared_ptr<Connection>& c) {
         control::DaemonMessage m;
         m.set_error("the corral daemon does not know this request (is it older than the corral "
                     "command? restart it)");
-        try {
-          send_packet(c->sock.native_handle(), m);
-        } catch (const std::exception&) {
-        }
-        drop(c.get(), nullptr);
+        last_reply(c, m);
         return;
       }
       spdlog::warn("control socket: a message of no known kind on a session's connection, ignored");
@@ -204,8 +200,12 @@ void ControlServer::answer(const std::shared_ptr<Connection>& c, const control::
                                           std::to_string(found.size()) + " sessions");
     }
   }
+  last_reply(c, reply);
+}
+
+void ControlServer::last_reply(const std::shared_ptr<Connection>& c, const control::DaemonMessage& m) {
   try {
-    send_packet(c->sock.native_handle(), reply);
+    send_packet(c->sock.native_handle(), m);
   } catch (const std::exception& e) {
     spdlog::warn("control socket: {}", e.what());
   }
@@ -263,17 +263,6 @@ void ControlServer::start(const std::shared_ptr<Connection>& c, const control::R
     if (!c->session) return refuse(e.what());
     spdlog::warn("control socket: {}", e.what());  // started; the client will see it end
   }
-}
-
-void ControlServer::hand_back(const std::shared_ptr<Connection>& c) {
-  control::DaemonMessage m;
-  m.mutable_hand_back();
-  try {
-    send_packet(c->sock.native_handle(), m);
-  } catch (const std::exception& e) {
-    spdlog::warn("control socket: {}", e.what());
-  }
-  drop(c.get(), nullptr);
 }
 
 void ControlServer::drop(Connection* c, const char* why) {

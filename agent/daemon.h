@@ -43,9 +43,8 @@ class ControlServer {
              std::vector<UniqueFd> stdio);
   // corral ps and corral kill: one answer, then the connection closes.
   void answer(const std::shared_ptr<Connection>& c, const control::ClientMessage& msg);
-  // Tells the corral command to run corral-core instead; ends the
-  // connection.
-  void hand_back(const std::shared_ptr<Connection>& c);
+  // Sends `m`, the connection's last message, and ends it.
+  void last_reply(const std::shared_ptr<Connection>& c, const control::DaemonMessage& m);
   // Forgets a connection; a session still running without it is killed.
   void drop(Connection* c, const char* why);
   void check_idle();
