@@ -347,6 +347,31 @@ TEST_F(Daemon, RunIsReadWithTheCallersEnvironment) {
   EXPECT_EQ(starts, 2) << "a refused or handed back run started a session";
 }
 
+// A worktree run is handed back by the daemon (corral-core makes the
+// worktree, then asks the daemon again): its session runs in the daemon,
+// in the worktree, and what it commits lands on the worktree's branch.
+TEST_F(Daemon, WorktreeRunIsHandedBackAndHostedByTheDaemon) {
+  const std::string repo = dir.path() + "/repo";
+  ASSERT_EQ(std::system(("git init -q " + repo + " && git -C " + repo +
+                         " -c user.name=t -c user.email=t@example.com commit -q --allow-empty -m init")
+                            .c_str()),
+            0);
+  auto r = run_command({"/bin/sh", "-c",
+                        "cd " + repo + " && exec " + corral_bin() + " run --daemon-socket " + d.socket +
+                            " --allow-root --worktree w --worktrees-dir " + dir.path() +
+                            "/wts -- /bin/sh -c 'pwd; echo data > f && git add f && git -c user.name=a "
+                            "-c user.email=a@example.com commit -qm agent'"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(dir.path() + "/wts/"), std::string::npos) << r.output;
+  auto log = run_command({"/usr/bin/git", "-C", repo, "log", "--format=%s", "corral/w"});
+  EXPECT_EQ(log.output, "agent\ninit\n") << log.output;
+  EXPECT_EQ(d.stop(), 0) << read_file(d.output);
+  bool hosted = false;
+  for (const auto& rec : read_audit(d.audit))
+    hosted |= rec.has_session_start() && rec.session_start().worktree() == "w";
+  EXPECT_TRUE(hosted) << "the worktree's session did not run in the daemon";
+}
+
 // Fail closed: the sessions are the daemon's children; killed outright, it
 // takes them with it (double-forked daemons too), and the client says so.
 TEST_F(Daemon, DaemonDeathKillsItsSessions) {
