@@ -16,6 +16,7 @@ packages=(
   libssl-dev                            # audit chain (SHA-256, Ed25519), syslog TLS
   nlohmann-json3-dev                    # OCSF output, reading the log back
   librdkafka-dev                        # Kafka sink (and its mock cluster for tests)
+  liblz4-dev libzstd-dev libsasl2-dev   # librdkafka's own, to link it from its archive
   rsyslog rsyslog-openssl rsyslog-gnutls openssl  # the syslog collector tests start (TLS: both drivers)
   libgtest-dev                          # tests
 )
