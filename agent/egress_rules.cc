@@ -6,6 +6,7 @@
 #include <resolv.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
@@ -64,8 +65,7 @@ EgressMaps compile_egress_rules(const std::vector<rules::EgressRule>& rules, uin
     std::vector<rules::Cidr> cidrs = r.cidrs;
     if (!r.host.empty()) {
       Resolved res = resolve(r.host);
-      if (res.addrs.empty())
-        out.notes.push_back("egress rule " + r.id + ": " + r.host + " did not resolve");
+      if (res.addrs.empty()) out.unresolved.push_back(r.host);
       cidrs.insert(cidrs.end(), res.addrs.begin(), res.addrs.end());
       if (res.ttl && (!out.min_ttl || res.ttl < out.min_ttl)) out.min_ttl = res.ttl;
     }
@@ -76,6 +76,8 @@ EgressMaps compile_egress_rules(const std::vector<rules::EgressRule>& rules, uin
         items.push_back({prefix_of(c), corral_egress_entry{pr.lo, pr.hi, protocols_of(r.protocol),
                                                            {}, static_cast<uint32_t>(i)}});
   }
+  std::sort(out.unresolved.begin(), out.unresolved.end());
+  out.unresolved.erase(std::unique(out.unresolved.begin(), out.unresolved.end()), out.unresolved.end());
   for (const auto& c : resolvers)
     items.push_back({prefix_of(c), corral_egress_entry{53, 53, CORRAL_PROTO_TCP | CORRAL_PROTO_UDP,
                                                        {}, kResolverRule}});
@@ -162,6 +164,14 @@ Resolved resolve_host(const std::string& host, uint32_t fallback_ttl) {
   freeaddrinfo(res);
   if (!out.addrs.empty()) out.ttl = fallback_ttl;
   return out;
+}
+
+uint32_t DnsSchedule::next(uint32_t min_ttl, bool unresolved) {
+  constexpr uint32_t kMinTtl = 10, kFirstRetry = 5, kMaxRetry = 300;
+  retry_ = unresolved ? std::min(retry_ ? retry_ * 2 : kFirstRetry, kMaxRetry) : 0;
+  uint32_t ttl = min_ttl ? std::max(min_ttl, kMinTtl) : 0;
+  if (!retry_) return ttl;
+  return ttl ? std::min(ttl, retry_) : retry_;
 }
 
 std::vector<rules::Cidr> parse_resolv_conf(const std::string& text) {

@@ -24,8 +24,8 @@ struct EgressPrefix {
 
 struct EgressMaps {
   std::map<EgressPrefix, corral_egress_allow> prefixes;
-  std::vector<std::string> notes;  // hosts that did not resolve, and the like
-  uint32_t min_ttl = 0;            // seconds until a host's answer expires; 0: no hosts
+  std::vector<std::string> unresolved;  // hosts without an address (sorted): their rules allow nothing
+  uint32_t min_ttl = 0;                 // seconds until a host's answer expires; 0: no answers
 };
 
 // Addresses of `host` (A and AAAA from the system's DNS servers, with the
@@ -50,6 +50,21 @@ EgressMaps compile_egress_rules(const std::vector<rules::EgressRule>& rules, uin
                                 const std::vector<rules::Cidr>& resolvers);
 
 Resolved resolve_host(const std::string& host, uint32_t fallback_ttl = 300);
+
+// When to ask DNS again after a round of answers: when the shortest TTL
+// runs out (not more often than every 10 s), and sooner while some host
+// has no address at all, backing off from 5 s to 5 min: a host agent
+// started before the network was up would otherwise deny those hosts
+// until its policy is reloaded.
+class DnsSchedule {
+ public:
+  // Seconds until the next round; 0: nothing to ask.
+  uint32_t next(uint32_t min_ttl, bool unresolved);
+  void reset() { retry_ = 0; }
+
+ private:
+  uint32_t retry_ = 0;
+};
 // The nameservers of a resolv.conf text.
 std::vector<rules::Cidr> parse_resolv_conf(const std::string& text);
 

@@ -71,6 +71,7 @@ audit::PolicyLoad Enforcer::load(rules::LoadResult result) {
   policies_[gen] = policy;
   if (generation_ > 1) policies_.erase(generation_ - 1);
   generation_ = gen;
+  dns_.reset();  // the new policy's hosts get the quick retries too
   out.set_generation(gen);
   out.set_accepted(true);
   for (const auto& s : policy->sources) out.add_sources(s);
@@ -100,8 +101,16 @@ void Enforcer::apply_answers(std::map<std::string, Resolved> answers) {
   const rules::Policy& p = policy();
   try {
     EgressMaps egress = compile_egress_rules(p.egress, generation_, known_answer(), system_resolvers());
-    for (const auto& note : egress.notes) spdlog::warn("{}", note);
-    egress_ttl_ = egress.min_ttl;
+    refresh_seconds_ = dns_.next(egress.min_ttl, !egress.unresolved.empty());
+    if (egress.unresolved != unresolved_) {
+      if (egress.unresolved.empty())
+        spdlog::info("egress: every host the policy names has an address now");
+      else
+        spdlog::warn("egress: {} host(s) the policy names did not resolve, so their rules allow "
+                     "nothing yet (asking again in {} s): {}",
+                     egress.unresolved.size(), refresh_seconds_, join(egress.unresolved, ", "));
+      unresolved_ = egress.unresolved;
+    }
     bpf_.load_egress_rules(std::move(egress), p.egress_default_allow, p.egress_default_shadow);
   } catch (const std::exception& e) {
     // the previous allowlist stays in force

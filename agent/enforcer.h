@@ -37,11 +37,12 @@ class Enforcer {
   // Hosts are resolved off the event loop (DNS may be slow or silent, and
   // the loop answers the sessions' opens): until a host's first answer
   // arrives it is simply not allowed. hosts() names what to resolve;
-  // apply_answers() swaps the allowlist once answers are in; egress_ttl()
-  // says when to ask again (0: nothing to refresh).
+  // apply_answers() swaps the allowlist once answers are in, and says in
+  // one line when the set of hosts without an address changes;
+  // refresh_seconds() says when to ask again (DnsSchedule; 0: never).
   std::vector<std::string> hosts() const;
   void apply_answers(std::map<std::string, Resolved> answers);
-  uint32_t egress_ttl() const { return egress_ttl_; }
+  uint32_t refresh_seconds() const { return refresh_seconds_; }
 
   // Completes a kernel decision (generation + rule index) with the rule's
   // id and what it matched.
@@ -53,7 +54,9 @@ class Enforcer {
   BpfLoader& bpf_;
   std::string path_;
   uint32_t generation_ = 0;
-  uint32_t egress_ttl_ = 0;
+  DnsSchedule dns_;
+  uint32_t refresh_seconds_ = 0;
+  std::vector<std::string> unresolved_;  // as last said in the log
   std::map<std::string, Resolved> answers_;  // the latest answer per host
   // Events in flight may name the previous generation's rules.
   std::map<uint32_t, std::shared_ptr<const rules::Policy>> policies_;

@@ -349,10 +349,9 @@ void Supervisor::resolve_hosts() {
 }
 
 void Supervisor::schedule_dns_refresh() {
-  uint32_t ttl = enforcer_->egress_ttl();
-  if (!ttl) return;
-  // not more often than every 10 s, however short the TTL
-  dns_timer_.expires_after(std::chrono::seconds(std::max<uint32_t>(ttl, 10)));
+  uint32_t seconds = enforcer_->refresh_seconds();
+  if (!seconds) return;
+  dns_timer_.expires_after(std::chrono::seconds(seconds));
   dns_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) resolve_hosts();
   });

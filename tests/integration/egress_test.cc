@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -155,6 +156,50 @@ TEST(Egress, AllowlistByCidrPortAndProtocol) {
   EXPECT_TRUE(seen.count("127.0.0.2:10 denied-by-egress-loopback")) << "udp sendmsg audited";
   ::close(l2);
   ::close(l3);
+}
+
+// A host the policy names that has no address when the session starts (a
+// host agent started before the network was up) is asked for again, soon,
+// and allowed once it resolves. corral runs in a mount namespace of its own
+// where /etc/hosts is a file of the test's; the name comes into it only
+// after the session's first connect was denied.
+TEST(Egress, HostsWithoutAnAddressAreAskedForAgain) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");  // the project: writable in the session
+  InDir cwd(dir.path());
+  const std::string hosts = dir.path() + "/hosts";
+  std::ofstream(hosts) << "127.0.0.1 localhost\n";
+  uint16_t port = 0;
+  int l = listen_tcp("127.0.0.4", &port);
+  const std::string name = "corral-late.test";  // .test: never in public DNS
+  std::string policy = write_policy(dir, "egress:\n  allow:\n    - id: late\n      host: " + name +
+                                             "\n      ports: [" + std::to_string(port) + "]\n");
+  const std::string connect = "(exec 3<>/dev/tcp/127.0.0.4/" + std::to_string(port) + ") 2>/dev/null";
+  auto r = run_corral(
+      {"--allow-root", "--policy", policy},
+      {"/bin/bash", "-c",
+       connect + " && exit 3; : > denied; " +
+           "for i in $(seq 600); do " + connect + " && exit 0; sleep 0.1; done; exit 4"},
+      [&](pid_t) {
+        for (int i = 0; i < 1000 && !std::filesystem::exists(dir.path() + "/denied"); i++)
+          ::usleep(10000);
+        std::ofstream(hosts, std::ios::app) << "127.0.0.4 " << name << "\n";  // same inode: the bind sees it
+      },
+      {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+       "mount --bind \"$0\" /etc/hosts && exec \"$@\"", hosts});
+  ::close(l);
+  EXPECT_EQ(r.exit_code, 0) << "3: allowed before it resolved, 4: never allowed\n" << r.stderr_text;
+  auto seen = connects(r);
+  EXPECT_TRUE(seen.count("127.0.0.4:" + std::to_string(port) + " denied-by-egress-loopback"))
+      << r.stderr_text;
+  EXPECT_TRUE(seen.count("127.0.0.4:" + std::to_string(port) + " result-0")) << r.stderr_text;
+  // said once, in one line, and its end said too
+  size_t first = r.stderr_text.find("did not resolve");
+  ASSERT_NE(first, std::string::npos) << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.find("did not resolve", first + 1), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find(name), std::string::npos);
+  EXPECT_NE(r.stderr_text.find("every host the policy names has an address now"), std::string::npos)
+      << r.stderr_text;
 }
 
 // Link-local metadata and the wider network: denied before any packet

@@ -128,8 +128,7 @@ TEST(EgressRules, HostsResolveWithTheirTtlAndResolversGetDns) {
       1, fake_dns, {cidr("10.255.255.53", 32)});
   EXPECT_EQ(maps.min_ttl, 60u) << "refresh on the shortest TTL";
   EXPECT_EQ(maps.prefixes.size(), 4u);  // 10.9.9.9, 2001:db8::9, 10.8.8.8, the resolver
-  ASSERT_EQ(maps.notes.size(), 1u);
-  EXPECT_NE(maps.notes[0].find("nx.example"), std::string::npos);
+  EXPECT_EQ(maps.unresolved, std::vector<std::string>{"nx.example"});
   EgressPrefix r{AF_INET, 32, {}};
   inet_pton(AF_INET, "10.255.255.53", r.addr.data());
   ASSERT_TRUE(maps.prefixes.count(r));
@@ -141,6 +140,25 @@ TEST(EgressRules, HostsResolveWithTheirTtlAndResolversGetDns) {
   inet_pton(AF_INET, "10.9.9.9", api.addr.data());
   EXPECT_EQ(maps.prefixes[api].entries[0].port_lo, 1);
   EXPECT_EQ(maps.prefixes[api].entries[0].port_hi, 65535);
+}
+
+TEST(EgressRules, UnresolvedHostsAreAskedForSoonerBackingOff) {
+  DnsSchedule s;
+  EXPECT_EQ(s.next(0, false), 0u) << "no hosts: nothing to ask";
+  EXPECT_EQ(s.next(3, false), 10u) << "not more often than every 10 s";
+  EXPECT_EQ(s.next(600, false), 600u);
+  // no answer at all (started offline): 5 s, doubling, up to 5 min
+  EXPECT_EQ(s.next(0, true), 5u);
+  EXPECT_EQ(s.next(0, true), 10u);
+  EXPECT_EQ(s.next(600, true), 20u) << "the retry, when sooner than the TTL";
+  for (int i = 0; i < 10; i++) s.next(0, true);
+  EXPECT_EQ(s.next(0, true), 300u);
+  EXPECT_EQ(s.next(60, true), 60u) << "the TTL, when sooner than the retry";
+  EXPECT_EQ(s.next(600, false), 600u) << "all answered: the backoff is over";
+  EXPECT_EQ(s.next(0, true), 5u) << "and starts over";
+  s.next(0, true);
+  s.reset();
+  EXPECT_EQ(s.next(0, true), 5u) << "a new policy starts over";
 }
 
 TEST(EgressRules, TooManyEntriesForOnePrefixIsRefused) {
