@@ -289,6 +289,9 @@ void Supervisor::schedule_stats() {
   stats_timer_.expires_after(options_.stats_interval);
   stats_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
+    // Kernel events carry boot time; the wall clock may have been stepped
+    // (NTP at boot, `date -s`) or slewed since the last beat.
+    boot_to_wall_ns_ = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME);
     audit_losses();
     try {
       log_->tick();
