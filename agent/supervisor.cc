@@ -44,6 +44,13 @@ uint64_t new_session_id() {
 
 constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 constexpr size_t kRingBatch = 4096;
+// The audit log's batch is written at this size even between beats.
+constexpr size_t kFlushLog = 1u << 20;
+// While the log cannot be written: how much is held before sessions end
+// (an agent that fills the disk does not get to act unrecorded), and how
+// often a write is tried again.
+constexpr size_t kMaxHeldLog = 64u << 20;
+constexpr auto kLogRetry = std::chrono::seconds(1);
 // The kernel wakes us only when a quarter MiB waits (events.h): the rest is
 // read on a beat, 1 ms while records come (small reads keep the loop free
 // for file-open decisions: at 5 ms, one open in a hundred waited 300 µs
@@ -132,11 +139,15 @@ Supervisor::~Supervisor() {
   try {
     log_->close();
   } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
+    spdlog::error("{}: {} records could not be written and are lost", e.what(), log_->pending());
   }
 }
 
 Session& Supervisor::start_session(SessionSpec spec, Session::EndHandler on_end) {
+  if (log_failing_ && log_->pending_bytes() >= kMaxHeldLog)
+    throw std::runtime_error("the audit log " + log_->path() + " cannot be written (" +
+                             std::to_string(log_->pending()) +
+                             " records held): no session starts until it can");
   std::unique_ptr<Session> session;
   if (spare_ && spare_->fits(spec, policy_generation(), kSpareMaxAge)) {
     spare_timer_.cancel();
@@ -157,7 +168,7 @@ Session& Supervisor::start_session(SessionSpec spec, Session::EndHandler on_end)
     throw;
   }
   announce_policy(policy_load_, ref);
-  log_->flush();
+  flush_log();
   return ref;
 }
 
@@ -221,6 +232,7 @@ void Supervisor::emit(audit::Record& record) {
   // Before anything leaves: the log, the console and the SOC see it masked.
   if (uint32_t masked = redact(record)) record.set_redacted(record.redacted() + masked);
   log_->append(record);
+  if (!log_failing_ && log_->pending_bytes() >= kFlushLog) flush_log();
   if (!options_.quiet) std::cerr << format_record(record) << '\n';
 }
 
@@ -257,7 +269,7 @@ void Supervisor::watch_ring() {
 void Supervisor::read_ring() {
   // In batches, so that signals, timers and exits are served during a storm.
   bool more = bpf_->consume(kRingBatch);
-  log_->flush();
+  flush_log();
   if (more)
     boost::asio::post(io_, [this] { read_ring(); });
   else
@@ -270,7 +282,7 @@ void Supervisor::poll_ring() {
     if (ec) return;
     bpf_->consume(kRingBatch);  // a storm's rest: the next beat, or a wakeup
     if (bpf_->consumed()) {
-      log_->flush();
+      flush_log();
       ring_beat_ = kRingBeatBusy;
     } else {
       ring_beat_ = std::min<std::chrono::milliseconds>(ring_beat_ * 2, kRingBeatIdle);
@@ -282,7 +294,40 @@ void Supervisor::poll_ring() {
 void Supervisor::drain() {
   bpf_->consume();
   audit_losses();
-  log_->flush();
+  flush_log();
+}
+
+void Supervisor::flush_log() {
+  auto now = std::chrono::steady_clock::now();
+  if (log_failing_ && now < log_retry_) {
+    if (log_->pending_bytes() >= kMaxHeldLog && !sessions_.empty()) kill_sessions();
+    return;
+  }
+  uint64_t before = log_->last_seq();
+  try {
+    log_->flush();
+  } catch (const std::exception& e) {
+    log_failed(e);
+    return;
+  }
+  if (log_failing_ && log_->last_seq() != before) {
+    log_failing_ = false;
+    spdlog::info("audit log {} written again, the records held with it", log_->path());
+  }
+}
+
+void Supervisor::log_failed(const std::exception& e) {
+  if (!log_failing_)
+    spdlog::error("{}; records are held in memory and written once it can be (sessions end "
+                  "past {} MiB held)",
+                  e.what(), kMaxHeldLog >> 20);
+  log_failing_ = true;
+  log_retry_ = std::chrono::steady_clock::now() + kLogRetry;
+  if (log_->pending_bytes() >= kMaxHeldLog && !sessions_.empty()) {
+    spdlog::error("audit log {}: {} MiB held unwritten; ending every session", log_->path(),
+                  log_->pending_bytes() >> 20);
+    kill_sessions();
+  }
 }
 
 void Supervisor::schedule_stats() {
@@ -293,10 +338,13 @@ void Supervisor::schedule_stats() {
     // (NTP at boot, `date -s`) or slewed since the last beat.
     boot_to_wall_ns_ = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME);
     audit_losses();
-    try {
-      log_->tick();
-    } catch (const std::exception& e) {
-      spdlog::error("{}", e.what());
+    flush_log();
+    if (!log_failing_) {
+      try {
+        log_->tick();  // rotation by age, fsync by interval
+      } catch (const std::exception& e) {
+        log_failed(e);
+      }
     }
     schedule_stats();
   });
@@ -372,7 +420,7 @@ void Supervisor::reload_policy() {
     for (const auto& e : load.errors()) spdlog::error("policy reload refused: {}", e);
   }
   for (auto& [id, session] : sessions_) announce_policy(load, *session);
-  log_->flush();
+  flush_log();
 }
 
 void Supervisor::announce_policy(const audit::PolicyLoad& load, Session& session) {

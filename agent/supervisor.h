@@ -101,6 +101,13 @@ class Supervisor {
   void wait_signals();
   void schedule_stats();
   void audit_losses();
+  // Writes what the audit log holds. A write that fails (a full disk, an
+  // I/O error) keeps the records in memory, in order, for a retry at the
+  // next beat, and the sessions go on while what is held stays under
+  // kMaxHeldLog; past it every session is ended and none starts (fail
+  // closed: their trail cannot be kept), their ends held like the rest.
+  void flush_log();
+  void log_failed(const std::exception& e);
   // Reloads the policy (SIGHUP) and tells every session's trail.
   void reload_policy();
   // Resolves the policy's hosts on a thread of their own, now and again
@@ -117,6 +124,8 @@ class Supervisor {
   int64_t boot_to_wall_ns_ = 0;
   std::string cgroup_root_;
   std::unique_ptr<AuditLog> log_;  // opened while the programs load
+  bool log_failing_ = false;       // its last write failed; records are held
+  std::chrono::steady_clock::time_point log_retry_;  // when to try again
   std::unique_ptr<BpfLoader> bpf_;
   std::unique_ptr<Cgroup> keeper_cgroup_;  // keep_egress_attached: empty
   std::unique_ptr<CgroupLinks> keeper_links_;

@@ -160,9 +160,19 @@ AuditLog::AuditLog(AuditLogOptions options)
   std::string lock_path = options_.path + ".lock";
   lock_fd_ = UniqueFd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!lock_fd_) throw sys_error("failed to open audit log lock " + lock_path);
-  Lock lock(*this);
-  open_file();  // again under the lock: another writer may have rotated it
-  adopt_tail();
+  {
+    Lock lock(*this);
+    open_file();  // again under the lock: another writer may have rotated it
+    adopt_tail();
+  }
+  if (torn_) {
+    try {
+      flush();
+    } catch (const std::exception& e) {
+      // The cut is done; its checkpoint goes first in the next batch.
+      spdlog::error("{}", e.what());
+    }
+  }
 }
 
 AuditLog::~AuditLog() {
@@ -233,11 +243,8 @@ void AuditLog::adopt_tail() {
     next_seq_ = head->seq + 1;
     prev_ = hasher_.hex(line);
   }
-  if (torn) {
-    std::string out;
-    add_checkpoint(out, "resume", torn, torn_sha);
-    write_out(out);
-  }
+  // Noted by the next flush, first in its batch.
+  if (torn) torn_ = Torn{torn, torn_sha};
 }
 
 void AuditLog::sync_with_file() {
@@ -263,7 +270,6 @@ void AuditLog::append(audit::Record& record) {
   size_t start = pending_.size();
   append_json(record, pending_);
   pending_records_.push_back({start + kBlankHead.size(), pending_.size()});
-  if (pending_.size() >= (1u << 20)) flush();
 }
 
 void AuditLog::add_checkpoint(std::string& out, const std::string& reason, uint64_t torn_bytes,
@@ -311,8 +317,24 @@ void AuditLog::write_out(const std::string& out) {
   dirty_ = true;
 }
 
+void AuditLog::write_checkpoint(const std::string& reason) {
+  uint64_t seq0 = next_seq_;
+  std::string prev0 = prev_;
+  uint32_t since0 = since_checkpoint_;
+  std::string out;
+  add_checkpoint(out, reason);
+  try {
+    write_out(out);
+  } catch (...) {
+    next_seq_ = seq0;
+    prev_ = std::move(prev0);
+    since_checkpoint_ = since0;
+    throw;
+  }
+}
+
 void AuditLog::flush() {
-  if (pending_records_.empty()) return;
+  if (pending_records_.empty() && !torn_) return;
   Lock lock(*this);
   sync_with_file();
   uint64_t seq0 = next_seq_;
@@ -323,6 +345,7 @@ void AuditLog::flush() {
   out.clear();
   out.reserve(pending_.size() + pending_records_.size() * 100);
   try {
+    if (torn_) add_checkpoint(out, "resume", torn_->bytes, torn_->sha256);
     for (auto [begin, end] : pending_records_) {
       size_t start = out.size();
       chain::append_head(out, next_seq_, prev_);
@@ -339,6 +362,7 @@ void AuditLog::flush() {
     since_checkpoint_ = since0;
     throw;
   }
+  torn_.reset();
   pending_.clear();
   pending_records_.clear();
   if (file_size_ >= options_.max_bytes) rotate();
@@ -346,9 +370,7 @@ void AuditLog::flush() {
 }
 
 void AuditLog::rotate() {
-  std::string out;
-  add_checkpoint(out, "rotation");
-  write_out(out);
+  write_checkpoint("rotation");
   sync_data();
   std::string to = rotated_name(options_.path, first_seq_of(fd_.get(), options_.path));
   if (::rename(options_.path.c_str(), to.c_str()) != 0)
@@ -393,9 +415,7 @@ void AuditLog::close() {
   if (since_checkpoint_ > 0) {
     Lock lock(*this);
     sync_with_file();
-    std::string out;
-    add_checkpoint(out, "close");
-    write_out(out);
+    write_checkpoint("close");
   }
   if (options_.fsync != FsyncPolicy::kNever) sync_data();
   closed_ = true;

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,11 +67,15 @@ class AuditLog {
   AuditLog& operator=(const AuditLog&) = delete;
 
   // Serialises `record` into the pending batch; seq and prev are given at
-  // flush(), under the lock. Sets record's seq to 0 (not known yet).
+  // flush(), under the lock. Sets record's seq to 0 (not known yet). The
+  // batch grows until the caller flushes (pending_bytes()).
   void append(audit::Record& record);
   // Numbers, chains and writes the pending batch, checkpointing and rotating
-  // as due. On a failed write the file is cut back to where it was and the
-  // batch stays pending; throws std::system_error.
+  // as due. On a failed write the file is cut back to where it was, the
+  // chain's state is as before, and the batch stays pending, to be written
+  // whole by a later flush(); throws std::system_error. The same holds for
+  // every checkpoint (resume, rotation, close): a full disk never leaves a
+  // gap in the chain.
   void flush();
   // Periodic work (about once a second): fsync by interval, rotation by age.
   void tick();
@@ -80,6 +85,7 @@ class AuditLog {
   const std::string& path() const { return options_.path; }
   uint64_t last_seq() const { return next_seq_ - 1; }
   size_t pending() const { return pending_records_.size(); }
+  size_t pending_bytes() const { return pending_.size(); }
 
   // The name a file gets when rotated.
   static std::string rotated_name(const std::string& path, uint64_t first_seq);
@@ -96,6 +102,8 @@ class AuditLog {
   void add_checkpoint(std::string& out, const std::string& reason, uint64_t torn_bytes = 0,
                       const std::string& torn_sha256 = {});
   void write_out(const std::string& out);
+  // add_checkpoint + write_out, undone on a failed write.
+  void write_checkpoint(const std::string& reason);
   void rotate();
   void sync_data();
 
@@ -110,6 +118,12 @@ class AuditLog {
   uint64_t next_seq_ = 1;
   std::string prev_ = chain::kGenesis;
   uint32_t since_checkpoint_ = 0;
+  // A torn record cut off whose "resume" checkpoint is not written yet.
+  struct Torn {
+    uint64_t bytes;
+    std::string sha256;
+  };
+  std::optional<Torn> torn_;
   bool closed_ = false;
   bool dirty_ = false;  // written since the last fdatasync
   std::chrono::steady_clock::time_point last_sync_;

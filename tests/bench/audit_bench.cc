@@ -218,7 +218,8 @@ uint64_t total_size(const std::vector<std::string>& files) {
   return n;
 }
 
-// Appends n records as the supervisor does (ticking about once a second)
+// Appends n records as the supervisor does (a flush at each MiB, a tick
+// about once a second)
 // and closes the log; returns the seconds that took, construction excluded.
 double write_chained(std::vector<Record>& pool, uint64_t n, const corral::AuditLogOptions& o) {
   corral::AuditLog log(o);
@@ -228,6 +229,7 @@ double write_chained(std::vector<Record>& pool, uint64_t n, const corral::AuditL
     Record& r = pool[i % pool.size()];
     stamp(r, i);
     log.append(r);
+    if (log.pending_bytes() >= (1u << 20)) log.flush();
     if ((i & 1023) == 0 && Clock::now() - last_tick >= std::chrono::seconds(1)) {
       log.tick();
       last_tick = Clock::now();

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -629,6 +632,63 @@ TEST(Session, PacketSocketsAreRefusedHoweverAsked) {
   auto r = run_corral(kRoot, {actor_bin(), "packet-sockets"});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_EQ(refusals(r, "socket"), 2u);
+}
+
+// The audit log's filesystem fills up while a session works (an agent can
+// fill the disk it shares with /var/log): its records are held in memory,
+// the session goes on, and once there is room they are written, in order,
+// on an unbroken chain. Before, the first failed write ended corral and
+// every session with it, and the records it held were lost. The log is on
+// an 8 MiB tmpfs mounted in this test's own mount namespace.
+TEST(AuditLogFull, RecordsAreHeldAndWrittenOnceThereIsRoom) {
+  CORRAL_REQUIRE_ROOT();
+  ASSERT_EQ(::unshare(CLONE_NEWNS), 0) << std::strerror(errno);
+  ASSERT_EQ(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0);
+  TempDir logs("/var/tmp");
+  ASSERT_EQ(::mount("tmpfs", logs.path().c_str(), "tmpfs", 0, "size=8m"), 0) << std::strerror(errno);
+  TempDir proj("/var/tmp");
+  InDir cwd(proj.path());
+  const std::string audit = logs.path() + "/audit.jsonl", err = proj.path() + "/stderr";
+  const std::string at = proj.path() + "/";
+  pid_t pid = spawn_corral(kRoot,
+                           {"/bin/bash", "-c",
+                            "until [ -e full ]; do sleep 0.01; done; "
+                            "for i in $(seq 50); do /bin/cat /etc/hostname >/dev/null; done; "
+                            ": > done; until [ -e freed ]; do sleep 0.01; done; sleep 2.5"},
+                           audit, err);
+  ASSERT_TRUE(wait_for_session_start(audit));
+  {
+    std::ofstream filler(logs.path() + "/filler", std::ios::binary);
+    std::string chunk(64 << 10, 'x');
+    while (filler.write(chunk.data(), chunk.size())) filler.flush();
+  }
+  std::ofstream(at + "full").close();
+  for (int i = 0; i < 3000 && !std::filesystem::exists(at + "done"); i++) ::usleep(10000);
+  ASSERT_TRUE(std::filesystem::exists(at + "done"));
+  ::usleep(1500000);  // corral tries, and fails, again
+  std::filesystem::remove(logs.path() + "/filler");
+  std::ofstream(at + "freed").close();
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  std::ifstream in(err);
+  std::string stderr_text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << stderr_text;
+  EXPECT_NE(stderr_text.find("No space left on device"), std::string::npos) << stderr_text;
+  EXPECT_NE(stderr_text.find("records are held in memory"), std::string::npos) << stderr_text;
+  // while the session still runs (not only at the end)
+  EXPECT_NE(stderr_text.find("written again"), std::string::npos) << stderr_text;
+
+  auto v = verify_audit(audit_files(audit));
+  EXPECT_EQ(v.exit_code, 0) << v.output;
+  int cats = 0;
+  bool ended = false;
+  for (const auto& rec : read_audit(audit)) {
+    if (rec.has_exec() && rec.exec().argv_size() == 2 && rec.exec().argv(1) == "/etc/hostname") cats++;
+    ended |= rec.has_session_end();
+  }
+  EXPECT_EQ(cats, 50) << "every exec made while the disk was full is in the trail";
+  EXPECT_TRUE(ended);
+  ::umount2(logs.path().c_str(), MNT_DETACH);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // mistaken for it.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "audit_log.h"
@@ -241,6 +243,51 @@ TEST_F(AuditChain, RotationByAge) {
   ASSERT_FALSE(r.problem) << describe(r);
   EXPECT_EQ(r.first_seq, 1u);
   EXPECT_EQ(r.signed_through, r.last_seq);
+}
+
+// A full disk, as a file size limit: every write fails (a batch part-way
+// through), rotation by age keeps failing; once writes work again the held
+// batch goes out whole and the chain has no gap. It had one: a rotation
+// checkpoint that could not be written still took its seq.
+TEST_F(AuditChain, FailedWritesLeaveNoGapAndAreWrittenLater) {
+  auto o = options();
+  o.max_age = std::chrono::seconds(0);
+  {
+    AuditLog log(o);
+    write_records(log, 20);
+    uint64_t seq = log.last_seq();
+    rlimit saved{};
+    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+    auto old_handler = ::signal(SIGXFSZ, SIG_IGN);  // EFBIG, not a signal
+    rlimit small = saved;
+    small.rlim_cur = fs::file_size(path_) + 300;  // room for part of a batch
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+    uint64_t size = fs::file_size(path_);
+    // idle, the rotation by age due: its checkpoint cannot be written
+    for (int i = 0; i < 3; ++i) EXPECT_THROW(log.tick(), std::system_error);
+    for (int i = 0; i < 30; ++i) {
+      auto r = exec_record(100 + i);
+      log.append(r);
+    }
+    EXPECT_THROW(log.flush(), std::system_error);
+    EXPECT_EQ(fs::file_size(path_), size) << "the parts written were cut back";
+    EXPECT_EQ(log.last_seq(), seq) << "nothing failed took a seq";
+    EXPECT_EQ(log.pending(), 30u) << "the batch is held";
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+    ::signal(SIGXFSZ, old_handler);
+    log.flush();
+    EXPECT_EQ(log.pending(), 0u);
+    log.tick();  // the rotation, at last
+    EXPECT_EQ(AuditLog::rotated_files(path_).size(), 1u);
+  }
+  auto r = verify();
+  ASSERT_FALSE(r.problem) << describe(r);
+  EXPECT_EQ(r.first_seq, 1u);
+  EXPECT_EQ(r.signed_through, r.last_seq);
+  std::set<std::string> execs;
+  for (const auto& l : lines(AuditLog::rotated_files(path_).front()))
+    if (l.find("/usr/bin/git") != std::string::npos) execs.insert(l.substr(l.find("status ")));
+  EXPECT_EQ(execs.size(), 50u) << "every record once";
 }
 
 TEST_F(AuditChain, MissingMiddleFileIsTruncation) {
