@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <optional>
 #include <system_error>
 
@@ -222,6 +223,7 @@ bool LogReader::open_file(const std::string& file, bool active) {
   active_ = active;
   buf_.clear();
   pos_ = 0;
+  off_ = 0;
   return true;
 }
 
@@ -239,25 +241,28 @@ bool LogReader::advance_file() {
   return open_file(path_, true);
 }
 
-// Reads what was appended since; false when nothing was.
+// Reads from the end of the last whole line on; false when nothing new
+// came. What is left of the buffer is half a line: a batch still being
+// written, or a torn one that the next writer cuts off and writes over, so
+// it is read again from where it starts, never appended to.
 bool LogReader::fill() {
-  if (pos_ > 0) {
-    buf_.erase(0, pos_);
-    pos_ = 0;
-  }
+  off_ += pos_;
+  const size_t had = buf_.size() - pos_;
+  buf_.clear();
+  pos_ = 0;
   char chunk[1 << 16];
-  bool got = false;
-  while (true) {
-    ssize_t n = ::read(fd_.get(), chunk, sizeof chunk);
+  bool line = false;  // a whole line in buf_
+  // ~4 MiB at a time, but at least one whole line however long
+  while (!line || buf_.size() < (4u << 20)) {
+    ssize_t n = ::pread(fd_.get(), chunk, sizeof chunk, static_cast<off_t>(off_ + buf_.size()));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0)
       throw std::system_error(errno, std::generic_category(), "failed to read audit log " + file_);
     if (n == 0) break;
+    line = line || std::memchr(chunk, '\n', static_cast<size_t>(n));
     buf_.append(chunk, static_cast<size_t>(n));
-    got = true;
-    if (buf_.size() >= (4u << 20)) break;
   }
-  return got;
+  return line || buf_.size() > had;
 }
 
 std::optional<LogRecord> LogReader::next() {

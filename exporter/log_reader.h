@@ -42,7 +42,8 @@ class LogReader {
   bool active_ = false;    // fd_ is (or was, until rotated) PATH itself
   uint64_t last_seq_ = 0;  // the last seq read from fd_'s file
   std::string buf_;
-  size_t pos_ = 0;
+  size_t pos_ = 0;   // the first byte of buf_ not yet consumed
+  uint64_t off_ = 0;  // the file offset of buf_'s first byte
 };
 
 }  // namespace corral

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <vector>
 
 #include "audit_log.h"
 #include "log_reader.h"
@@ -66,6 +68,42 @@ TEST_F(LogReaderTest, FollowsRotationsWhileReading) {
   }
   ASSERT_GE(AuditLog::rotated_files(options().path).size(), 5u);
   EXPECT_EQ(next, log.last_seq() + 1);
+}
+
+// A writer killed mid-batch leaves half a line; the reader waits at it.
+// The next writer cuts it off and writes on from there: the reader reads
+// what is there now, not the old half joined to the new bytes (a line
+// that was neither record, seqs skipped after it).
+TEST_F(LogReaderTest, ATornTailCutOffByTheNextWriterIsNotJoined) {
+  auto o = options();
+  o.max_bytes = 1 << 20;
+  LogReader reader(o.path, 1);
+  uint64_t next = 1;
+  {
+    AuditLog log(o);
+    write(log, 20);
+  }
+  read_all(reader, next);  // its close checkpoint included
+  uint64_t before = next;
+  std::string torn = "{\"seq\":\"" + std::to_string(before) + "\",\"prev\":\"ab12";
+  torn += std::string(3000, 'x');
+  std::ofstream(o.path, std::ios::app) << torn;
+  EXPECT_FALSE(reader.next()) << "half a line is not a record";
+  {
+    AuditLog log(o);  // cuts it off, notes it in a resume checkpoint
+    write(log, 5);
+  }
+  std::vector<LogRecord> got;
+  while (auto rec = reader.next()) got.push_back(*rec);
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.front().seq, before);
+  EXPECT_TRUE(got.front().record.has_checkpoint()) << got.front().line;
+  EXPECT_EQ(got.front().record.checkpoint().reason(), "resume");
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].seq, before + i) << "a record skipped or repeated";
+    EXPECT_EQ(got[i].record.seq(), got[i].seq) << "not a whole record: " << got[i].line.substr(0, 80);
+  }
+  EXPECT_EQ(got.back().seq, last_seq_in_log(o.path));
 }
 
 TEST_F(LogReaderTest, StartsAnywhere) {
