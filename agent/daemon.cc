@@ -25,20 +25,29 @@ struct ControlServer::Connection {
 };
 
 ControlServer::ControlServer(boost::asio::io_context& io, Supervisor& sup, std::string path)
-    : io_(io), sup_(sup), path_(std::move(path)), listener_(io), invocations_(path_) {
+    : io_(io), sup_(sup), path_(std::move(path)), listener_(io), watch_(io), invocations_(path_) {
   sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
   if (path_.size() >= sizeof(addr.sun_path))
     throw std::runtime_error("control socket path too long: " + path_);
-  std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+  if (connect_control(path_))
+    throw std::runtime_error("a corral daemon already listens on " + path_);
+  listen();
+  watch();
+}
 
+ControlServer::~ControlServer() {
+  if (listener_.is_open() && ours()) ::unlink(path_.c_str());
+}
+
+void ControlServer::listen() {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
   auto dir = std::filesystem::path(path_).parent_path();
   if (!dir.empty() && !std::filesystem::exists(dir)) {
     std::filesystem::create_directories(dir);
     ::chmod(dir.c_str(), 0700);
   }
-  if (connect_control(path_))
-    throw std::runtime_error("a corral daemon already listens on " + path_);
   ::unlink(path_.c_str());  // a dead daemon's socket
 
   UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -53,12 +62,44 @@ ControlServer::ControlServer(boost::asio::io_context& io, Supervisor& sup, std::
     throw errno_error("failed to bind the control socket to " + path_);
   }
   if (::listen(fd.get(), 64) != 0) throw errno_error("failed to listen on " + path_);
+  struct stat st;
+  if (::stat(path_.c_str(), &st) != 0) throw errno_error("failed to stat the control socket " + path_);
+  socket_ino_ = st.st_ino;
+  boost::system::error_code ignored;
+  listener_.close(ignored);  // a socket removed from under it: its accept waits end
   listener_.assign(fd.release());
   accept();
 }
 
-ControlServer::~ControlServer() {
-  if (listener_.is_open()) ::unlink(path_.c_str());
+bool ControlServer::ours() const {
+  struct stat st;
+  return ::stat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == socket_ino_;
+}
+
+// Each second: is the socket still there? Removed (a cleanup of /run, a
+// mistaken rm), every `corral run` would find no daemon and run on its own
+// under the default policy and log, not this daemon's; so it is bound
+// again. Another daemon's socket in its place is left alone.
+void ControlServer::watch() {
+  watch_.expires_after(std::chrono::seconds(1));
+  watch_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || idle_) return;
+    if (!ours()) {
+      if (connect_control(path_)) {
+        spdlog::error("control socket {}: another corral daemon listens there now; this one "
+                      "takes no new sessions",
+                      path_);
+        return;
+      }
+      try {
+        listen();
+        spdlog::warn("control socket {} was removed; listening there again", path_);
+      } catch (const std::exception& e) {
+        spdlog::error("control socket {} was removed and cannot be made again: {}", path_, e.what());
+      }
+    }
+    watch();
+  });
 }
 
 void ControlServer::accept() {
@@ -290,8 +331,9 @@ void ControlServer::shut_down(int signo, std::function<void()> idle) {
   idle_ = std::move(idle);
   sup_.stop_spares();
   boost::system::error_code ignored;
+  watch_.cancel();
+  if (ours()) ::unlink(path_.c_str());
   listener_.close(ignored);
-  ::unlink(path_.c_str());
   spdlog::info("shutting down: no new sessions; passing signal {} to {} live one(s)", signo,
                sup_.session_count());
   sup_.signal_sessions(signo);

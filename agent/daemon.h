@@ -7,8 +7,11 @@
 // that session.
 #pragma once
 
+#include <sys/types.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <map>
 #include <memory>
@@ -36,6 +39,11 @@ class ControlServer {
 
  private:
   struct Connection;
+  // Binds and listens on path_ (replacing the listener), and accepts.
+  void listen();
+  // Is the socket at path_ the one this daemon bound?
+  bool ours() const;
+  void watch();
   void accept();
   void serve(const std::shared_ptr<Connection>& c);
   void handle(const std::shared_ptr<Connection>& c);
@@ -53,6 +61,8 @@ class ControlServer {
   Supervisor& sup_;
   std::string path_;
   boost::asio::posix::stream_descriptor listener_;
+  ino_t socket_ino_ = 0;             // of the socket file listener_ is bound to
+  boost::asio::steady_timer watch_;  // that it is still there
   InvocationReader invocations_;
   std::map<Connection*, std::shared_ptr<Connection>> connections_;
   std::function<void()> idle_;  // set while shutting down

@@ -214,6 +214,22 @@ void run_and_await_prepared(const DaemonProcess& d, const std::string& proj) {
 // waiting in its namespaces, behind its guard): the next request from the
 // same user and project only releases the agent. The agent is the one asked
 // for, with the client's output and exit code.
+// A control socket removed from under a running daemon (a cleanup of /run,
+// a mistaken rm) is bound again: else every `corral run` found no daemon and
+// ran on its own, under the default policy and log instead of the daemon's.
+// Its socket is removed at its end, and only its own.
+TEST_F(Daemon, ARemovedSocketIsBoundAgain) {
+  ASSERT_EQ(::unlink(d.socket.c_str()), 0);
+  ASSERT_TRUE(eventually([&] { return can_connect(d.socket); }, 10s)) << read_file(d.output);
+  EXPECT_NE(read_file(d.output).find("was removed; listening there again"), std::string::npos)
+      << read_file(d.output);
+  auto r = d.run({"--allow-root"}, {"/bin/true"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(d.stop(), 0) << read_file(d.output);
+  EXPECT_FALSE(std::filesystem::exists(d.socket));
+  EXPECT_FALSE(session_of(read_audit(d.audit), "/bin/true").empty()) << "not hosted by the daemon";
+}
+
 TEST_F(Daemon, NextSessionIsPreparedBeforeItIsAsked) {
   // a project of its own: the daemon's files and the client's output
   // change the test's directory
