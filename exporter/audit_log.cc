@@ -231,17 +231,26 @@ void AuditLog::adopt_tail() {
       if (st.st_size > 0) line = last_line(old.get(), static_cast<uint64_t>(st.st_size), from);
     }
   }
-  if (line.empty()) {
-    next_seq_ = 1;
-    prev_ = chain::kGenesis;
-  } else {
+  uint64_t seq = 1;
+  std::string prev = chain::kGenesis;
+  if (!line.empty()) {
     auto head = chain::parse_head(line);
     if (!head)
       throw std::runtime_error("audit log " + from +
                                ": the last record has no seq/prev head; refusing to continue a "
                                "chain it cannot read (run `corral audit verify`)");
-    next_seq_ = head->seq + 1;
-    prev_ = hasher_.hex(line);
+    seq = head->seq + 1;
+    prev = hasher_.hex(line);
+  }
+  if (size == 0 && next_seq_ > seq) {
+    // The live file was moved away or removed by something else (logrotate's
+    // `create`, mv, rm): the chain's end went with it, and this writer's own
+    // is further on. Starting over would repeat seqs a shipper has passed.
+    spdlog::warn("audit log {} was moved away or removed; the chain carries on at seq {}",
+                 options_.path, next_seq_);
+  } else {
+    next_seq_ = seq;
+    prev_ = std::move(prev);
   }
   // Noted by the next flush, first in its batch.
   if (torn) torn_ = Torn{torn, torn_sha};

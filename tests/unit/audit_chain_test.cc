@@ -290,6 +290,25 @@ TEST_F(AuditChain, FailedWritesLeaveNoGapAndAreWrittenLater) {
   EXPECT_EQ(execs.size(), 50u) << "every record once";
 }
 
+// logrotate's `create` (or an mv) moves the live file away under a running
+// writer: the new file carries the chain on, not a new one from seq 1.
+TEST_F(AuditChain, LiveFileMovedAwayCarriesTheChainOn) {
+  const std::string moved = path_ + ".1";
+  {
+    AuditLog log(options());
+    write_records(log, 20);
+    uint64_t last = log.last_seq();
+    fs::rename(path_, moved);
+    write_records(log, 5);
+    EXPECT_EQ(chain::parse_head(lines(path_).front())->seq, last + 1);
+  }
+  EXPECT_EQ(chain::parse_head(lines(path_).front())->prev, chain::Hasher().hex(lines(moved).back()));
+  auto r = verify({moved, path_});
+  ASSERT_FALSE(r.problem) << describe(r);
+  EXPECT_EQ(r.first_seq, 1u);
+  EXPECT_EQ(r.signed_through, r.last_seq);
+}
+
 TEST_F(AuditChain, MissingMiddleFileIsTruncation) {
   auto o = options();
   o.max_bytes = 4096;
