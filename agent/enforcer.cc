@@ -98,11 +98,19 @@ void Enforcer::apply_answers(std::map<std::string, Resolved> answers) {
   if (!loaded()) return;
   for (auto& [host, res] : answers)
     if (!res.addrs.empty()) answers_[host] = std::move(res);  // keep the last good answer
+  refresh_egress(true);
+}
+
+void Enforcer::resolvers_changed() {
+  if (loaded()) refresh_egress(false);
+}
+
+void Enforcer::refresh_egress(bool after_answers) {
   const rules::Policy& p = policy();
   try {
     EgressMaps egress = compile_egress_rules(p.egress, generation_, known_answer(), system_resolvers());
-    refresh_seconds_ = dns_.next(egress.min_ttl, !egress.unresolved.empty());
-    if (egress.unresolved != unresolved_) {
+    if (after_answers) refresh_seconds_ = dns_.next(egress.min_ttl, !egress.unresolved.empty());
+    if (after_answers && egress.unresolved != unresolved_) {
       if (egress.unresolved.empty())
         spdlog::info("egress: every host the policy names has an address now");
       else

@@ -43,6 +43,9 @@ class Enforcer {
   std::vector<std::string> hosts() const;
   void apply_answers(std::map<std::string, Resolved> answers);
   uint32_t refresh_seconds() const { return refresh_seconds_; }
+  // /etc/resolv.conf changed (DHCP, a VPN): the system resolvers' DNS
+  // entries of the allowlist follow it.
+  void resolvers_changed();
 
   // Completes a kernel decision (generation + rule index) with the rule's
   // id and what it matched.
@@ -50,6 +53,10 @@ class Enforcer {
 
  private:
   std::function<Resolved(const std::string&)> known_answer() const;
+  // Compiles the allowlist again (the answers so far, the resolvers now) and
+  // swaps it in; on failure the previous one stays. After a round of
+  // answers it also says when to ask again.
+  void refresh_egress(bool after_answers);
 
   BpfLoader& bpf_;
   std::string path_;

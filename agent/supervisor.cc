@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -337,6 +338,7 @@ void Supervisor::schedule_stats() {
     // Kernel events carry boot time; the wall clock may have been stepped
     // (NTP at boot, `date -s`) or slewed since the last beat.
     boot_to_wall_ns_ = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME);
+    watch_resolvers();
     audit_losses();
     flush_log();
     if (!log_failing_) {
@@ -397,6 +399,20 @@ void Supervisor::resolve_hosts() {
       sup->schedule_dns_refresh();
     });
   }).detach();
+}
+
+Supervisor::ResolvConfState Supervisor::resolv_conf_state() {
+  struct stat st {};
+  if (::stat("/etc/resolv.conf", &st) != 0) return {};  // through a symlink (systemd-resolved's)
+  return {st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
+}
+
+void Supervisor::watch_resolvers() {
+  ResolvConfState now = resolv_conf_state();
+  if (now == resolv_conf_) return;
+  resolv_conf_ = now;
+  spdlog::info("/etc/resolv.conf changed: the system resolvers' DNS follows it");
+  enforcer_->resolvers_changed();
 }
 
 void Supervisor::schedule_dns_refresh() {

@@ -114,6 +114,8 @@ class Supervisor {
   // when their TTL runs out; answers come back through the loop.
   void resolve_hosts();
   void schedule_dns_refresh();
+  // Each beat: a changed /etc/resolv.conf changes the resolvers allowed DNS.
+  void watch_resolvers();
   void announce_policy(const audit::PolicyLoad& load, Session& session);
   void drop_spare();
 
@@ -144,6 +146,15 @@ class Supervisor {
     Supervisor* supervisor = nullptr;
   };
   std::shared_ptr<DnsChannel> dns_channel_;
+  struct ResolvConfState {
+    ino_t ino = 0;
+    off_t size = 0;
+    time_t sec = 0;
+    long nsec = 0;
+    bool operator==(const ResolvConfState&) const = default;
+  };
+  static ResolvConfState resolv_conf_state();
+  ResolvConfState resolv_conf_ = resolv_conf_state();  // as the policy's load read it
   PathMatcherCache matchers_;
   Reaper reaper_;  // before the sessions: it outlives them
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;

@@ -202,6 +202,39 @@ TEST(Egress, HostsWithoutAnAddressAreAskedForAgain) {
       << r.stderr_text;
 }
 
+// The system resolvers are allowed DNS; when /etc/resolv.conf changes (DHCP,
+// a VPN) the allowlist follows it, whatever the policy names (here nothing:
+// no host, so no DNS refresh to ride on). /etc/resolv.conf is a file of
+// the test's, bound in corral's own mount namespace.
+TEST(Egress, ResolversFollowResolvConf) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir("/var/tmp");
+  InDir cwd(dir.path());
+  const std::string resolv = dir.path() + "/resolv.conf";
+  std::ofstream(resolv) << "nameserver 127.0.0.5\n";
+  std::string a = actor_bin();
+  auto r = run_corral(
+      {"--allow-root", "--policy", write_policy(dir, "")},
+      {"/bin/bash", "-c",
+       a + " udp 127.0.0.5 53 | grep -q '> 1$' || exit 3; " +
+           a + " udp 127.0.0.6 53 | grep -q '> -1$' || exit 4; : > asked; " +
+           "until [ -e changed ]; do sleep 0.01; done; " +
+           "for i in $(seq 100); do " + a + " udp 127.0.0.6 53 | grep -q '> 1$' && break; sleep 0.1; done; " +
+           a + " udp 127.0.0.6 53 | grep -q '> 1$' || exit 5; " +
+           a + " udp 127.0.0.5 53 | grep -q '> -1$' || exit 6; exit 0"},
+      [&](pid_t) {
+        for (int i = 0; i < 1000 && !std::filesystem::exists(dir.path() + "/asked"); i++) ::usleep(10000);
+        std::ofstream(resolv, std::ios::trunc) << "nameserver 127.0.0.6\n";  // same inode
+        std::ofstream(dir.path() + "/changed").close();
+      },
+      {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+       "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"", resolv});
+  EXPECT_EQ(r.exit_code, 0) << "3: the resolver refused, 4: a non-resolver allowed, 5: the new "
+                               "resolver never allowed, 6: the old one still allowed\n"
+                            << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("/etc/resolv.conf changed"), std::string::npos) << r.stderr_text;
+}
+
 // Link-local metadata and the wider network: denied before any packet
 // exists. corral runs in a fresh network namespace (only a loopback
 // device), so nothing could leave the machine even if it were allowed.
