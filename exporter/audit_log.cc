@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -242,16 +244,17 @@ void AuditLog::adopt_tail() {
     seq = head->seq + 1;
     prev = hasher_.hex(line);
   }
-  if (size == 0 && next_seq_ > seq) {
+  if (auto end = noted_end(); size == 0 && end && end->first + 1 > seq) {
     // The live file was moved away or removed by something else (logrotate's
-    // `create`, mv, rm): the chain's end went with it, and this writer's own
-    // is further on. Starting over would repeat seqs a shipper has passed.
+    // `create`, mv, rm): the chain's end went with it, and the lock file says
+    // where it was. Starting over would repeat seqs a shipper has passed.
+    seq = end->first + 1;
+    prev = std::move(end->second);
     spdlog::warn("audit log {} was moved away or removed; the chain carries on at seq {}",
-                 options_.path, next_seq_);
-  } else {
-    next_seq_ = seq;
-    prev_ = std::move(prev);
+                 options_.path, seq);
   }
+  next_seq_ = seq;
+  prev_ = std::move(prev);
   // Noted by the next flush, first in its batch.
   if (torn) torn_ = Torn{torn, torn_sha};
 }
@@ -324,6 +327,30 @@ void AuditLog::write_out(const std::string& out) {
   }
   file_size_ += out.size();
   dirty_ = true;
+  note_end();
+}
+
+// The chain's end, kept in the lock file by every writer under the lock: the
+// one place it survives the live file being moved away. Best effort: it is
+// only read when the live file is new and empty.
+void AuditLog::note_end() {
+  char line[128];
+  int n = std::snprintf(line, sizeof line, "%020llu %s\n", static_cast<unsigned long long>(next_seq_ - 1),
+                        prev_.c_str());
+  if (n > 0 && static_cast<size_t>(n) < sizeof line) (void)!::pwrite(lock_fd_.get(), line, n, 0);
+}
+
+std::optional<std::pair<uint64_t, std::string>> AuditLog::noted_end() const {
+  char line[128] = {};
+  ssize_t n = ::pread(lock_fd_.get(), line, sizeof line - 1, 0);
+  if (n < 22) return std::nullopt;
+  std::string_view text(line, static_cast<size_t>(n));
+  size_t sp = text.find(' '), nl = text.find('\n');
+  if (sp == std::string_view::npos || nl == std::string_view::npos || nl <= sp + 1) return std::nullopt;
+  uint64_t seq = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + sp, seq);
+  if (ec != std::errc() || p != text.data() + sp || seq == 0) return std::nullopt;
+  return std::make_pair(seq, std::string(text.substr(sp + 1, nl - sp - 1)));
 }
 
 void AuditLog::write_checkpoint(const std::string& reason) {

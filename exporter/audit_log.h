@@ -104,6 +104,10 @@ class AuditLog {
   void write_out(const std::string& out);
   // add_checkpoint + write_out, undone on a failed write.
   void write_checkpoint(const std::string& reason);
+  // The chain's end (last seq, its hash) in the lock file: written after each
+  // write, read when the live file was moved away.
+  void note_end();
+  std::optional<std::pair<uint64_t, std::string>> noted_end() const;
   void rotate();
   void sync_data();
 

@@ -309,6 +309,30 @@ TEST_F(AuditChain, LiveFileMovedAwayCarriesTheChainOn) {
   EXPECT_EQ(r.signed_through, r.last_seq);
 }
 
+// The same with two writers: the one that writes first after the move is
+// not the one that wrote last before it, and a third starts after it.
+TEST_F(AuditChain, LiveFileMovedAwayUnderTwoWritersForksNothing) {
+  const std::string moved = path_ + ".1";
+  AuditLog b(options());
+  write_records(b, 5);
+  {
+    AuditLog a(options());
+    write_records(a, 20);
+  }
+  uint64_t end = chain::parse_head(lines(path_).back())->seq;
+  fs::rename(path_, moved);
+  write_records(b, 5);
+  EXPECT_EQ(chain::parse_head(lines(path_).front())->seq, end + 1) << "b's own end was behind a's";
+  {
+    AuditLog c(options());
+    write_records(c, 3);
+  }
+  b.close();
+  auto r = verify({moved, path_});
+  ASSERT_FALSE(r.problem) << describe(r);
+  EXPECT_EQ(r.signed_through, r.last_seq);
+}
+
 TEST_F(AuditChain, MissingMiddleFileIsTruncation) {
   auto o = options();
   o.max_bytes = 4096;
