@@ -126,6 +126,9 @@ int run_session(const RunOptions& o, const control::RunRequest& request) {
     throw Failure{kCannotRun, e.what()};
   }
   io.run();
+  // A trail that could not be written is this run's failure, whatever the
+  // agent's status (said on stderr as it happened).
+  if (!sup->close_log(std::chrono::seconds(5))) return kCorralFailed;
   return exit_code;
 }
 

@@ -48,10 +48,8 @@ constexpr size_t kRingBatch = 4096;
 // The audit log's batch is written at this size even between beats.
 constexpr size_t kFlushLog = 1u << 20;
 // While the log cannot be written: how much is held before sessions end
-// (an agent that fills the disk does not get to act unrecorded), and how
-// often a write is tried again.
+// (an agent that fills the disk does not get to act unrecorded).
 constexpr size_t kMaxHeldLog = 64u << 20;
-constexpr auto kLogRetry = std::chrono::seconds(1);
 // The kernel wakes us only when a quarter MiB waits (events.h): the rest is
 // read on a beat, 1 ms while records come (small reads keep the loop free
 // for file-open decisions: at 5 ms, one open in a hundred waited 300 µs
@@ -137,10 +135,22 @@ Supervisor::~Supervisor() {
   sessions_.clear();
   spare_.reset();
   ring_watch_.release();  // the ring buffer owns that fd
-  try {
-    log_->close();
-  } catch (const std::exception& e) {
-    spdlog::error("{}: {} records could not be written and are lost", e.what(), log_->pending());
+  close_log(std::chrono::seconds(0));
+}
+
+bool Supervisor::close_log(std::chrono::seconds patience) {
+  auto give_up = std::chrono::steady_clock::now() + patience;
+  for (;;) {
+    try {
+      log_->close();
+      return true;
+    } catch (const std::exception& e) {
+      if (std::chrono::steady_clock::now() >= give_up) {
+        spdlog::error("{}: {} records could not be written and are lost", e.what(), log_->pending());
+        return false;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
 }
 
@@ -299,31 +309,37 @@ void Supervisor::drain() {
 }
 
 void Supervisor::flush_log() {
-  auto now = std::chrono::steady_clock::now();
-  if (log_failing_ && now < log_retry_) {
+  if (log_failing_) {  // the beat tries again
     if (log_->pending_bytes() >= kMaxHeldLog && !sessions_.empty()) kill_sessions();
     return;
   }
-  uint64_t before = log_->last_seq();
   try {
     log_->flush();
   } catch (const std::exception& e) {
     log_failed(e);
+  }
+}
+
+void Supervisor::log_beat() {
+  try {
+    log_->flush();
+    log_->tick();  // rotation by age, fsync by interval
+  } catch (const std::exception& e) {
+    log_failed(e);
     return;
   }
-  if (log_failing_ && log_->last_seq() != before) {
+  if (log_failing_) {
     log_failing_ = false;
-    spdlog::info("audit log {} written again, the records held with it", log_->path());
+    spdlog::info("audit log {} written again, with every record held", log_->path());
   }
 }
 
 void Supervisor::log_failed(const std::exception& e) {
   if (!log_failing_)
-    spdlog::error("{}; records are held in memory and written once it can be (sessions end "
-                  "past {} MiB held)",
+    spdlog::error("{}; records are held in memory and written once it can be (tried each "
+                  "second; sessions end past {} MiB held)",
                   e.what(), kMaxHeldLog >> 20);
   log_failing_ = true;
-  log_retry_ = std::chrono::steady_clock::now() + kLogRetry;
   if (log_->pending_bytes() >= kMaxHeldLog && !sessions_.empty()) {
     spdlog::error("audit log {}: {} MiB held unwritten; ending every session", log_->path(),
                   log_->pending_bytes() >> 20);
@@ -340,14 +356,7 @@ void Supervisor::schedule_stats() {
     boot_to_wall_ns_ = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME);
     watch_resolvers();
     audit_losses();
-    flush_log();
-    if (!log_failing_) {
-      try {
-        log_->tick();  // rotation by age, fsync by interval
-      } catch (const std::exception& e) {
-        log_failed(e);
-      }
-    }
+    log_beat();
     schedule_stats();
   });
 }
@@ -411,8 +420,10 @@ void Supervisor::watch_resolvers() {
   ResolvConfState now = resolv_conf_state();
   if (now == resolv_conf_) return;
   resolv_conf_ = now;
-  spdlog::info("/etc/resolv.conf changed: the system resolvers' DNS follows it");
+  spdlog::info("/etc/resolv.conf changed: the system resolvers' DNS follows it; the policy's "
+               "hosts are asked for again");
   enforcer_->resolvers_changed();
+  resolve_hosts();
 }
 
 void Supervisor::schedule_dns_refresh() {

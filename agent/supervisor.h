@@ -60,6 +60,9 @@ class Supervisor {
   void emit(audit::Record& record);
   // Reads every waiting event now and audits any new loss.
   void drain();
+  // Writes what the audit log holds and seals it, trying again for up to
+  // `patience` while it fails; false (and said) when records are lost.
+  bool close_log(std::chrono::seconds patience);
   // Called by a session once its last record is written.
   void forget_session(uint64_t id);
   Session* find_session(uint64_t id);
@@ -102,11 +105,13 @@ class Supervisor {
   void schedule_stats();
   void audit_losses();
   // Writes what the audit log holds. A write that fails (a full disk, an
-  // I/O error) keeps the records in memory, in order, for a retry at the
-  // next beat, and the sessions go on while what is held stays under
-  // kMaxHeldLog; past it every session is ended and none starts (fail
-  // closed: their trail cannot be kept), their ends held like the rest.
+  // I/O error) keeps the records in memory, in order; only the beat (each
+  // second, log_beat) tries again, and says once when it worked. The
+  // sessions go on while what is held stays under kMaxHeldLog; past it
+  // every session is ended and none starts (fail closed: their trail cannot
+  // be kept), their ends held like the rest.
   void flush_log();
+  void log_beat();
   void log_failed(const std::exception& e);
   // Reloads the policy (SIGHUP) and tells every session's trail.
   void reload_policy();
@@ -127,7 +132,6 @@ class Supervisor {
   std::string cgroup_root_;
   std::unique_ptr<AuditLog> log_;  // opened while the programs load
   bool log_failing_ = false;       // its last write failed; records are held
-  std::chrono::steady_clock::time_point log_retry_;  // when to try again
   std::unique_ptr<BpfLoader> bpf_;
   std::unique_ptr<Cgroup> keeper_cgroup_;  // keep_egress_attached: empty
   std::unique_ptr<CgroupLinks> keeper_links_;

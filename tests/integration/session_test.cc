@@ -691,5 +691,38 @@ TEST(AuditLogFull, RecordsAreHeldAndWrittenOnceThereIsRoom) {
   ::umount2(logs.path().c_str(), MNT_DETACH);
 }
 
+// And when there is never room again: the run does not end as if its trail
+// were whole. corral tries for a few seconds, says how many records are
+// lost, and exits 125 whatever the agent's status.
+TEST(AuditLogFull, ARunWhoseTrailCannotBeWrittenFails) {
+  CORRAL_REQUIRE_ROOT();
+  ASSERT_EQ(::unshare(CLONE_NEWNS), 0) << std::strerror(errno);
+  ASSERT_EQ(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0);
+  TempDir logs("/var/tmp");
+  ASSERT_EQ(::mount("tmpfs", logs.path().c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
+  TempDir proj("/var/tmp");
+  InDir cwd(proj.path());
+  const std::string audit = logs.path() + "/audit.jsonl", err = proj.path() + "/stderr";
+  pid_t pid = spawn_corral(kRoot,
+                           {"/bin/bash", "-c",
+                            "until [ -e full ]; do sleep 0.01; done; /bin/cat /etc/hostname; exit 7"},
+                           audit, err);
+  ASSERT_TRUE(wait_for_session_start(audit));
+  {
+    std::ofstream filler(logs.path() + "/filler", std::ios::binary);
+    std::string chunk(64 << 10, 'x');
+    while (filler.write(chunk.data(), chunk.size())) filler.flush();
+  }
+  std::ofstream(proj.path() + "/full").close();
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  std::ifstream in(err);
+  std::string stderr_text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 125) << "the agent's 7 would say all is well\n" << stderr_text;
+  EXPECT_NE(stderr_text.find("could not be written and are lost"), std::string::npos) << stderr_text;
+  ::umount2(logs.path().c_str(), MNT_DETACH);
+}
+
 }  // namespace
 }  // namespace corral::test
