@@ -64,7 +64,7 @@ void ControlServer::listen() {
   if (::listen(fd.get(), 64) != 0) throw errno_error("failed to listen on " + path_);
   struct stat st;
   if (::stat(path_.c_str(), &st) != 0) throw errno_error("failed to stat the control socket " + path_);
-  socket_ino_ = st.st_ino;
+  socket_id_ = {st.st_dev, st.st_ino};
   boost::system::error_code ignored;
   listener_.close(ignored);  // a socket removed from under it: its accept waits end
   listener_.assign(fd.release());
@@ -73,7 +73,8 @@ void ControlServer::listen() {
 
 bool ControlServer::ours() const {
   struct stat st;
-  return ::stat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == socket_ino_;
+  return ::stat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) &&
+         std::make_pair(st.st_dev, st.st_ino) == socket_id_;
 }
 
 // Each second: is the socket still there? Removed (a cleanup of /run, a
@@ -85,13 +86,13 @@ void ControlServer::watch() {
   watch_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || idle_) return;
     if (!ours()) {
-      if (connect_control(path_)) {
-        spdlog::error("control socket {}: another corral daemon listens there now; this one "
-                      "takes no new sessions",
-                      path_);
-        return;
-      }
       try {
+        if (connect_control(path_)) {
+          spdlog::error("control socket {}: another corral daemon listens there now; this one "
+                        "takes no new sessions",
+                        path_);
+          return;
+        }
         listen();
         spdlog::warn("control socket {} was removed; listening there again", path_);
       } catch (const std::exception& e) {
@@ -357,7 +358,7 @@ int run_daemon(SupervisorOptions options, const std::string& socket_path) {
   sup.on_stop([&](int signo) { server.shut_down(signo, [&] { io.stop(); }); });
   spdlog::info("daemon ready: programs loaded, sessions through {}", socket_path);
   io.run();
-  return 0;
+  return sup.close_log(std::chrono::seconds(5)) ? 0 : 1;
 }
 
 }  // namespace corral

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "control.pb.h"
 #include "run_command.h"
@@ -61,7 +62,7 @@ class ControlServer {
   Supervisor& sup_;
   std::string path_;
   boost::asio::posix::stream_descriptor listener_;
-  ino_t socket_ino_ = 0;             // of the socket file listener_ is bound to
+  std::pair<dev_t, ino_t> socket_id_{};  // of the socket file listener_ is bound to
   boost::asio::steady_timer watch_;  // that it is still there
   InvocationReader invocations_;
   std::map<Connection*, std::shared_ptr<Connection>> connections_;
