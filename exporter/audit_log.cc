@@ -310,6 +310,12 @@ void AuditLog::add_checkpoint(std::string& out, const std::string& reason, uint6
 }
 
 void AuditLog::write_out(const std::string& out) {
+  // Room first: a full disk then fails the write before any of it lands, so
+  // no reader sees lines that are cut back (nor the retry's, different).
+  if (::fallocate(fd_.get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(file_size_),
+                  static_cast<off_t>(out.size())) != 0 &&
+      errno != EOPNOTSUPP && errno != ENOSYS)
+    throw sys_error("failed to write audit log " + options_.path);
   size_t done = 0;
   while (done < out.size()) {
     ssize_t n = ::write(fd_.get(), out.data() + done, out.size() - done);
@@ -401,6 +407,11 @@ void AuditLog::flush() {
   torn_.reset();
   pending_.clear();
   pending_records_.clear();
+  if (pending_.capacity() > (8u << 20)) {  // what a failing disk made it hold
+    std::string().swap(pending_);
+    std::string().swap(batch_);
+    std::vector<std::pair<size_t, size_t>>().swap(pending_records_);
+  }
   if (file_size_ >= options_.max_bytes) rotate();
   if (options_.fsync == FsyncPolicy::kAlways) sync_data();
 }

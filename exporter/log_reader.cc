@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -247,6 +248,14 @@ bool LogReader::advance_file() {
 // it is read again from where it starts, never appended to.
 bool LogReader::fill() {
   off_ += pos_;
+  struct stat st;
+  if (::fstat(fd_.get(), &st) == 0 && static_cast<uint64_t>(st.st_size) < off_) {
+    // Whole lines read were cut back (a writer's failed batch, where the
+    // filesystem could not reserve its room first); its retry is the next.
+    spdlog::warn("audit log {} was cut back from {} to {} bytes under the reader", file_, off_,
+                 st.st_size);
+    off_ = static_cast<uint64_t>(st.st_size);
+  }
   const size_t had = buf_.size() - pos_;
   buf_.clear();
   pos_ = 0;
