@@ -67,7 +67,9 @@ EgressMaps compile_egress_rules(const std::vector<rules::EgressRule>& rules, uin
       Resolved res = resolve(r.host);
       if (res.addrs.empty()) out.unresolved.push_back(r.host);
       cidrs.insert(cidrs.end(), res.addrs.begin(), res.addrs.end());
-      if (res.ttl && (!out.min_ttl || res.ttl < out.min_ttl)) out.min_ttl = res.ttl;
+      // an answer with TTL 0 (some CDNs) is asked for again as soon as allowed
+      uint32_t ttl = std::max<uint32_t>(res.ttl, 1);
+      if (!res.addrs.empty() && (!out.min_ttl || ttl < out.min_ttl)) out.min_ttl = ttl;
     }
     std::vector<rules::PortRange> ports = r.ports;
     if (ports.empty()) ports.push_back({1, 65535});

@@ -102,6 +102,7 @@ void Enforcer::apply_answers(std::map<std::string, Resolved> answers) {
 }
 
 void Enforcer::resolvers_changed() {
+  dns_.reset();  // a network that just came up: the hosts get the quick retries again
   if (loaded()) refresh_egress(false);
 }
 

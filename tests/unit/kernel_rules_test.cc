@@ -100,6 +100,7 @@ rules::EgressRule egress(std::string id, std::vector<rules::Cidr> cidrs, std::ve
 Resolved fake_dns(const std::string& host) {
   if (host == "api.example") return {{cidr("10.9.9.9", 32), cidr("2001:db8::9", 128)}, 60};
   if (host == "slow.example") return {{cidr("10.8.8.8", 32)}, 3600};
+  if (host == "cdn.example") return {{cidr("10.7.7.7", 32)}, 0};
   return {};
 }
 
@@ -140,6 +141,13 @@ TEST(EgressRules, HostsResolveWithTheirTtlAndResolversGetDns) {
   inet_pton(AF_INET, "10.9.9.9", api.addr.data());
   EXPECT_EQ(maps.prefixes[api].entries[0].port_lo, 1);
   EXPECT_EQ(maps.prefixes[api].entries[0].port_hi, 65535);
+}
+
+TEST(EgressRules, AnAnswerWithTtlZeroIsAskedForAgain) {
+  auto maps = compile_egress_rules({egress("cdn", {}, {}, rules::Protocol::kTcp, "cdn.example")}, 1,
+                                   fake_dns, {});
+  EXPECT_EQ(maps.min_ttl, 1u) << "0 would mean: no answers, never ask again";
+  EXPECT_EQ(DnsSchedule().next(maps.min_ttl, false), 10u);
 }
 
 TEST(EgressRules, UnresolvedHostsAreAskedForSoonerBackingOff) {
