@@ -359,13 +359,13 @@ std::optional<std::pair<uint64_t, std::string>> AuditLog::noted_end() const {
   return std::make_pair(seq, std::string(text.substr(sp + 1, nl - sp - 1)));
 }
 
-void AuditLog::write_checkpoint(const std::string& reason) {
+template <typename Build>
+void AuditLog::write_chained(std::string& out, Build build) {
   uint64_t seq0 = next_seq_;
   std::string prev0 = prev_;
   uint32_t since0 = since_checkpoint_;
-  std::string out;
-  add_checkpoint(out, reason);
   try {
+    build();
     write_out(out);
   } catch (...) {
     next_seq_ = seq0;
@@ -375,18 +375,20 @@ void AuditLog::write_checkpoint(const std::string& reason) {
   }
 }
 
+void AuditLog::write_checkpoint(const std::string& reason) {
+  std::string out;
+  write_chained(out, [&] { add_checkpoint(out, reason); });
+}
+
 void AuditLog::flush() {
   if (pending_records_.empty() && !torn_) return;
   Lock lock(*this);
   sync_with_file();
-  uint64_t seq0 = next_seq_;
-  std::string prev0 = prev_;
-  uint32_t since0 = since_checkpoint_;
   // Kept between batches: a fresh MiB each time cost its page faults again.
   std::string& out = batch_;
   out.clear();
   out.reserve(pending_.size() + pending_records_.size() * 100);
-  try {
+  write_chained(out, [&] {
     if (torn_) add_checkpoint(out, "resume", torn_->bytes, torn_->sha256);
     for (auto [begin, end] : pending_records_) {
       size_t start = out.size();
@@ -397,13 +399,7 @@ void AuditLog::flush() {
       next_seq_++;
       if (++since_checkpoint_ >= options_.checkpoint_every) add_checkpoint(out, "interval");
     }
-    write_out(out);
-  } catch (...) {
-    next_seq_ = seq0;
-    prev_ = std::move(prev0);
-    since_checkpoint_ = since0;
-    throw;
-  }
+  });
   torn_.reset();
   pending_.clear();
   pending_records_.clear();

@@ -102,7 +102,10 @@ class AuditLog {
   void add_checkpoint(std::string& out, const std::string& reason, uint64_t torn_bytes = 0,
                       const std::string& torn_sha256 = {});
   void write_out(const std::string& out);
-  // add_checkpoint + write_out, undone on a failed write.
+  // Runs `build` (chaining records into `out`), then writes `out`; if either
+  // fails, the chain's state is put back: a failed write takes no seq.
+  template <typename Build>
+  void write_chained(std::string& out, Build build);
   void write_checkpoint(const std::string& reason);
   // The chain's end (last seq, its hash) in the lock file: written after each
   // write, read when the live file was moved away.

@@ -634,45 +634,64 @@ TEST(Session, PacketSocketsAreRefusedHoweverAsked) {
   EXPECT_EQ(refusals(r, "socket"), 2u);
 }
 
-// The audit log's filesystem fills up while a session works (an agent can
-// fill the disk it shares with /var/log): its records are held in memory,
-// the session goes on, and once there is room they are written, in order,
-// on an unbroken chain. Before, the first failed write ended corral and
-// every session with it, and the records it held were lost. The log is on
-// an 8 MiB tmpfs mounted in this test's own mount namespace.
-TEST(AuditLogFull, RecordsAreHeldAndWrittenOnceThereIsRoom) {
-  CORRAL_REQUIRE_ROOT();
-  ASSERT_EQ(::unshare(CLONE_NEWNS), 0) << std::strerror(errno);
-  ASSERT_EQ(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0);
-  TempDir logs("/var/tmp");
-  ASSERT_EQ(::mount("tmpfs", logs.path().c_str(), "tmpfs", 0, "size=8m"), 0) << std::strerror(errno);
-  TempDir proj("/var/tmp");
-  InDir cwd(proj.path());
-  const std::string audit = logs.path() + "/audit.jsonl", err = proj.path() + "/stderr";
-  const std::string at = proj.path() + "/";
-  pid_t pid = spawn_corral(kRoot,
-                           {"/bin/bash", "-c",
-                            "until [ -e full ]; do sleep 0.01; done; "
-                            "for i in $(seq 50); do /bin/cat /etc/hostname >/dev/null; done; "
-                            ": > done; until [ -e freed ]; do sleep 0.01; done; sleep 2.5"},
-                           audit, err);
-  ASSERT_TRUE(wait_for_session_start(audit));
-  {
+// The audit log on a tmpfs of its own, mounted in this test's own mount
+// namespace (ctest runs each test in a process of its own); the session's
+// project beside it. full() fills the tmpfs, the agent waits for the file
+// `full` in its project to go on.
+class AuditLogFull : public ::testing::Test {
+ protected:
+  void start(const char* size, const std::string& agent) {
+    CORRAL_REQUIRE_ROOT();
+    ASSERT_EQ(::unshare(CLONE_NEWNS), 0) << std::strerror(errno);
+    ASSERT_EQ(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0);
+    std::string opts = std::string("size=") + size;
+    ASSERT_EQ(::mount("tmpfs", logs.path().c_str(), "tmpfs", 0, opts.c_str()), 0) << std::strerror(errno);
+    mounted = true;
+    pid = spawn_corral(kRoot, {"/bin/bash", "-c", "until [ -e full ]; do sleep 0.01; done; " + agent},
+                       audit, err);
+    ASSERT_TRUE(wait_for_session_start(audit));
     std::ofstream filler(logs.path() + "/filler", std::ios::binary);
     std::string chunk(64 << 10, 'x');
     while (filler.write(chunk.data(), chunk.size())) filler.flush();
+    std::ofstream(proj.path() + "/full").close();
   }
-  std::ofstream(at + "full").close();
+  // corral's exit status and stderr, once it has ended.
+  std::pair<int, std::string> finish() {
+    int status = 0;
+    EXPECT_EQ(::waitpid(pid, &status, 0), pid);
+    pid = -1;
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), read_file(err)};
+  }
+  void TearDown() override {
+    if (pid > 0) finish();
+    if (mounted) ::umount2(logs.path().c_str(), MNT_DETACH);
+  }
+
+  TempDir logs{"/var/tmp"};
+  TempDir proj{"/var/tmp"};
+  InDir cwd{proj.path()};
+  const std::string audit = logs.path() + "/audit.jsonl", err = proj.path() + "/stderr";
+  pid_t pid = -1;
+  bool mounted = false;
+};
+
+// The log's filesystem fills up while a session works (an agent can fill
+// the disk it shares with /var/log): its records are held in memory, the
+// session goes on, and once there is room they are written, in order, on
+// an unbroken chain. Before, the first failed write ended corral and every
+// session with it, and the records it held were lost.
+TEST_F(AuditLogFull, RecordsAreHeldAndWrittenOnceThereIsRoom) {
+  ASSERT_NO_FATAL_FAILURE(start("8m",
+                                "for i in $(seq 50); do /bin/cat /etc/hostname >/dev/null; done; "
+                                ": > done; until [ -e freed ]; do sleep 0.01; done; sleep 2.5"));
+  const std::string at = proj.path() + "/";
   for (int i = 0; i < 3000 && !std::filesystem::exists(at + "done"); i++) ::usleep(10000);
   ASSERT_TRUE(std::filesystem::exists(at + "done"));
   ::usleep(1500000);  // corral tries, and fails, again
   std::filesystem::remove(logs.path() + "/filler");
   std::ofstream(at + "freed").close();
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  std::ifstream in(err);
-  std::string stderr_text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << stderr_text;
+  auto [code, stderr_text] = finish();
+  ASSERT_EQ(code, 0) << stderr_text;
   EXPECT_NE(stderr_text.find("No space left on device"), std::string::npos) << stderr_text;
   EXPECT_NE(stderr_text.find("records are held in memory"), std::string::npos) << stderr_text;
   // while the session still runs (not only at the end)
@@ -688,40 +707,16 @@ TEST(AuditLogFull, RecordsAreHeldAndWrittenOnceThereIsRoom) {
   }
   EXPECT_EQ(cats, 50) << "every exec made while the disk was full is in the trail";
   EXPECT_TRUE(ended);
-  ::umount2(logs.path().c_str(), MNT_DETACH);
 }
 
 // And when there is never room again: the run does not end as if its trail
 // were whole. corral tries for a few seconds, says how many records are
 // lost, and exits 125 whatever the agent's status.
-TEST(AuditLogFull, ARunWhoseTrailCannotBeWrittenFails) {
-  CORRAL_REQUIRE_ROOT();
-  ASSERT_EQ(::unshare(CLONE_NEWNS), 0) << std::strerror(errno);
-  ASSERT_EQ(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0);
-  TempDir logs("/var/tmp");
-  ASSERT_EQ(::mount("tmpfs", logs.path().c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
-  TempDir proj("/var/tmp");
-  InDir cwd(proj.path());
-  const std::string audit = logs.path() + "/audit.jsonl", err = proj.path() + "/stderr";
-  pid_t pid = spawn_corral(kRoot,
-                           {"/bin/bash", "-c",
-                            "until [ -e full ]; do sleep 0.01; done; /bin/cat /etc/hostname; exit 7"},
-                           audit, err);
-  ASSERT_TRUE(wait_for_session_start(audit));
-  {
-    std::ofstream filler(logs.path() + "/filler", std::ios::binary);
-    std::string chunk(64 << 10, 'x');
-    while (filler.write(chunk.data(), chunk.size())) filler.flush();
-  }
-  std::ofstream(proj.path() + "/full").close();
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  std::ifstream in(err);
-  std::string stderr_text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ASSERT_TRUE(WIFEXITED(status)) << status;
-  EXPECT_EQ(WEXITSTATUS(status), 125) << "the agent's 7 would say all is well\n" << stderr_text;
+TEST_F(AuditLogFull, ARunWhoseTrailCannotBeWrittenFails) {
+  ASSERT_NO_FATAL_FAILURE(start("1m", "/bin/cat /etc/hostname; exit 7"));
+  auto [code, stderr_text] = finish();
+  EXPECT_EQ(code, 125) << "the agent's 7 would say all is well\n" << stderr_text;
   EXPECT_NE(stderr_text.find("could not be written and are lost"), std::string::npos) << stderr_text;
-  ::umount2(logs.path().c_str(), MNT_DETACH);
 }
 
 }  // namespace
