@@ -139,6 +139,7 @@ Supervisor::~Supervisor() {
 }
 
 bool Supervisor::close_log(std::chrono::seconds patience) {
+  if (log_lost_) return false;  // said already
   auto give_up = std::chrono::steady_clock::now() + patience;
   for (;;) {
     try {
@@ -147,6 +148,7 @@ bool Supervisor::close_log(std::chrono::seconds patience) {
     } catch (const std::exception& e) {
       if (std::chrono::steady_clock::now() >= give_up) {
         spdlog::error("{}: {} records could not be written and are lost", e.what(), log_->pending());
+        log_lost_ = true;
         return false;
       }
     }

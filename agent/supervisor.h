@@ -132,6 +132,7 @@ class Supervisor {
   std::string cgroup_root_;
   std::unique_ptr<AuditLog> log_;  // opened while the programs load
   bool log_failing_ = false;       // its last write failed; records are held
+  bool log_lost_ = false;          // close_log() gave up on what it held
   std::unique_ptr<BpfLoader> bpf_;
   std::unique_ptr<Cgroup> keeper_cgroup_;  // keep_egress_attached: empty
   std::unique_ptr<CgroupLinks> keeper_links_;
