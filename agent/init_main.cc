@@ -294,6 +294,10 @@ int main(int argc, char** argv) {
     while ((reaped = ::waitpid(-1, &wstatus, WNOHANG)) > 0) {
       if (reaped == child) {
         agent_done = true;
+        // Left to do: reap, then exit, which unmounts the namespace (~0.4
+        // ms). The supervisor, woken by the status below, goes first.
+        sched_param idle{};
+        (void)::sched_setscheduler(0, SCHED_IDLE, &idle);
         (void)!::write(static_cast<int>(status), &wstatus, sizeof(wstatus));
       }
     }

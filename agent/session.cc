@@ -429,7 +429,7 @@ void Session::finish() {
   // see: no process of the session runs any more.
   boost::asio::post(sup_.io(), [sup = &sup_, id = id_] { sup->forget_session(id); });
   if (auto on_end = std::move(on_end_)) on_end(exit_code_);
-  sup_.prepare_spare(setup_of(spec_));  // before the teardown below (supervisor.h)
+  sup_.prepare_spare(setup_of(spec_));
 
   retire();
 }

@@ -163,10 +163,11 @@ Session& Supervisor::start_session(SessionSpec spec, Session::EndHandler on_end)
                              " records held): no session starts until it can");
   std::unique_ptr<Session> session;
   if (spare_ && spare_->fits(spec, policy_generation(), kSpareMaxAge)) {
-    spare_timer_.cancel();
     session = std::move(spare_);
+    drop_spare();  // its timer
     session->adopt(std::move(spec), std::move(on_end));
   } else {
+    if (!spare_) drop_spare();  // one about to be made would be made while this one runs
     session = std::make_unique<Session>(*this, new_session_id(), std::move(spec), std::move(on_end));
   }
   Session& ref = *session;
@@ -185,12 +186,20 @@ Session& Supervisor::start_session(SessionSpec spec, Session::EndHandler on_end)
   return ref;
 }
 
-void Supervisor::prepare_spare(const SessionSpec& like) {
+void Supervisor::prepare_spare(SessionSpec like) {
   // Not for a worktree's session: its overlays' upper and work directories
   // are the session's alone, and what lands there is taken in after it.
   if (!options_.keep_spare || !like.overlays.empty()) return;
   if (spare_ && spare_->fits(like, policy_generation(), kSpareMaxAge)) return;
   drop_spare();
+  spare_timer_.expires_after(kSparePause);
+  spare_timer_.async_wait([this, like = std::make_shared<SessionSpec>(std::move(like)),
+                           serial = spare_serial_](const boost::system::error_code& ec) {
+    if (!ec && serial == spare_serial_) make_spare(*like);
+  });
+}
+
+void Supervisor::make_spare(const SessionSpec& like) {
   auto spare = std::make_unique<Session>(*this, new_session_id(), setup_of(like), nullptr);
   try {
     spare->prepare();
@@ -201,8 +210,6 @@ void Supervisor::prepare_spare(const SessionSpec& like) {
   }
   spare_ = std::move(spare);
   spare_timer_.expires_after(kSpareMaxAge);
-  // A handler already queued when the timer was set again is not
-  // cancelled: it must not drop the spare made since.
   spare_timer_.async_wait([this, serial = ++spare_serial_](const boost::system::error_code& ec) {
     if (!ec && serial == spare_serial_) drop_spare();
   });
@@ -214,7 +221,10 @@ void Supervisor::stop_spares() {
 }
 
 void Supervisor::drop_spare() {
+  // A handler already queued is not cancelled: the serial tells it it is
+  // out of date.
   spare_timer_.cancel();
+  ++spare_serial_;
   if (!spare_) return;
   spare_->retire();
   spare_.reset();
