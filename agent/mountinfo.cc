@@ -1,6 +1,11 @@
 #include "mountinfo.h"
 
+#include <fcntl.h>
+#include <poll.h>
+
 #include <cstdlib>
+
+#include "errno_error.h"
 
 namespace corral {
 namespace {
@@ -49,6 +54,30 @@ std::vector<Mount> parse_mountinfo(std::string_view text) {
     out.push_back(std::move(m));
   }
   return out;
+}
+
+MountTableWatch::MountTableWatch(boost::asio::io_context& io, std::function<void()> on_change)
+    : fd_(io), on_change_(std::move(on_change)) {
+  int fd = ::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw errno_error("failed to open /proc/self/mountinfo");
+  fd_.assign(fd);
+  wait();
+}
+
+bool MountTableWatch::changed() {
+  pollfd p{fd_.native_handle(), POLLPRI, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLPRI);
+}
+
+void MountTableWatch::wait() {
+  // epoll reads the change itself (the next poll reports none): each one
+  // reaches either this handler or changed(), never both.
+  fd_.async_wait(boost::asio::posix::stream_descriptor::wait_error,
+                 [this](const boost::system::error_code& ec) {
+                   if (ec) return;
+                   on_change_();
+                   wait();
+                 });
 }
 
 }  // namespace corral

@@ -120,6 +120,12 @@ Supervisor::Supervisor(boost::asio::io_context& io, SupervisorOptions options)
   poll_ring();
   watch_signals();
   schedule_stats();
+  if (options_.keep_spare)
+    host_mounts_ = std::make_unique<MountTableWatch>(io_, [this] {
+      if (!spare_) return;  // one about to be made is made from the new table
+      spdlog::debug("the host's mounts changed: the prepared session is dropped");
+      drop_spare();
+    });
   dns_channel_ = std::make_shared<DnsChannel>();
   dns_channel_->io = &io_;
   dns_channel_->supervisor = this;
@@ -162,6 +168,7 @@ Session& Supervisor::start_session(SessionSpec spec, Session::EndHandler on_end)
                              std::to_string(log_->pending()) +
                              " records held): no session starts until it can");
   std::unique_ptr<Session> session;
+  if (spare_ && host_mounts_->changed()) drop_spare();  // the watch's handler has not run yet
   if (spare_ && spare_->fits(spec, policy_generation(), kSpareMaxAge)) {
     session = std::move(spare_);
     drop_spare();  // its timer
@@ -200,6 +207,9 @@ void Supervisor::prepare_spare(SessionSpec like) {
 }
 
 void Supervisor::make_spare(const SessionSpec& like) {
+  // Before its namespace copies the host's mounts: a change from now on is
+  // one it may not have.
+  host_mounts_->changed();
   auto spare = std::make_unique<Session>(*this, new_session_id(), setup_of(like), nullptr);
   try {
     spare->prepare();

@@ -16,6 +16,7 @@
 #include "audit_log.h"
 #include "bpf_loader.h"
 #include "enforcer.h"
+#include "mountinfo.h"
 #include "session.h"
 #include "reaper.h"
 
@@ -39,12 +40,15 @@ struct SupervisorOptions {
   // request that matches only registers it and releases its agent. It is
   // used only while every path its mounts and its guard's scan for
   // existing files read (the project and each directory walked, the
-  // writable, hidden and read-only paths) is as it was, for at most
-  // kSpareMaxAge, and under the same policy.
+  // writable, hidden and read-only paths) is as it was, while the host's
+  // mount table is (MountTableWatch: it is dropped at the change), under
+  // the same policy, and for at most kSpareMaxAge.
   bool keep_spare = false;
 };
 
-constexpr std::chrono::seconds kSpareMaxAge{2};
+// Each input a spare was made from is checked at its use; the bound is for
+// what no check sees.
+constexpr std::chrono::minutes kSpareMaxAge{10};
 constexpr std::chrono::milliseconds kSparePause{1};
 
 class Supervisor {
@@ -167,6 +171,7 @@ class Supervisor {
   Reaper reaper_;  // before the sessions: it outlives them
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::unique_ptr<Session> spare_;  // keep_spare: prepared, not launched
+  std::unique_ptr<MountTableWatch> host_mounts_;  // keep_spare
   boost::asio::steady_timer spare_timer_;
   uint64_t spare_serial_ = 0;  // which wait the timer's handler is for
   std::function<void(int)> stop_handler_;

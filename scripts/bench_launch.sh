@@ -13,6 +13,9 @@
 #           prepared; the same cgroup, namespaces, mounts, guard and
 #           records as cold. Compared with bare /bin/true rounds of its
 #           own, beside it, while the daemon runs.
+#   fresh   the same, each run in a project of its own, so that no
+#           prepared session fits (a first run in a project, a CI job in
+#           a new checkout): the daemon makes the session at the request.
 # Then the creation time of a worktree (`corral run --worktree`) in a
 # repository of BENCH_FILES files, separately.
 #
@@ -57,6 +60,14 @@ run_cold() {
 }
 run_warm() { "$CORRAL" run --allow-root --daemon-socket "$work/control.sock" -- /bin/true; }
 run_bare_daemon() { /bin/true; }
+run_bare_fresh() { /bin/true; }
+# cd, a builtin: no fork in the timed part
+run_fresh() {
+	cd "$work/fresh$i" || return
+	"$CORRAL" run --allow-root --daemon-socket "$work/control.sock" -- /bin/true
+	local rc=$?
+	cd "$work/proj" && return $rc
+}
 
 # rounds KIND...: RUNS rounds, one launch of each KIND per round, each time
 # appended in ms to $work/KIND. Interleaved, so that a host whose speed
@@ -98,6 +109,10 @@ trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
 for ((i = 0; i < 300; i++)); do [[ -S $work/control.sock ]] && break; sleep 0.1; done
 [[ -S $work/control.sock ]] || { echo "bench_launch: the daemon did not start:" >&2; cat "$work/daemon.err" >&2; exit 1; }
 rounds bare_daemon warm
+# Apart from warm: a fresh run's session leaves a spare for its own
+# project, which the next warm run could not take.
+for ((i = 0; i < RUNS; i++)); do mkdir -p "$work/fresh$i"; done
+rounds bare_fresh fresh
 kill "$daemon"
 wait "$daemon" || { echo "bench_launch: the daemon failed:" >&2; cat "$work/daemon.err" >&2; exit 1; }
 
@@ -106,6 +121,8 @@ read -r bw_m bw_p < <(stats bwrap)
 read -r co_m co_p < <(stats cold)
 read -r bd_m bd_p < <(stats bare_daemon)
 read -r wa_m wa_p < <(stats warm)
+read -r bf_m bf_p < <(stats bare_fresh)
+read -r fr_m fr_p < <(stats fresh)
 calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
 ratio() { calc "$1 / $2"; }
 added=$(calc "$co_m - $bare_m")
@@ -113,8 +130,13 @@ warm_added=$(calc "$wa_m - $bd_m")
 # paired: the median of each round's warm minus its bare launch, which a
 # drift of the host's speed between rounds moves less than it moves either
 # median
-warm_paired=$(paste "$work/warm" "$work/bare_daemon" | awk '{ print $1 - $2 }' | sort -n | awk '
-	{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+paired() {
+	paste "$work/$1" "$work/$2" | awk '{ print $1 - $2 }' | sort -n | awk '
+		{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+warm_paired=$(paired warm bare_daemon)
+fresh_added=$(calc "$fr_m - $bf_m")
+fresh_paired=$(paired fresh bare_fresh)
 
 # Worktree creation in a repository of FILES files.
 repo="$work/repo"
@@ -151,11 +173,14 @@ cat <<EOF
 | bwrap (pid, mount, ipc, uts; ro host, rw project, tmpfs /tmp, hidden dir, new /proc) | $bw_m | $bw_p | $(ratio "$bw_m" "$bare_m") | 1.00 |
 | corral cold (embedded: programs loaded by this run) | $co_m | $co_p | $(ratio "$co_m" "$bare_m") | $(ratio "$co_m" "$bw_m") |
 | bare, a daemon running | $bd_m | $bd_p | 1.00 | - |
-| corral warm (a daemon holds the programs) | $wa_m | $wa_p | $(ratio "$wa_m" "$bd_m") | $(ratio "$wa_m" "$bw_m") |
+| corral warm (a daemon holds the programs and a prepared session) | $wa_m | $wa_p | $(ratio "$wa_m" "$bd_m") | $(ratio "$wa_m" "$bw_m") |
+| bare, a daemon running (beside fresh) | $bf_m | $bf_p | 1.00 | - |
+| corral warm, fresh (each run in a new project: no prepared session fits) | $fr_m | $fr_p | $(ratio "$fr_m" "$bf_m") | $(ratio "$fr_m" "$bw_m") |
 
 corral cold adds $added ms to bare at the median (goal <= 100 ms); warm adds
 $warm_added ms to bare with the daemon running ($warm_paired ms, median of the
-rounds' differences; goal <= 5 ms, and not slower than bwrap).
+rounds' differences; goal <= 5 ms, and not slower than bwrap); fresh adds
+$fresh_added ms ($fresh_paired paired).
 
 | worktree in a repository of $FILES files | ms |
 |---|---:|

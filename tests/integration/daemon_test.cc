@@ -7,6 +7,7 @@
 #include <pty.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -172,9 +173,9 @@ uint64_t start_ticks(pid_t pid) {
   return std::stoull(field);
 }
 
-// Whether `daemon` has a session init waiting that no session_start
-// names: a prepared session (its corral-init, a child of the daemon).
-bool has_prepared_init(pid_t daemon, const std::vector<audit::Record>& records) {
+// The session init of `daemon` waiting that no session_start names (a
+// prepared session: its corral-init, a child of the daemon), or 0.
+pid_t prepared_init(pid_t daemon, const std::vector<audit::Record>& records) {
   std::set<pid_t> started;
   for (const auto& r : records)
     if (r.has_session_start()) started.insert(static_cast<pid_t>(r.session_start().pid()));
@@ -188,9 +189,9 @@ bool has_prepared_init(pid_t daemon, const std::vector<audit::Record>& records) 
     std::string state;
     pid_t ppid = 0;
     rest >> state >> ppid;
-    if (ppid == daemon && !started.count(std::stoi(name))) return true;
+    if (ppid == daemon && !started.count(std::stoi(name))) return std::stoi(name);
   }
-  return false;
+  return 0;
 }
 
 std::vector<const audit::Record*> session_starts(const std::vector<audit::Record>& records) {
@@ -207,7 +208,7 @@ void run_and_await_prepared(const DaemonProcess& d, const std::string& proj) {
   InDir in_proj(proj);
   auto first = d.run({"--allow-root"}, {"/bin/true"});
   ASSERT_EQ(first.exit_code, 0) << first.output;
-  ASSERT_TRUE(eventually([&] { return has_prepared_init(d.pid, read_audit(d.audit)); }, 1s));
+  ASSERT_TRUE(eventually([&] { return prepared_init(d.pid, read_audit(d.audit)) != 0; }, 1s));
 }
 
 // As a session ends the daemon prepares the next one like it (its init
@@ -278,6 +279,46 @@ TEST_F(Daemon, PreparedSessionIsNotUsedOnceTheProjectChanged) {
   auto second = d.run({"--allow-root"}, {"/bin/cat", "f"});
   EXPECT_EQ(second.exit_code, 0) << second.output;
   EXPECT_NE(second.output.find("fresh"), std::string::npos) << second.output;
+}
+
+// Nor once the host's mount table changed: its namespace is a private
+// copy of the table as it was when it was made. Here a filesystem mounted
+// since, outside the project (a mount in it changes a directory the
+// spare's check stats): a session from the spare would find the empty
+// directory under it.
+TEST_F(Daemon, PreparedSessionIsNotUsedOnceTheHostMountsChanged) {
+  TempDir outside("/var/tmp");  // the host's, in a session (its /tmp is private)
+  const std::string mnt = outside.path() + "/mnt";
+  std::filesystem::create_directory(mnt);
+  const std::string proj = dir.path() + "/proj";
+  ASSERT_NO_FATAL_FAILURE(run_and_await_prepared(d, proj));
+  ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  write_file(mnt + "/f", "mounted since\n");
+  InDir in_proj(proj);
+  auto second = d.run({"--allow-root"}, {"/bin/cat", mnt + "/f"});
+  EXPECT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_NE(second.output.find("mounted since"), std::string::npos) << second.output;
+}
+
+// A prepared session outlives a pause of several seconds (an agent run
+// again after a look at its work): its inputs are checked at its use.
+TEST_F(Daemon, PreparedSessionIsUsedAfterAPause) {
+  const std::string proj = dir.path() + "/proj";
+  ASSERT_NO_FATAL_FAILURE(run_and_await_prepared(d, proj));
+  std::this_thread::sleep_for(3s);
+  const pid_t init = prepared_init(d.pid, read_audit(d.audit));
+  ASSERT_NE(init, 0) << "the prepared session was dropped";
+  InDir in_proj(proj);
+  auto second = d.run({"--allow-root"}, {"/bin/true"});
+  EXPECT_EQ(second.exit_code, 0) << second.output;
+  auto records = read_audit(d.audit);
+  auto starts = session_starts(records);
+  ASSERT_EQ(starts.size(), 2u);
+  EXPECT_EQ(starts[1]->session_start().pid(), static_cast<uint32_t>(init));
 }
 
 // The small `corral` command hands this run to the daemon itself: a
