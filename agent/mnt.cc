@@ -201,11 +201,25 @@ PathStates::State PathStates::of(const std::string& path) {
   s.mode = st.st_mode;
   s.mtime = st.st_mtim;
   s.ctime = st.st_ctim;
-  auto not_before = [&](const timespec& t) {
-    return t.tv_sec > tick.tv_sec || (t.tv_sec == tick.tv_sec && t.tv_nsec >= tick.tv_nsec);
-  };
-  s.racy = not_before(st.st_mtim) || not_before(st.st_ctim);
+  s.racy = stamped_in_tick(st.st_mtim, tick) || stamped_in_tick(st.st_ctim, tick);
   return s;
+}
+
+bool stamped_in_tick(const timespec& stamp, const timespec& tick) {
+  // A filesystem stamps with its own granularity, rounded down: whole
+  // seconds on ext4's small inodes and some network filesystems, two on
+  // FAT. Taken from the stamp's trailing zeros (2 s for none at all): a
+  // stamp that fine by chance costs a prepared session, not a miss.
+  int64_t grain = 1;
+  if (stamp.tv_nsec == 0) {
+    grain = 2'000'000'000;
+  } else {
+    while (grain < 1'000'000'000 && stamp.tv_nsec % (grain * 10) == 0) grain *= 10;
+  }
+  const int64_t s = int64_t{stamp.tv_sec} * 1'000'000'000 + stamp.tv_nsec;
+  const int64_t t = int64_t{tick.tv_sec} * 1'000'000'000 + tick.tv_nsec;
+  // a change later in the same grain would leave the same stamp
+  return s + grain > t;
 }
 
 bool PathStates::State::operator==(const State& o) const {

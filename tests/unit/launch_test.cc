@@ -120,6 +120,23 @@ PathStates states_of(const std::vector<std::string>& paths) {
   return s;
 }
 
+// A time stamped in the current grain of the filesystem's clock could be
+// stamped again by a later change: it proves nothing. Fine stamps are
+// racy only in the clock's current tick; whole-second ones (ext4's small
+// inodes, NFS) for two seconds, as FAT's can be.
+TEST(PathStates, AStampInTheFilesystemsCurrentGrainProvesNothing) {
+  const timespec tick{1000, 500'000'000};
+  EXPECT_TRUE(stamped_in_tick({1000, 500'000'000}, tick));  // this tick
+  EXPECT_FALSE(stamped_in_tick({1000, 499'999'987}, tick));
+  EXPECT_TRUE(stamped_in_tick({1000, 0}, tick));  // a second-granular stamp
+  EXPECT_TRUE(stamped_in_tick({999, 0}, tick));   // FAT's two seconds
+  EXPECT_FALSE(stamped_in_tick({998, 0}, tick));
+  // a grain of 100 ms at most: [1000.4, 1000.5) is over at the tick
+  EXPECT_TRUE(stamped_in_tick({1000, 400'000'000}, {1000, 450'000'000}));
+  EXPECT_FALSE(stamped_in_tick({1000, 400'000'000}, tick));
+  EXPECT_FALSE(stamped_in_tick({998, 999'999'999}, tick));
+}
+
 TEST(PathStates, SeeEveryChangeOfWhatTheMountsCameFrom) {
   char tmpl[] = "/tmp/corral-pathstates-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
