@@ -281,6 +281,7 @@ int main(int argc, char** argv) {
   ::close(agent.err_w);  // the supervisor sees EOF once the agent has exec'd
 
   bool agent_done = false;
+  bool lingering = false;
   for (;;) {
     siginfo_t si;
     if (sigwaitinfo(&set, &si) < 0) continue;
@@ -294,10 +295,11 @@ int main(int argc, char** argv) {
     while ((reaped = ::waitpid(-1, &wstatus, WNOHANG)) > 0) {
       if (reaped == child) {
         agent_done = true;
-        // Left to do: reap, then exit, which unmounts the namespace (~0.4
-        // ms). The supervisor, woken by the status below, goes first.
-        sched_param idle{};
-        (void)::sched_setscheduler(0, SCHED_IDLE, &idle);
+        // Most often all that is left is our exit, which unmounts the
+        // namespace (~0.4 ms): the supervisor, woken by the status, goes
+        // first (a woken task preempts an idle-class one at once).
+        sched_param param{};
+        (void)::sched_setscheduler(0, SCHED_IDLE, &param);
         (void)!::write(static_cast<int>(status), &wstatus, sizeof(wstatus));
       }
     }
@@ -306,6 +308,14 @@ int main(int argc, char** argv) {
       // without waiting for our exit, which unmounts the whole namespace.
       (void)!::write(static_cast<int>(status), &wstatus, 1);
       _exit(0);
+    }
+    if (agent_done && !lingering) {
+      // The agent left processes behind: reaping them, and killing them if
+      // the supervisor dies (the kernel does it in our name), must not
+      // wait behind them.
+      lingering = true;
+      sched_param param{};
+      (void)::sched_setscheduler(0, SCHED_OTHER, &param);
     }
   }
 }
