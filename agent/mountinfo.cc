@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 
 #include <cstdlib>
 
@@ -66,15 +67,23 @@ MountTableWatch::MountTableWatch(boost::asio::io_context& io, std::function<void
 
 bool MountTableWatch::changed() {
   pollfd p{fd_.native_handle(), POLLPRI, 0};
-  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLPRI);
+  return !watching_ || (::poll(&p, 1, 0) == 1 && (p.revents & POLLPRI));
 }
 
 void MountTableWatch::wait() {
-  // epoll reads the change itself (the next poll reports none): each one
-  // reaches either this handler or changed(), never both.
+  // Any poll of the file takes the change it reports (epoll's, changed()'s,
+  // and the one epoll_ctl makes as this wait is armed again, which may take
+  // a change made while on_change ran): on_change must leave nothing that
+  // a change since could make stale.
   fd_.async_wait(boost::asio::posix::stream_descriptor::wait_error,
                  [this](const boost::system::error_code& ec) {
-                   if (ec) return;
+                   if (ec == boost::asio::error::operation_aborted) return;
+                   if (ec) {
+                     spdlog::error("failed to watch /proc/self/mountinfo: {}", ec.message());
+                     watching_ = false;
+                     on_change_();
+                     return;
+                   }
                    on_change_();
                    wait();
                  });

@@ -30,15 +30,17 @@ class MountTableWatch {
   // on_change runs on the loop after each change that changed() did not
   // report first.
   MountTableWatch(boost::asio::io_context& io, std::function<void()> on_change);
-  // Whether the table changed since the last call or on_change. Does not
-  // block.
+  // Whether the table changed since the last call or on_change (always,
+  // once the watch failed). Does not block.
   bool changed();
+  bool watching() const { return watching_; }
 
  private:
   void wait();
 
   boost::asio::posix::stream_descriptor fd_;
   std::function<void()> on_change_;
+  bool watching_ = true;
 };
 
 }  // namespace corral

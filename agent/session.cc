@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +27,12 @@ constexpr auto kEmptyPoll = std::chrono::milliseconds(50);
 constexpr auto kEmptyPollAfterInit = std::chrono::milliseconds(1);
 constexpr auto kEmptyDeadline = std::chrono::seconds(10);
 constexpr auto kLimitsPoll = std::chrono::seconds(1);
+
+std::string node_name() {
+  utsname u{};
+  ::uname(&u);
+  return u.nodename;
+}
 
 }  // namespace
 
@@ -142,7 +149,8 @@ Session::~Session() {
 }
 
 void Session::prepare() {
-  prepared_ = std::chrono::steady_clock::now();
+  prepared_boot_ns_ = clock_ns(CLOCK_BOOTTIME);
+  node_name_ = node_name();  // before the UTS namespace copies it
   generation_ = sup_.policy_generation();
   const std::string name = std::to_string(::getpid()) + "-" + id_string_;
   cgroup_ = std::make_unique<Cgroup>(sup_.cgroup_root(), name);
@@ -191,11 +199,12 @@ bool Session::fits(const SessionSpec& s, uint32_t generation,
                    std::chrono::steady_clock::duration max_age) const {
   const SessionSpec& p = spec_;
   return child_ && !launched_ && child_->running() && generation == generation_ &&
-         std::chrono::steady_clock::now() - prepared_ < max_age && s.creds.uid == p.creds.uid &&
+         std::chrono::nanoseconds(clock_ns(CLOCK_BOOTTIME) - prepared_boot_ns_) < max_age &&
+         s.creds.uid == p.creds.uid &&
          s.creds.gid == p.creds.gid && s.creds.groups == p.creds.groups &&
          s.creds.home == p.creds.home && s.cwd == p.cwd && s.writable == p.writable &&
          s.overlays == p.overlays && s.net == p.net && s.limits == p.limits &&
-         inputs_->unchanged();
+         node_name_ == node_name() && inputs_->unchanged();
 }
 
 void Session::adopt(SessionSpec spec, EndHandler on_end) {

@@ -153,7 +153,8 @@ class Session {
   boost::asio::steady_timer limits_timer_;
   boost::asio::steady_timer timeout_timer_;
   bool timed_out_ = false;
-  std::chrono::steady_clock::time_point prepared_;
+  int64_t prepared_boot_ns_ = 0;
+  std::string node_name_;  // the host's, which its UTS namespace copied
   // What the mounts and the guard's scan were made from: a spare holds
   // while none of it changed.
   std::unique_ptr<PathStates> inputs_;

@@ -20,13 +20,14 @@
 #include "redact.h"
 
 namespace corral {
-namespace {
 
 int64_t clock_ns(clockid_t clock) {
   timespec ts;
   clock_gettime(clock, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
+
+namespace {
 
 AuditLogOptions with_identity(AuditLogOptions o, const HostIdentity& id) {
   o.host = id.host;
@@ -209,7 +210,7 @@ void Supervisor::prepare_spare(SessionSpec like) {
 void Supervisor::make_spare(const SessionSpec& like) {
   // Before its namespace copies the host's mounts: a change from now on is
   // one it may not have.
-  host_mounts_->changed();
+  if (host_mounts_->changed() && !host_mounts_->watching()) return;
   auto spare = std::make_unique<Session>(*this, new_session_id(), setup_of(like), nullptr);
   try {
     spare->prepare();

@@ -47,9 +47,12 @@ struct SupervisorOptions {
 };
 
 // Each input a spare was made from is checked at its use; the bound is for
-// what no check sees.
+// what no check sees. On CLOCK_BOOTTIME: a laptop's suspension counts.
 constexpr std::chrono::minutes kSpareMaxAge{10};
 constexpr std::chrono::milliseconds kSparePause{1};
+
+// `clock` now, in ns.
+int64_t clock_ns(clockid_t clock);
 
 class Supervisor {
  public:
