@@ -94,19 +94,41 @@ bool recv_with_fds(int sock, std::string& bytes, std::vector<UniqueFd>* fds) {
   return true;
 }
 
-UniqueFd connect_control(const std::string& path) {
+namespace {
+
+// A unix SOCK_SEQPACKET socket (`flags` as socket(2)'s), connected to
+// `path`; `error` is connect(2)'s errno, 0 when it connected.
+UniqueFd connect_unix(const std::string& path, int flags, int& error) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path))
     throw std::runtime_error("control socket path too long: " + path);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | flags, 0));
   if (!sock) throw errno_error("failed to create a unix socket");
-  if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    if (errno == ENOENT || errno == ECONNREFUSED) return UniqueFd();
-    throw errno_error("failed to connect to " + path);
-  }
+  error = ::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 ? 0 : errno;
   return sock;
+}
+
+bool nobody_listens(int error) { return error == ENOENT || error == ECONNREFUSED; }
+
+}  // namespace
+
+UniqueFd connect_control(const std::string& path) {
+  int error;
+  UniqueFd sock = connect_unix(path, 0, error);
+  if (nobody_listens(error)) return UniqueFd();
+  if (error) throw errno_error("failed to connect to " + path, error);
+  return sock;
+}
+
+bool control_listened(const std::string& path) {
+  int error;
+  connect_unix(path, SOCK_NONBLOCK, error);
+  if (nobody_listens(error)) return false;
+  // EAGAIN: a listener whose backlog is full
+  if (error && error != EAGAIN) throw errno_error("failed to connect to " + path, error);
+  return true;
 }
 
 std::optional<int> run_in_daemon(int sock, const std::function<std::string(bool terminal)>& start) {

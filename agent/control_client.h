@@ -45,6 +45,10 @@ bool recv_with_fds(int sock, std::string& bytes, std::vector<UniqueFd>* fds);
 // Connects to the daemon at `path`; an empty fd when nothing listens there
 // (no socket, or a stale one). Throws on any other failure.
 UniqueFd connect_control(const std::string& path);
+// Whether anything listens on the socket at `path`, asked without waiting
+// (a listener that accepts nothing leaves connect(2) blocked for good once
+// its backlog is full). Throws on failures other than nobody there.
+bool control_listened(const std::string& path);
 
 // Runs a session in the daemon on `sock`: sends start(terminal), the
 // ClientMessage that asks for it (a RunRequest or an Invocation) for a

@@ -29,7 +29,7 @@ ControlServer::ControlServer(boost::asio::io_context& io, Supervisor& sup, std::
   sockaddr_un addr{};
   if (path_.size() >= sizeof(addr.sun_path))
     throw std::runtime_error("control socket path too long: " + path_);
-  if (connect_control(path_))
+  if (control_listened(path_))
     throw std::runtime_error("a corral daemon already listens on " + path_);
   listen();
   watch();
@@ -87,7 +87,7 @@ void ControlServer::watch() {
     if (ec || idle_) return;
     if (!ours()) {
       try {
-        if (connect_control(path_)) {
+        if (control_listened(path_)) {
           spdlog::error("control socket {}: another corral daemon listens there now; this one "
                         "takes no new sessions",
                         path_);

@@ -231,6 +231,32 @@ TEST_F(Daemon, ARemovedSocketIsBoundAgain) {
   EXPECT_FALSE(session_of(read_audit(d.audit), "/bin/true").empty()) << "not hosted by the daemon";
 }
 
+// A stranger's socket in its place that accepts nothing, its backlog full:
+// asking whether anyone listens there must not wait (a blocking connect
+// would stall the daemon's loop, its sessions' records and signals with
+// it, for as long as the stranger pleases).
+TEST_F(Daemon, AStrangersSocketThatAcceptsNothingDoesNotStallIt) {
+  ASSERT_EQ(::unlink(d.socket.c_str()), 0);
+  UniqueFd stranger(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, d.socket.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(::bind(stranger.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(stranger.get(), 0), 0);
+  // a backlog of 0 holds one connection: the next connect(2) would block
+  UniqueFd pending(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  ASSERT_EQ(::connect(pending.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  UniqueFd more(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  ASSERT_NE(::connect(more.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(errno, EAGAIN);
+
+  EXPECT_TRUE(eventually([&] {
+    return read_file(d.output).find("another corral daemon listens there now") != std::string::npos;
+  }, 10s)) << read_file(d.output);
+  EXPECT_EQ(d.stop(), 0) << "the daemon did not stop: " << read_file(d.output);
+  EXPECT_TRUE(std::filesystem::exists(d.socket)) << "the stranger's socket was removed";
+}
+
 TEST_F(Daemon, NextSessionIsPreparedBeforeItIsAsked) {
   // a project of its own: the daemon's files and the client's output
   // change the test's directory
