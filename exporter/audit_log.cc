@@ -167,7 +167,7 @@ AuditLog::AuditLog(AuditLogOptions options)
     open_file();  // again under the lock: another writer may have rotated it
     adopt_tail();
   }
-  if (torn_) {
+  if (!torn_.empty()) {
     try {
       flush();
     } catch (const std::exception& e) {
@@ -256,7 +256,7 @@ void AuditLog::adopt_tail() {
   next_seq_ = seq;
   prev_ = std::move(prev);
   // Noted by the next flush, first in its batch.
-  if (torn) torn_ = Torn{torn, torn_sha};
+  if (torn) torn_.push_back({torn, torn_sha});
 }
 
 void AuditLog::sync_with_file() {
@@ -381,7 +381,7 @@ void AuditLog::write_checkpoint(const std::string& reason) {
 }
 
 void AuditLog::flush() {
-  if (pending_records_.empty() && !torn_) return;
+  if (pending_records_.empty() && torn_.empty()) return;
   Lock lock(*this);
   sync_with_file();
   // Kept between batches: a fresh MiB each time cost its page faults again.
@@ -389,7 +389,7 @@ void AuditLog::flush() {
   out.clear();
   out.reserve(pending_.size() + pending_records_.size() * 100);
   write_chained(out, [&] {
-    if (torn_) add_checkpoint(out, "resume", torn_->bytes, torn_->sha256);
+    for (const Torn& t : torn_) add_checkpoint(out, "resume", t.bytes, t.sha256);
     for (auto [begin, end] : pending_records_) {
       size_t start = out.size();
       chain::append_head(out, next_seq_, prev_);
@@ -400,7 +400,7 @@ void AuditLog::flush() {
       if (++since_checkpoint_ >= options_.checkpoint_every) add_checkpoint(out, "interval");
     }
   });
-  torn_.reset();
+  torn_.clear();
   pending_.clear();
   pending_records_.clear();
   if (pending_.capacity() > (8u << 20)) {  // what a failing disk made it hold

@@ -125,12 +125,14 @@ class AuditLog {
   uint64_t next_seq_ = 1;
   std::string prev_ = chain::kGenesis;
   uint32_t since_checkpoint_ = 0;
-  // A torn record cut off whose "resume" checkpoint is not written yet.
+  // Torn records cut off whose "resume" checkpoints are not written yet:
+  // more than one when writes fail (a full disk) and another writer dies
+  // mid-record meanwhile.
   struct Torn {
     uint64_t bytes;
     std::string sha256;
   };
-  std::optional<Torn> torn_;
+  std::vector<Torn> torn_;
   bool closed_ = false;
   bool dirty_ = false;  // written since the last fdatasync
   std::chrono::steady_clock::time_point last_sync_;

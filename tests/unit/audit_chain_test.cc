@@ -395,6 +395,41 @@ TEST_F(AuditChain, KilledWriterThenResume) {
   EXPECT_GE(std::stoul(m[1]), 29u) << text;
 }
 
+// A writer that cannot write (a full disk) when it cuts a torn record off
+// holds its note; another writer dies mid-record meanwhile. Both cuts are
+// told, each in a signed checkpoint of its own, in order.
+TEST_F(AuditChain, TwoTornRecordsBeforeAWriteAreBothTold) {
+  {
+    AuditLog log(options());
+    write_records(log, 10);
+  }
+  const std::string first = "{\"seq\":\"999\",\"prev\":\"ab";
+  const std::string second = "{\"seq\":\"1000\",\"prev\":\"cd12";
+  std::ofstream(path_, std::ios::app) << first;
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);  // EFBIG, not a signal
+  rlimit none = saved;
+  none.rlim_cur = fs::file_size(path_) - first.size();  // the cut, and no byte more
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &none), 0);
+  {
+    AuditLog log(options());  // cuts the first off; its note cannot be written
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+    ::signal(SIGXFSZ, old_handler);
+    std::ofstream(path_, std::ios::app) << second;  // another writer's crash
+    write_records(log, 3);
+  }
+  auto r = verify();
+  ASSERT_FALSE(r.problem) << describe(r);
+  EXPECT_EQ(r.signed_through, r.last_seq);
+  std::vector<uint64_t> cuts;
+  const std::string text = describe(r);
+  const std::regex cut("cut off a torn record of ([0-9]+) bytes");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), cut); it != std::sregex_iterator(); ++it)
+    cuts.push_back(std::stoull((*it)[1]));
+  EXPECT_EQ(cuts, (std::vector<uint64_t>{first.size(), second.size()})) << text;
+}
+
 // Two corral processes on one host log: one sequence, one chain.
 TEST_F(AuditChain, ConcurrentWritersShareOneChain) {
   std::vector<pid_t> kids;
