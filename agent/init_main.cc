@@ -281,7 +281,8 @@ int main(int argc, char** argv) {
   ::close(agent.err_w);  // the supervisor sees EOF once the agent has exec'd
 
   bool agent_done = false;
-  bool lingering = false;
+  bool reported = false;
+  int agent_status = 0;
   for (;;) {
     siginfo_t si;
     if (sigwaitinfo(&set, &si) < 0) continue;
@@ -295,27 +296,26 @@ int main(int argc, char** argv) {
     while ((reaped = ::waitpid(-1, &wstatus, WNOHANG)) > 0) {
       if (reaped == child) {
         agent_done = true;
-        // Most often all that is left is our exit, which unmounts the
-        // namespace (~0.4 ms): the supervisor, woken by the status, goes
-        // first (a woken task preempts an idle-class one at once).
-        sched_param param{};
-        (void)::sched_setscheduler(0, SCHED_IDLE, &param);
-        (void)!::write(static_cast<int>(status), &wstatus, sizeof(wstatus));
+        agent_status = wstatus;
       }
     }
-    if (reaped < 0 && errno == ECHILD && agent_done) {
-      // Nothing of the session runs any more: the supervisor may end it
-      // without waiting for our exit, which unmounts the whole namespace.
-      (void)!::write(static_cast<int>(status), &wstatus, 1);
+    const int fd = static_cast<int>(status);
+    if (agent_done && reaped < 0 && errno == ECHILD) {
+      // Nothing of the session runs any more: all that is left is our exit,
+      // which unmounts the namespace (~0.4 ms), and the supervisor may end
+      // the session without waiting for it. Idle-class from here: the
+      // supervisor, woken by what we write, goes first. (Not before: the
+      // reaping of what the agent left behind, and the kernel's killing of
+      // it should the supervisor die, must not wait behind it.)
+      sched_param param{};
+      (void)::sched_setscheduler(0, SCHED_IDLE, &param);
+      if (!reported) (void)!::write(fd, &agent_status, sizeof(agent_status));
+      (void)!::write(fd, &agent_status, 1);
       _exit(0);
     }
-    if (agent_done && !lingering) {
-      // The agent left processes behind: reaping them, and killing them if
-      // the supervisor dies (the kernel does it in our name), must not
-      // wait behind them.
-      lingering = true;
-      sched_param param{};
-      (void)::sched_setscheduler(0, SCHED_OTHER, &param);
+    if (agent_done && !reported) {
+      reported = true;
+      (void)!::write(fd, &agent_status, sizeof(agent_status));
     }
   }
 }
