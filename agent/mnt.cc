@@ -216,10 +216,13 @@ bool stamped_in_tick(const timespec& stamp, const timespec& tick) {
   } else {
     while (grain < 1'000'000'000 && stamp.tv_nsec % (grain * 10) == 0) grain *= 10;
   }
-  const int64_t s = int64_t{stamp.tv_sec} * 1'000'000'000 + stamp.tv_nsec;
-  const int64_t t = int64_t{tick.tv_sec} * 1'000'000'000 + tick.tv_nsec;
+  // Seconds first: a stamp set far off (utimensat takes any) would
+  // overflow in ns.
+  if (stamp.tv_sec > tick.tv_sec) return true;
+  if (stamp.tv_sec < tick.tv_sec - 3) return false;
+  const int64_t s = int64_t{stamp.tv_sec - tick.tv_sec} * 1'000'000'000 + stamp.tv_nsec;
   // a change later in the same grain would leave the same stamp
-  return s + grain > t;
+  return s + grain > tick.tv_nsec;
 }
 
 bool PathStates::State::operator==(const State& o) const {

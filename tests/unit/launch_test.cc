@@ -135,6 +135,9 @@ TEST(PathStates, AStampInTheFilesystemsCurrentGrainProvesNothing) {
   EXPECT_TRUE(stamped_in_tick({1000, 400'000'000}, {1000, 450'000'000}));
   EXPECT_FALSE(stamped_in_tick({1000, 400'000'000}, tick));
   EXPECT_FALSE(stamped_in_tick({998, 999'999'999}, tick));
+  // far off either way (an agent may set any time on its files)
+  EXPECT_TRUE(stamped_in_tick({INT64_MAX / 2, 1}, tick));
+  EXPECT_FALSE(stamped_in_tick({INT64_MIN / 2, 1}, tick));
 }
 
 TEST(PathStates, SeeEveryChangeOfWhatTheMountsCameFrom) {
