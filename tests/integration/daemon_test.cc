@@ -236,13 +236,17 @@ TEST_F(Daemon, ARemovedSocketIsBoundAgain) {
 // would stall the daemon's loop, its sessions' records and signals with
 // it, for as long as the stranger pleases).
 TEST_F(Daemon, AStrangersSocketThatAcceptsNothingDoesNotStallIt) {
-  ASSERT_EQ(::unlink(d.socket.c_str()), 0);
+  // Made beside it and renamed over it: no moment without a socket there,
+  // in which the daemon's watch would bind the path again.
+  const std::string beside = d.socket + ".stranger";
   UniqueFd stranger(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, d.socket.c_str(), sizeof(addr.sun_path) - 1);
+  std::strncpy(addr.sun_path, beside.c_str(), sizeof(addr.sun_path) - 1);
   ASSERT_EQ(::bind(stranger.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   ASSERT_EQ(::listen(stranger.get(), 0), 0);
+  ASSERT_EQ(::rename(beside.c_str(), d.socket.c_str()), 0);
+  std::strncpy(addr.sun_path, d.socket.c_str(), sizeof(addr.sun_path) - 1);
   // a backlog of 0 holds one connection: the next connect(2) would block
   UniqueFd pending(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   ASSERT_EQ(::connect(pending.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);

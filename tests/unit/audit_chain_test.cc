@@ -23,6 +23,27 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// RLIMIT_FSIZE at `bytes` (a full disk, for this process) until it goes,
+// whatever fails meanwhile: a limit left behind would fail every later test.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(uint64_t bytes) {
+    ::getrlimit(RLIMIT_FSIZE, &saved_);
+    handler_ = ::signal(SIGXFSZ, SIG_IGN);  // EFBIG, not a signal
+    rlimit small = saved_;
+    small.rlim_cur = bytes;
+    EXPECT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &saved_);
+    ::signal(SIGXFSZ, handler_);
+  }
+
+ private:
+  rlimit saved_{};
+  sighandler_t handler_;
+};
+
 class AuditChain : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -256,12 +277,7 @@ TEST_F(AuditChain, FailedWritesLeaveNoGapAndAreWrittenLater) {
     AuditLog log(o);
     write_records(log, 20);
     uint64_t seq = log.last_seq();
-    rlimit saved{};
-    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
-    auto old_handler = ::signal(SIGXFSZ, SIG_IGN);  // EFBIG, not a signal
-    rlimit small = saved;
-    small.rlim_cur = fs::file_size(path_) + 300;  // room for part of a batch
-    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+    auto limit = std::make_unique<FileSizeLimit>(fs::file_size(path_) + 300);  // part of a batch
     uint64_t size = fs::file_size(path_);
     // idle, the rotation by age due: its checkpoint cannot be written
     for (int i = 0; i < 3; ++i) EXPECT_THROW(log.tick(), std::system_error);
@@ -273,8 +289,7 @@ TEST_F(AuditChain, FailedWritesLeaveNoGapAndAreWrittenLater) {
     EXPECT_EQ(fs::file_size(path_), size) << "the parts written were cut back";
     EXPECT_EQ(log.last_seq(), seq) << "nothing failed took a seq";
     EXPECT_EQ(log.pending(), 30u) << "the batch is held";
-    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
-    ::signal(SIGXFSZ, old_handler);
+    limit.reset();
     log.flush();
     EXPECT_EQ(log.pending(), 0u);
     log.tick();  // the rotation, at last
@@ -406,16 +421,10 @@ TEST_F(AuditChain, TwoTornRecordsBeforeAWriteAreBothTold) {
   const std::string first = "{\"seq\":\"999\",\"prev\":\"ab";
   const std::string second = "{\"seq\":\"1000\",\"prev\":\"cd12";
   std::ofstream(path_, std::ios::app) << first;
-  rlimit saved{};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
-  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);  // EFBIG, not a signal
-  rlimit none = saved;
-  none.rlim_cur = fs::file_size(path_) - first.size();  // the cut, and no byte more
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &none), 0);
+  auto limit = std::make_unique<FileSizeLimit>(fs::file_size(path_) - first.size());  // no byte more
   {
     AuditLog log(options());  // cuts the first off; its note cannot be written
-    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
-    ::signal(SIGXFSZ, old_handler);
+    limit.reset();
     std::ofstream(path_, std::ios::app) << second;  // another writer's crash
     write_records(log, 3);
   }
