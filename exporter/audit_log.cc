@@ -210,11 +210,7 @@ void AuditLog::adopt_tail() {
       pread_all(fd_.get(), bytes.data(), bytes.size(), end, options_.path);
       torn = bytes.size();
       torn_sha = hasher_.hex(bytes);
-      if (::ftruncate(fd_.get(), static_cast<off_t>(end)) != 0)
-        throw sys_error("failed to cut the torn record off audit log " + options_.path);
-      spdlog::warn("audit log {}: cut off a torn record of {} bytes a crash left", options_.path,
-                   torn);
-      file_size_ = size = end;
+      size = end;  // cut below, once nothing can stop the note of it
     }
   }
 
@@ -253,10 +249,17 @@ void AuditLog::adopt_tail() {
     spdlog::warn("audit log {} was moved away or removed; the chain carries on at seq {}",
                  options_.path, seq);
   }
+  if (torn) {
+    if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0)
+      throw sys_error("failed to cut the torn record off audit log " + options_.path);
+    spdlog::warn("audit log {}: cut off a torn record of {} bytes a crash left", options_.path,
+                 torn);
+    file_size_ = size;
+    // Noted by the next flush, first in its batch.
+    torn_.push_back({torn, torn_sha});
+  }
   next_seq_ = seq;
   prev_ = std::move(prev);
-  // Noted by the next flush, first in its batch.
-  if (torn) torn_.push_back({torn, torn_sha});
 }
 
 void AuditLog::sync_with_file() {
