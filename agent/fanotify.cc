@@ -13,6 +13,7 @@
 #include <sys/fanotify.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -63,6 +64,14 @@ bool is_pseudo_fs(const std::string& fstype) {
 }
 
 }  // namespace
+
+bool FileAccess::read_only_mount() const {
+  if (!read_only_mount_) {
+    struct statvfs sv;
+    read_only_mount_ = fd >= 0 && ::fstatvfs(fd, &sv) == 0 && (sv.f_flag & ST_RDONLY);
+  }
+  return *read_only_mount_;
+}
 
 const ProcStatus& FileAccess::status() const {
   if (!status_) status_ = read_proc_status(tid).value_or(ProcStatus{});
@@ -381,6 +390,8 @@ bool FanotifyGuard::fill_access(int event_fd, pid_t tid, FileAccess& a) {
   a.mode = st.st_mode;
   a.uid = st.st_uid;
   a.gid = st.st_gid;
+  a.nlink = st.st_nlink;
+  a.fd = event_fd;
   // Once per device; a failed fstatfs counts as foreign.
   auto [fs, fresh] = mode_bits_decide_.try_emplace(st.st_dev, false);
   if (fresh) {

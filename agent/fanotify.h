@@ -70,6 +70,13 @@ class FileAccess {
   // Its filesystem decides access by other than the mode bits (NFS, SMB,
   // FUSE, 9p, Ceph, AFS: server-side ACLs), or could not be told.
   bool foreign_permissions = false;
+  nlink_t nlink = 0;
+  int fd = -1;  // the event's, open while the decider runs
+
+  // Opened through a read-only mount (the session's view of the host is
+  // one): nothing in the session writes the file through it. Asked of the
+  // kernel on first use; unknown counts as writable.
+  bool read_only_mount() const;
 
   // The opener's identity (tgid, comm, ppid, uids; all 0 and empty if it
   // exited meanwhile), and its thread group id.
@@ -97,6 +104,7 @@ class FileAccess {
 
   mutable std::optional<ProcStatus> status_;
   mutable std::optional<Intent> intent_;
+  mutable std::optional<bool> read_only_mount_;
 };
 
 enum class Verdict {
@@ -105,8 +113,9 @@ enum class Verdict {
   // through any name or mount, by any process of the session — through
   // without asking, until reset_cache() or the kernel evicts the inode, or
   // the file is modified. Return it only when the decision depends on none
-  // of path, write, exec and pid: e.g. a read of a file the session's user
-  // cannot write (system libraries). Caching a read of a writable file lets
+  // of path, write, exec and pid: e.g. a read of a file the session cannot
+  // write (system libraries: by their permissions, or read-only in the
+  // session under their only name). Caching a read of a writable file lets
   // a later write through, even under a hard link in a protected place.
   kAllowCache,
   kDeny,

@@ -27,14 +27,21 @@ bool has_wildcard(std::string_view s) { return s.find_first_of("*?[") != std::st
 // The agent could change this file (so a cached allow could outlive what
 // made it safe)?
 bool agent_may_write(const FileAccess& f, const Credentials& who) {
-  if (who.uid == 0 || f.foreign_permissions) return true;
-  if (f.uid == who.uid) return true;
-  if (f.mode & S_IWOTH) return true;
-  if (f.mode & S_IWGRP) {
-    if (f.acl_write || f.gid == who.gid) return true;
-    return std::find(who.groups.begin(), who.groups.end(), f.gid) != who.groups.end();
-  }
-  return false;
+  auto by_permissions = [&] {
+    if (who.uid == 0 || f.foreign_permissions) return true;
+    if (f.uid == who.uid) return true;
+    if (f.mode & S_IWOTH) return true;
+    if (f.mode & S_IWGRP) {
+      if (f.acl_write || f.gid == who.gid) return true;
+      return std::find(who.groups.begin(), who.groups.end(), f.gid) != who.groups.end();
+    }
+    return false;
+  };
+  // Nor, whatever its permissions, a file the session sees read-only under
+  // its only name: the session cannot remount, and a link made later from
+  // a writable mount would cross mounts (EXDEV). A root agent's system
+  // files, the user's tools under a read-only home.
+  return by_permissions() && !(f.nlink == 1 && f.read_only_mount());
 }
 
 }  // namespace

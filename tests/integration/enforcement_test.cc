@@ -729,6 +729,34 @@ TEST(Enforcement, FilesTheAgentCannotChangeAreAskedAboutOnce) {
   EXPECT_EQ(g.errors(), 0u);
 }
 
+// A root agent can write any root-owned file by its permissions, but not
+// one its session sees read-only under its only name: asked about once, as
+// a system library is for any other user. A file with a second name is
+// asked about at every open: the other name could be on a writable mount.
+// (Files of the test's own: the host's binaries may have other names, e.g.
+// in perf's build-id cache.)
+TEST(Enforcement, ARootAgentsReadOnlyFilesAreAskedAboutOnce) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;  // under /tmp: the session's is its own
+  TempDir host("/var/tmp");  // the host's, read-only in the session
+  InDir cwd(dir.path());
+  const std::string one = host.path() + "/one-name", linked = host.path() + "/linked";
+  write_file(one, "x\n");
+  write_file(linked, "x\n");
+  ASSERT_EQ(::link(linked.c_str(), (host.path() + "/other-name").c_str()), 0);
+  auto r = run_corral({"--allow-root"}, {"/bin/sh", "-c",
+                                         "i=0; while [ $i -lt 30 ]; do : <" + one + "; : <" + linked +
+                                             "; i=$((i+1)); done"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  ASSERT_FALSE(r.records.empty());
+  ASSERT_TRUE(r.records.back().has_session_end());
+  const auto& g = r.records.back().session_end().file_guard();
+  EXPECT_GE(g.asked(), 30u) << "the file with two names was cached";
+  EXPECT_LT(g.asked(), 30u + 30u) << "the file with one name was asked about at every open";
+  EXPECT_GE(g.cached(), 1u);
+  EXPECT_EQ(g.denied(), 0u);
+}
+
 // ---------------------------------------------------------------- reload
 
 // SIGHUP reloads the policy file for the live session: a new secret and a
