@@ -35,14 +35,14 @@ struct MountPlan {
   std::vector<OverlayMount> overlays;
 };
 
-// The state of paths — what each is (device, inode, type, last changes)
-// or that it is missing — as it was when added, to tell later whether any
-// changed: what a plan was made from, to know whether it still holds.
 // Whether a file time `stamp` read at `tick` (CLOCK_REALTIME_COARSE, read
 // before it) could be given again to a later change: then equal times
 // prove nothing.
 bool stamped_in_tick(const timespec& stamp, const timespec& tick);
 
+// The state of paths — what each is (device, inode, type, last changes)
+// or that it is missing — as it was when added, to tell later whether any
+// changed: what a plan was made from, to know whether it still holds.
 class PathStates {
  public:
   // Its state now: add a path before reading what the plan takes from it

@@ -29,11 +29,16 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool can_connect(const std::string& path) {
-  int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+sockaddr_un unix_address(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  return addr;
+}
+
+bool can_connect(const std::string& path) {
+  int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  sockaddr_un addr = unix_address(path);
   bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   ::close(s);
   return ok;
@@ -194,6 +199,17 @@ pid_t prepared_init(pid_t daemon, const std::vector<audit::Record>& records) {
   return 0;
 }
 
+// A SOCK_SEQPACKET socket listening at `path` (none on failure), with
+// `backlog`, that accepts nothing by itself.
+UniqueFd listen_at(const std::string& path, int backlog) {
+  UniqueFd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  sockaddr_un addr = unix_address(path);
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(s.get(), backlog) != 0)
+    return UniqueFd();
+  return s;
+}
+
 std::vector<const audit::Record*> session_starts(const std::vector<audit::Record>& records) {
   std::vector<const audit::Record*> out;
   for (const auto& r : records)
@@ -239,14 +255,10 @@ TEST_F(Daemon, AStrangersSocketThatAcceptsNothingDoesNotStallIt) {
   // Made beside it and renamed over it: no moment without a socket there,
   // in which the daemon's watch would bind the path again.
   const std::string beside = d.socket + ".stranger";
-  UniqueFd stranger(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, beside.c_str(), sizeof(addr.sun_path) - 1);
-  ASSERT_EQ(::bind(stranger.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(stranger.get(), 0), 0);
+  UniqueFd stranger = listen_at(beside, 0);
+  ASSERT_TRUE(stranger) << std::strerror(errno);
   ASSERT_EQ(::rename(beside.c_str(), d.socket.c_str()), 0);
-  std::strncpy(addr.sun_path, d.socket.c_str(), sizeof(addr.sun_path) - 1);
+  sockaddr_un addr = unix_address(d.socket);
   // a backlog of 0 holds one connection: the next connect(2) would block
   UniqueFd pending(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   ASSERT_EQ(::connect(pending.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
@@ -620,12 +632,8 @@ TEST_F(Daemon, TerminalIsTheAgentsOwn) {
 // run; a run the daemon hands back (--help) leaves it as it was too.
 TEST_F(Daemon, TerminalIsTheUsersUntilTheSessionStarts) {
   const std::string silent = dir.path() + "/silent.sock";
-  UniqueFd listener(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, silent.c_str(), sizeof(addr.sun_path) - 1);
-  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(listener.get(), 4), 0);
+  UniqueFd listener = listen_at(silent, 4);
+  ASSERT_TRUE(listener) << std::strerror(errno);
   const auto modes = ICANON | ECHO | ISIG;
   {
     TerminalClient t(silent, {"/bin/true"});
@@ -857,9 +865,7 @@ TEST_F(Daemon, RefusesWhatItMustNotServe) {
   if (child == 0) {
     if (::setgid(65534) != 0 || ::setuid(65534) != 0) _exit(2);
     int s = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, d.socket.c_str(), sizeof(addr.sun_path) - 1);
+    sockaddr_un addr = unix_address(d.socket);
     int rc = ::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
     _exit(rc == 0 ? 0 : errno == EACCES ? 1 : 3);
   }
