@@ -549,7 +549,8 @@ TEST_F(FanotifyTest, AccessAclIsSeen) {
   EXPECT_FALSE(log[1].foreign_permissions);
 }
 
-// 4. kAllowCache: asked once, then the kernel lets the inode through.
+// 4. kAllowCache: asked once, then the kernel lets the inode through
+// until the file changes.
 TEST_F(FanotifyTest, CacheAsksOnce) {
   std::string cached = file("cached.txt");
   std::string uncached = file("uncached.txt");
@@ -563,6 +564,12 @@ TEST_F(FanotifyTest, CacheAsksOnce) {
   EXPECT_EQ(calls_for(cached), 1u);
   EXPECT_EQ(calls_for(uncached), 5u);
   EXPECT_EQ(guard_->stats().cached, 1u);
+
+  // A change of the file, by anyone, drops the mark (root updating a
+  // system library the agent cannot write, say).
+  std::ofstream(cached, std::ios::app) << "changed\n";
+  ASSERT_EQ(child_->open(cached), 0);
+  EXPECT_EQ(calls_for(cached), 2u) << "a cached allow outlived a change of the file";
 }
 
 // 5. reset_cache(): cached allows are dropped, enforcement never pauses.
