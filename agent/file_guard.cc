@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <cstdio>  // RENAME_EXCHANGE
 #include <filesystem>
 #include <map>
 
@@ -19,6 +20,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr size_t kWalkLimit = 100000;
+// Entries of a folder moved in looked at for protected paths (see
+// FileGuard::protected_within): a few milliseconds.
+constexpr size_t kMovedInWalkLimit = 4096;
 
 using Identity = std::pair<dev_t, ino_t>;
 
@@ -193,7 +197,11 @@ std::unique_ptr<FileGuard::Rules> FileGuard::build(std::shared_ptr<const PathMat
 FileGuard::FileGuard(boost::asio::io_context& io, pid_t ns_pid, const Credentials& agent,
                      std::string cwd, std::shared_ptr<const PathMatchers> matchers, Emit emit,
                      const ExistingFiles* existing)
-    : io_(io), agent_(agent), cwd_(std::move(cwd)), outbox_(std::make_shared<Outbox>()) {
+    : io_(io),
+      agent_(agent),
+      cwd_(std::move(cwd)),
+      session_root_("/proc/" + std::to_string(ns_pid) + "/root"),
+      outbox_(std::make_shared<Outbox>()) {
   outbox_->emit = std::move(emit);
   rules_ = build(std::move(matchers), existing);
   guard_ = std::make_unique<FanotifyGuard>(ns_pid, [this](const FileAccess& a) { return decide(a); });
@@ -230,28 +238,76 @@ void FileGuard::apply(std::shared_ptr<const PathMatchers> matchers) {
 }
 
 void FileGuard::annotate(audit::Record& r) const {
+  if (r.has_decision()) return;
   // Runs on every record: the paths are pointed at, not collected.
   const std::string* paths[2] = {};
   const std::string* error = nullptr;
   if (r.has_open()) paths[0] = &r.open().path(), error = &r.open().error();
   if (r.has_unlink()) paths[0] = &r.unlink().path(), error = &r.unlink().error();
   if (r.has_truncate()) paths[0] = &r.truncate().path(), error = &r.truncate().error();
-  if (r.has_rename()) paths[0] = &r.rename().from(), paths[1] = &r.rename().to(), error = &r.rename().error();
-  if (!error || *error != "EROFS" || r.has_decision()) return;
+  if (r.has_rename()) {
+    const auto& mv = r.rename();
+    if (mv.result() == 0 && mv.error().empty()) return annotate_moved_in(r);
+    paths[0] = &mv.from(), paths[1] = &mv.to(), error = &mv.error();
+  }
+  if (!error || *error != "EROFS") return;
   for (const std::string* path : paths) {
     if (!path) continue;
     const rules::PathRule* rule = rules_->m->protect.match(*path).rule;
     if (!rule || rule->mode != rules::Mode::kEnforce) continue;
-    auto* d = r.mutable_decision();
-    d->set_action("deny");
-    d->set_rule(rule->id);
-    d->set_mode("enforce");
-    d->set_reason("write to a protected path (read-only in the session)");
-    d->set_policy_generation(rules_->m->generation);
-    for (size_t i = 0; i < rules_->m->policy->protected_paths.size(); i++)
-      if (rules_->m->policy->protected_paths[i].id == rule->id) d->set_rule_index(static_cast<uint32_t>(i));
+    decide_record(r, *rule, "deny", "write to a protected path (read-only in the session)");
     return;
   }
+}
+
+void FileGuard::decide_record(audit::Record& r, const rules::PathRule& rule, const char* action,
+                              const char* reason) const {
+  auto* d = r.mutable_decision();
+  d->set_action(action);
+  d->set_rule(rule.id);
+  d->set_mode(std::string(rules::mode_name(rule.mode)));
+  d->set_reason(reason);
+  d->set_policy_generation(rules_->m->generation);
+  for (size_t i = 0; i < rules_->m->policy->protected_paths.size(); i++)
+    if (rules_->m->policy->protected_paths[i].id == rule.id) d->set_rule_index(static_cast<uint32_t>(i));
+}
+
+// A rename is not a permission event, and only the protected paths that
+// existed at the start are read-only mounts: a file or a folder moved to a
+// protected path made later (`mkdir -p .github/workflows; mv ci.yml
+// .github/workflows/`) gets there. It is told, not refused: the decision
+// says the rule missed it (would_deny in shadow mode).
+void FileGuard::annotate_moved_in(audit::Record& r) const {
+  const auto& mv = r.rename();
+  const rules::PathRule* rule = protected_within(mv.to());
+  // RENAME_EXCHANGE: each name takes the other's file
+  if (!rule && (mv.flags() & RENAME_EXCHANGE)) rule = protected_within(mv.from());
+  if (!rule) return;
+  bool enforce = rule->mode == rules::Mode::kEnforce;
+  decide_record(r, *rule, enforce ? "missed" : "would_deny",
+                "moved into a protected path: a rename is not asked about, and the path was not "
+                "there to be made read-only when the session started");
+}
+
+const rules::PathRule* FileGuard::protected_within(const std::string& path) const {
+  if (const auto* rule = rules_->m->protect.match(path).rule) return rule;
+  if (path.empty() || path[0] != '/') return nullptr;
+  // A folder moved in brings its tree: looked at as the session sees it
+  // (its /tmp is its own), through its root. Bounded: this runs on the
+  // records' thread.
+  std::error_code ec;
+  const fs::path root = session_root_ + path;
+  if (!fs::is_directory(fs::symlink_status(root, ec))) return nullptr;
+  size_t seen = 0;
+  for (fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
+       !ec && it != end && seen < kMovedInWalkLimit; it.increment(ec), seen++) {
+    std::string inside = path + "/" + it->path().lexically_relative(root).string();
+    if (const auto* rule = rules_->m->protect.match(inside).rule) return rule;
+  }
+  if (seen >= kMovedInWalkLimit)
+    spdlog::warn("file guard: {} moved in has more than {} entries; looked at the first only", path,
+                 kMovedInWalkLimit);
+  return nullptr;
 }
 
 Verdict FileGuard::decide(const FileAccess& a) {

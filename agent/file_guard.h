@@ -81,7 +81,9 @@ class FileGuard {
   void apply(std::shared_ptr<const PathMatchers> matchers);
 
   // A kernel record refused with EROFS on a protected path gets the
-  // decision that made the path read-only.
+  // decision that made the path read-only; a rename that moved a file or a
+  // folder into a protected path, the decision "missed" (see
+  // annotate_moved_in).
   void annotate(audit::Record& record) const;
 
   // The agent is being released (see FanotifyGuard::expect_start).
@@ -115,10 +117,16 @@ class FileGuard {
   };
   std::unique_ptr<Rules> build(std::shared_ptr<const PathMatchers> matchers,
                                const ExistingFiles* existing = nullptr) const;
+  void annotate_moved_in(audit::Record& record) const;
+  // The protected rule matching `path` or, for a folder, a path in it.
+  const rules::PathRule* protected_within(const std::string& path) const;
+  void decide_record(audit::Record& record, const rules::PathRule& rule, const char* action,
+                     const char* reason) const;
 
   boost::asio::io_context& io_;
   Credentials agent_;
   std::string cwd_;
+  std::string session_root_;  // /proc/<ns_pid>/root: paths as the session sees them
   std::shared_ptr<Outbox> outbox_;
   // Read by the guard's thread in decide(), replaced only inside
   // FanotifyGuard::reset_cache(), which excludes decisions.

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "decision.h"
+
 namespace corral {
 namespace {
 
@@ -98,8 +100,7 @@ std::string format_record(const audit::Record& r) {
     who = fmt::format(" {:>7} {:<15}", r.process().pid(), r.process().comm());
   std::string verdict;
   if (r.has_decision())
-    verdict = fmt::format("  [{} by {}]", r.decision().action() == "deny" ? "DENIED" : "WOULD DENY",
-                          r.decision().rule());
+    verdict = fmt::format("  [{} by {}]", verdict_word(r.decision()), r.decision().rule());
   return fmt::format("corral[{}]{} {}{}", r.session().substr(0, 8), who, describe(r), verdict);
 }
 

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <utility>
 
+#include "decision.h"
 #include "json.h"
 
 // The project's version, project() in CMakeLists.txt, unless the build passes it.
@@ -415,7 +416,8 @@ Event finding(const audit::Record& r, Event ev) {
   const auto& d = r.decision();
   const auto* field = audit::Record::descriptor()->FindFieldByNumber(r.event_case());
   std::string kind = field ? field->name() : "record";
-  bool deny = d.action() == "deny";  // else would_deny: shadow mode let it happen
+  bool in_force = enforced(d);  // else would_deny: shadow mode let it happen
+  bool deny = d.action() == "deny";  // else it happened: missed, or would_deny
   json evidence;
   json data = std::move(ev.body);
   classify(data, ev);
@@ -429,11 +431,12 @@ Event finding(const audit::Record& r, Event ev) {
 
   std::string rule = d.rule().empty() ? fmt::format("#{}", d.rule_index()) : d.rule();
   std::string title =
-      fmt::format("{} {} by rule {}", kind, deny ? "denied" : "would be denied", rule);
+      fmt::format("{} {} by rule {}", kind,
+                  deny ? "denied" : in_force ? "missed" : "would be denied", rule);
   json analytic = {{"name", rule}, {"type_id", 1}, {"type", "Rule"}};
   if (!d.rule().empty()) analytic["uid"] = d.rule();
 
-  Event f{&kDetectionFinding, 1, "Create", deny ? 4 : 3};  // High, or Medium
+  Event f{&kDetectionFinding, 1, "Create", in_force ? 4 : 3};  // High, or Medium
   f.body["finding_info"] = {{"uid", event_uid(r)},  {"title", title},
                             {"desc", d.reason()},   {"created_time", epoch_ms(r.time())},
                             {"analytic", analytic}, {"types", json::array({type_name(ev)})}};

@@ -16,6 +16,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "decision.h"
+
 namespace corral {
 namespace {
 
@@ -31,7 +33,7 @@ std::string kind_of(const audit::Record& r) {
 }
 
 int severity_of(const audit::Record& r) {
-  if (r.has_decision()) return r.decision().action() == "deny" ? 4 : 5;  // warning, notice
+  if (r.has_decision()) return enforced(r.decision()) ? 4 : 5;  // warning, notice
   if (r.has_lost()) return 3;                                            // error
   return 6;                                                              // informational
 }

@@ -6,6 +6,7 @@
 
 #include "audit_log.h"
 #include "console.h"
+#include "decision.h"
 #include "log_reader.h"
 
 namespace corral {
@@ -21,7 +22,7 @@ bool wanted(const LogRecord& rec, const TailOptions& o) {
 }
 
 const char* color_of(const audit::Record& r) {
-  if (r.has_decision()) return r.decision().action() == "deny" ? "\033[1;31m" : "\033[33m";
+  if (r.has_decision()) return enforced(r.decision()) ? "\033[1;31m" : "\033[33m";
   if (r.has_lost()) return "\033[35m";
   if (r.has_session_start() || r.has_session_end() || r.has_policy_load()) return "\033[1m";
   if (r.has_checkpoint()) return "\033[2m";

@@ -679,6 +679,55 @@ TEST(Enforcement, ProtectedPathsCannotBeChangedWithoutAnOpen) {
   for (auto name : {"rename", "link", "symlink", "delete"}) EXPECT_NE(st[name], "0") << name;
 }
 
+// A protected path that did not exist when the session started is not a
+// read-only mount, and a rename is not a permission event: a file or a
+// folder moved there gets there. Its rename record says the rule missed it
+// (would_deny in shadow mode); a rename elsewhere carries no decision.
+TEST(Enforcement, AMoveIntoAProtectedPathMadeLaterIsTold) {
+  CORRAL_REQUIRE_ROOT();
+  for (std::string mode : {"enforce", "shadow"}) {
+    TempDir dir;
+    const std::string repo = make_repo(dir.path() + "/repo");
+    const std::string status = repo + "/status";
+    const std::string policy = dir.path() + "/policy.yaml";
+    write_file(policy,
+               "version: 1\n"
+               "protected:\n"
+               "  - id: ci\n"
+               "    mode: " + mode + "\n"
+               "    paths: [\"**/.github/workflows/**\"]\n");
+    ASSERT_FALSE(fs::exists(repo + "/.github"));
+    InDir cwd(repo);
+    auto r = run_corral({"--allow-root", "--policy", policy},
+                        {"/bin/bash", "-c",
+                         prelude(status) +
+                             "echo evil > w.yml; mkdir -p .github/workflows stage/workflows sub\n"
+                             "t file mv w.yml .github/workflows/ci.yml\n"
+                             "echo evil > stage/workflows/e.yml\n"
+                             "t folder mv stage sub/.github\n"
+                             "echo notes > notes.txt\n"
+                             "t other mv notes.txt notes2.txt\n"});
+    EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+    auto st = read_status(status);
+    for (auto name : {"file", "folder", "other"}) EXPECT_EQ(st[name], "0") << mode << " " << name;
+    std::map<std::string, const audit::Record*> by_to;
+    for (const auto* rec : select(r, [](const audit::Record& x) { return x.has_rename(); }))
+      by_to[rec->rename().to()] = rec;
+    for (auto to : {"/.github/workflows/ci.yml", "/sub/.github"}) {
+      const auto* rec = by_to[repo + to];
+      ASSERT_NE(rec, nullptr) << mode << ": no rename record to " << to;
+      ASSERT_TRUE(rec->has_decision()) << mode << ": " << rec->ShortDebugString();
+      EXPECT_EQ(rec->decision().action(), mode == "enforce" ? "missed" : "would_deny");
+      EXPECT_EQ(rec->decision().rule(), "ci");
+      EXPECT_EQ(rec->decision().mode(), mode);
+      EXPECT_EQ(rec->decision().rule_index(), 0u);
+    }
+    const auto* other = by_to[repo + "/notes2.txt"];
+    ASSERT_NE(other, nullptr) << mode;
+    EXPECT_FALSE(other->has_decision()) << other->ShortDebugString();
+  }
+}
+
 // A denial record is about the process that was denied: its uid, comm and
 // parent, and the load of the policy that decided, as exec decisions have.
 TEST(Enforcement, FileDenialRecordsNameTheProcessAndPolicy) {

@@ -268,6 +268,10 @@ std::vector<std::pair<std::string, audit::Record>> samples() {
     r.mutable_rename()->set_from("/tmp/a");
     r.mutable_rename()->set_to("/tmp/b");
     out.emplace_back("rename", r);
+    auto m = r;
+    m.mutable_rename()->set_to("/p/.github/workflows/ci.yml");
+    decide(m, "missed", "ci-config", "moved into a protected path");
+    out.emplace_back("rename missed", m);
   }
   {
     auto r = base();
@@ -547,6 +551,19 @@ TEST(OcsfTest, ADecisionIsADetectionFindingWithTheEventAsEvidence) {
   EXPECT_EQ(ev["evidences"][0]["process"]["cmd_line"], "curl -s https://example.com");
   EXPECT_EQ(ev["evidences"][0]["actor"]["process"]["pid"], 4000);
   EXPECT_EQ(ev["unmapped"]["decision"]["mode"], "shadow");
+}
+
+// A rule in force that could not refuse (a rename into a protected path):
+// it happened, and it ranks with the denials.
+TEST(OcsfTest, MissedDecisionIsAHighFindingOfWhatHappened) {
+  std::map<std::string, json> ev;
+  for (const auto& [name, record] : samples()) ev[name] = map(record);
+  const json& f = ev["rename missed"];
+  EXPECT_EQ(f["severity_id"], 4);        // High
+  EXPECT_EQ(f["action_id"], 1);          // Allowed
+  EXPECT_EQ(f["disposition_id"], 15);    // Detected
+  EXPECT_EQ(f["finding_info"]["title"], "rename missed by rule ci-config");
+  EXPECT_EQ(f["finding_info"]["analytic"]["uid"], "ci-config");
 }
 
 TEST(OcsfTest, SessionPolicyAndCorralRecords) {

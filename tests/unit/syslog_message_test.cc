@@ -44,6 +44,8 @@ TEST(SyslogMessage, DecisionsRaiseSeverityAndEscapeValues) {
 
   rec.record.mutable_decision()->set_action("would_deny");
   EXPECT_TRUE(syslog_message(rec, o).starts_with("<109>1 "));  // notice
+  rec.record.mutable_decision()->set_action("missed");  // in force, and it happened
+  EXPECT_TRUE(syslog_message(rec, o).starts_with("<108>1 "));  // warning
 }
 
 TEST(SyslogMessage, NilValuesAndHostileHeaderFields) {
