@@ -180,18 +180,24 @@ bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::strin
       set_result(u, e.ret);
       return true;
     }
-    case CORRAL_EV_RENAME: {
+    case CORRAL_EV_RENAME:
+    case CORRAL_EV_LINK: {
       corral_rename_event e;
       constexpr size_t data_off = offsetof(corral_rename_event, data);
       if (!read_fixed(bytes, data_off, e, error)) return false;
       auto from = resolve_slot(e.from, slot_bytes(bytes, data_off, 0));
       auto to = resolve_slot(e.to, slot_bytes(bytes, data_off, 1));
-      auto* r = out.mutable_rename();
-      r->set_from(std::move(from.path));
-      r->set_to(std::move(to.path));
-      r->set_flags(e.flags);
-      r->set_path_truncated(from.truncated || to.truncated);
-      set_result(r, e.ret);
+      auto fill = [&](auto* r) {
+        r->set_from(std::move(from.path));
+        r->set_to(std::move(to.path));
+        r->set_flags(e.flags);
+        r->set_path_truncated(from.truncated || to.truncated);
+        set_result(r, e.ret);
+      };
+      if (e.hdr.type == CORRAL_EV_LINK)
+        fill(out.mutable_link());
+      else
+        fill(out.mutable_rename());
       return true;
     }
     case CORRAL_EV_TRUNCATE: {

@@ -247,8 +247,16 @@ void FileGuard::annotate(audit::Record& r) const {
   if (r.has_truncate()) paths[0] = &r.truncate().path(), error = &r.truncate().error();
   if (r.has_rename()) {
     const auto& mv = r.rename();
-    if (mv.result() == 0 && mv.error().empty()) return annotate_moved_in(r);
+    if (mv.result() == 0 && mv.error().empty()) {
+      // RENAME_EXCHANGE: each name takes the other's file
+      return annotate_moved_in(r, mv.to(), (mv.flags() & RENAME_EXCHANGE) ? &mv.from() : nullptr);
+    }
     paths[0] = &mv.from(), paths[1] = &mv.to(), error = &mv.error();
+  }
+  if (r.has_link()) {
+    const auto& ln = r.link();
+    if (ln.result() == 0 && ln.error().empty()) return annotate_moved_in(r, ln.to(), nullptr);
+    paths[0] = &ln.from(), paths[1] = &ln.to(), error = &ln.error();
   }
   if (!error || *error != "EROFS") return;
   for (const std::string* path : paths) {
@@ -272,21 +280,23 @@ void FileGuard::decide_record(audit::Record& r, const rules::PathRule& rule, con
     if (rules_->m->policy->protected_paths[i].id == rule.id) d->set_rule_index(static_cast<uint32_t>(i));
 }
 
-// A rename is not a permission event, and only the protected paths that
-// existed at the start are read-only mounts: a file or a folder moved to a
-// protected path made later (`mkdir -p .github/workflows; mv ci.yml
-// .github/workflows/`) gets there. It is told, not refused: the decision
-// says the rule missed it (would_deny in shadow mode).
-void FileGuard::annotate_moved_in(audit::Record& r) const {
-  const auto& mv = r.rename();
-  const rules::PathRule* rule = protected_within(mv.to());
-  // RENAME_EXCHANGE: each name takes the other's file
-  if (!rule && (mv.flags() & RENAME_EXCHANGE)) rule = protected_within(mv.from());
+// A rename or a link is not a permission event, and only the protected
+// paths that existed at the start are read-only mounts: a file or a folder
+// moved or linked to a protected path made later (`mkdir -p
+// .github/workflows; mv ci.yml .github/workflows/`) gets there. It is told,
+// not refused: the decision says the rule missed it (would_deny in shadow
+// mode).
+void FileGuard::annotate_moved_in(audit::Record& r, const std::string& to,
+                                  const std::string* also) const {
+  const rules::PathRule* rule = protected_within(to);
+  if (!rule && also) rule = protected_within(*also);
   if (!rule) return;
   bool enforce = rule->mode == rules::Mode::kEnforce;
   decide_record(r, *rule, enforce ? "missed" : "would_deny",
-                "moved into a protected path: a rename is not asked about, and the path was not "
-                "there to be made read-only when the session started");
+                r.has_link() ? "linked into a protected path: a link is not asked about, and the "
+                               "path was not there to be made read-only when the session started"
+                             : "moved into a protected path: a rename is not asked about, and the "
+                               "path was not there to be made read-only when the session started");
 }
 
 const rules::PathRule* FileGuard::protected_within(const std::string& path) const {

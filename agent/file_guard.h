@@ -81,8 +81,8 @@ class FileGuard {
   void apply(std::shared_ptr<const PathMatchers> matchers);
 
   // A kernel record refused with EROFS on a protected path gets the
-  // decision that made the path read-only; a rename that moved a file or a
-  // folder into a protected path, the decision "missed" (see
+  // decision that made the path read-only; a rename or link that put a file
+  // or a folder at a protected path, the decision "missed" (see
   // annotate_moved_in).
   void annotate(audit::Record& record) const;
 
@@ -117,7 +117,8 @@ class FileGuard {
   };
   std::unique_ptr<Rules> build(std::shared_ptr<const PathMatchers> matchers,
                                const ExistingFiles* existing = nullptr) const;
-  void annotate_moved_in(audit::Record& record) const;
+  // A rename or link record that gave `to` (and `also`, exchanged) a file.
+  void annotate_moved_in(audit::Record& record, const std::string& to, const std::string* also) const;
   // The protected rule matching `path` or, for a folder, a path in it.
   const rules::PathRule* protected_within(const std::string& path) const;
   void decide_record(audit::Record& record, const rules::PathRule& rule, const char* action,

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * File activity of session processes: opens (with flags and result) and the
- * ways test output gets hidden (unlink, rmdir, rename, truncate). Events are
+ * ways test output gets hidden (unlink, rmdir, rename, truncate), and hard
+ * links (a file's new name, like a rename's). Events are
  * built at syscall exit, when the result is known and an opened file can be
  * resolved from its fd.
  */
@@ -13,6 +14,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define AT_FDCWD -100
 #define AT_REMOVEDIR 0x200
+#define AT_EMPTY_PATH 0x1000
 #define O_CREAT_WRONLY_TRUNC (01 | 0100 | 01000)
 
 /* Copies the user string after the components. */
@@ -155,22 +157,23 @@ static __always_inline void unlink_syscall(struct syscall_args *a, long ret)
 		    at ? a->args[2] : a->nr == CORRAL_NR_RMDIR ? AT_REMOVEDIR : 0);
 }
 
-/* ---- rename, renameat, renameat2 ---- */
+/* ---- rename, renameat, renameat2; link, linkat ---- */
 
-static __always_inline void rename_exit(struct syscall_args *a, long ret, int from_dfd,
-					const char *from, int to_dfd, const char *to,
+/* `from_fd` >= 0: the file is that fd's (linkat's AT_EMPTY_PATH). */
+static __always_inline void rename_exit(struct syscall_args *a, long ret, __u32 type, int from_dfd,
+					const char *from, int from_fd, int to_dfd, const char *to,
 					__u32 flags)
 {
 	struct corral_scratch *s = get_scratch();
 	if (!s)
 		return;
 	struct corral_rename_event *e = &s->rename;
-	fill_header(&e->hdr, CORRAL_EV_RENAME, a->session_id);
+	fill_header(&e->hdr, type, a->session_id);
 	e->from_dfd = from_dfd;
 	e->to_dfd = to_dfd;
 	e->ret = ret;
 	e->flags = flags;
-	fill_path(offsetof(struct corral_rename_event, data), &e->from, from_dfd, (__u64)from, -1);
+	fill_path(offsetof(struct corral_rename_event, data), &e->from, from_dfd, (__u64)from, from_fd);
 	fill_path(offsetof(struct corral_rename_event, data) + CORRAL_SLOT_SIZE, &e->to, to_dfd, (__u64)to, -1);
 	emit(e, offsetof(struct corral_rename_event, data) + CORRAL_SLOT_SIZE + slot_used(&e->to));
 }
@@ -179,9 +182,19 @@ static __always_inline void rename_syscall(struct syscall_args *a, long ret)
 {
 	/* renameat and renameat2 take dirfds; renameat2 flags too */
 	bool at = a->nr != CORRAL_NR_RENAME;
-	rename_exit(a, ret, at ? (int)a->args[0] : AT_FDCWD, (const char *)a->args[at ? 1 : 0],
-		    at ? (int)a->args[2] : AT_FDCWD, (const char *)a->args[at ? 3 : 1],
-		    a->nr == CORRAL_NR_RENAMEAT2 ? a->args[4] : 0);
+	rename_exit(a, ret, CORRAL_EV_RENAME, at ? (int)a->args[0] : AT_FDCWD,
+		    (const char *)a->args[at ? 1 : 0], -1, at ? (int)a->args[2] : AT_FDCWD,
+		    (const char *)a->args[at ? 3 : 1], a->nr == CORRAL_NR_RENAMEAT2 ? a->args[4] : 0);
+}
+
+static __always_inline void link_syscall(struct syscall_args *a, long ret)
+{
+	bool at = a->nr == CORRAL_NR_LINKAT;
+	__u32 flags = at ? a->args[4] : 0;
+	int from_dfd = at ? (int)a->args[0] : AT_FDCWD;
+	rename_exit(a, ret, CORRAL_EV_LINK, from_dfd, (const char *)a->args[at ? 1 : 0],
+		    (flags & AT_EMPTY_PATH) ? from_dfd : -1, at ? (int)a->args[2] : AT_FDCWD,
+		    (const char *)a->args[at ? 3 : 1], flags);
 }
 
 /* ---- truncate, ftruncate ---- */
@@ -228,6 +241,10 @@ ON_SYSCALL_EXIT(file)
 	case CORRAL_NR_RENAMEAT:
 	case CORRAL_NR_RENAMEAT2:
 		rename_syscall(a, ret);
+		break;
+	case CORRAL_NR_LINK:
+	case CORRAL_NR_LINKAT:
+		link_syscall(a, ret);
 		break;
 	case CORRAL_NR_TRUNCATE:
 	case CORRAL_NR_FTRUNCATE:

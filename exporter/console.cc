@@ -37,6 +37,9 @@ std::string describe(const audit::Record& r) {
     case audit::Record::kRename:
       return fmt::format("rename   {} => {} {}", r.rename().from(), r.rename().to(),
                          outcome(r.rename().result(), r.rename().error()));
+    case audit::Record::kLink:
+      return fmt::format("link     {} => {} {}", r.link().from(), r.link().to(),
+                         outcome(r.link().result(), r.link().error()));
     case audit::Record::kTruncate:
       return fmt::format("truncate {} to {} {}", r.truncate().path(), r.truncate().length(),
                          outcome(r.truncate().result(), r.truncate().error()));

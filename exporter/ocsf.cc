@@ -192,6 +192,16 @@ Event rename_event(const audit::Record& r) {
   return e;
 }
 
+// A new name for a file: the name is what is created.
+Event link_event(const audit::Record& r) {
+  const auto& n = r.link();
+  Event e{&kFileActivity, 1, "Create"};
+  e.body["actor"] = actor(r);
+  e.body["file"] = file(n.to(), 0);
+  set_status(e.body, n.result(), n.error());
+  return e;
+}
+
 Event truncate_event(const audit::Record& r) {
   const auto& t = r.truncate();
   Event e{&kFileActivity, 3, "Update"};
@@ -367,6 +377,8 @@ Event event_of(const audit::Record& r) {
       return unlink_event(r);
     case audit::Record::kRename:
       return rename_event(r);
+    case audit::Record::kLink:
+      return link_event(r);
     case audit::Record::kTruncate:
       return truncate_event(r);
     case audit::Record::kConnect:

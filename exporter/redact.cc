@@ -671,6 +671,12 @@ uint32_t redact(audit::Record& record) {
       masked += field(r.to(), [&] { return r.mutable_to(); });
       break;
     }
+    case audit::Record::kLink: {
+      audit::FileLink& l = *record.mutable_link();
+      masked += field(l.from(), [&] { return l.mutable_from(); });
+      masked += field(l.to(), [&] { return l.mutable_to(); });
+      break;
+    }
     case audit::Record::kTruncate: {
       audit::FileTruncate& t = *record.mutable_truncate();
       masked += field(t.path(), [&] { return t.mutable_path(); });

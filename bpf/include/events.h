@@ -44,6 +44,8 @@
 #define CORRAL_NR_RENAME 82
 #define CORRAL_NR_RENAMEAT 264
 #define CORRAL_NR_RENAMEAT2 316
+#define CORRAL_NR_LINK 86
+#define CORRAL_NR_LINKAT 265
 #define CORRAL_NR_TRUNCATE 76
 #define CORRAL_NR_FTRUNCATE 77
 #define CORRAL_NR_CONNECT 42
@@ -57,6 +59,7 @@ enum corral_event_type {
 	CORRAL_EV_RENAME = 6,
 	CORRAL_EV_TRUNCATE = 7,
 	CORRAL_EV_EGRESS = 8,
+	CORRAL_EV_LINK = 9, /* laid out as corral_rename_event */
 };
 
 /* corral_path.flags */
@@ -146,6 +149,8 @@ struct corral_unlink_event {
 	char data[CORRAL_SLOT_SIZE];
 };
 
+/* rename, renameat, renameat2; and link, linkat (CORRAL_EV_LINK: from is
+ * the file, to its new name, flags linkat's) */
 struct corral_rename_event {
 	struct corral_event_header hdr;
 	struct corral_path from;   /* slot 0 */

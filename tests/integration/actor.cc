@@ -21,7 +21,8 @@
 //   actor file-syscalls         in the cwd, each raw syscall of the file
 //                               families once: open creat openat openat2
 //                               truncate ftruncate rename renameat renameat2
-//                               unlink unlinkat (file, dir) rmdir
+//                               link linkat (by name, by fd) unlink unlinkat
+//                               (file, dir) rmdir
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -66,6 +67,11 @@ int main(int argc, char** argv) {
     sys(SYS_rename, "f_open", "r_rename");
     sys(SYS_renameat, AT_FDCWD, "f_creat", AT_FDCWD, "r_renameat");
     sys(SYS_renameat2, AT_FDCWD, "f_openat", AT_FDCWD, "r_renameat2", 1 /* NOREPLACE */);
+    sys(SYS_link, "r_renameat2", "l_link");
+    sys(SYS_linkat, AT_FDCWD, "r_renameat2", AT_FDCWD, "l_linkat", 0);
+    int file = open("r_renameat2", O_RDONLY);
+    sys(SYS_linkat, file, "", AT_FDCWD, "l_empty", AT_EMPTY_PATH);
+    close(file);
     sys(SYS_unlink, "r_rename");
     sys(SYS_unlinkat, AT_FDCWD, "r_renameat", 0);
     mkdir("d_unlinkat", 0755);

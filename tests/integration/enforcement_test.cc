@@ -681,8 +681,9 @@ TEST(Enforcement, ProtectedPathsCannotBeChangedWithoutAnOpen) {
 
 // A protected path that did not exist when the session started is not a
 // read-only mount, and a rename is not a permission event: a file or a
-// folder moved there gets there. Its rename record says the rule missed it
-// (would_deny in shadow mode); a rename elsewhere carries no decision.
+// folder moved there gets there, and so does a hard link. Its rename or
+// link record says the rule missed it (would_deny in shadow mode); a rename
+// elsewhere carries no decision.
 TEST(Enforcement, AMoveIntoAProtectedPathMadeLaterIsTold) {
   CORRAL_REQUIRE_ROOT();
   for (std::string mode : {"enforce", "shadow"}) {
@@ -705,15 +706,19 @@ TEST(Enforcement, AMoveIntoAProtectedPathMadeLaterIsTold) {
                              "t file mv w.yml .github/workflows/ci.yml\n"
                              "echo evil > stage/workflows/e.yml\n"
                              "t folder mv stage sub/.github\n"
+                             "echo evil > l.yml\n"
+                             "t link ln l.yml .github/workflows/l.yml\n"
                              "echo notes > notes.txt\n"
                              "t other mv notes.txt notes2.txt\n"});
     EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
     auto st = read_status(status);
-    for (auto name : {"file", "folder", "other"}) EXPECT_EQ(st[name], "0") << mode << " " << name;
+    for (auto name : {"file", "folder", "link", "other"}) EXPECT_EQ(st[name], "0") << mode << " " << name;
     std::map<std::string, const audit::Record*> by_to;
     for (const auto* rec : select(r, [](const audit::Record& x) { return x.has_rename(); }))
       by_to[rec->rename().to()] = rec;
-    for (auto to : {"/.github/workflows/ci.yml", "/sub/.github"}) {
+    for (const auto* rec : select(r, [](const audit::Record& x) { return x.has_link(); }))
+      by_to[rec->link().to()] = rec;
+    for (auto to : {"/.github/workflows/ci.yml", "/sub/.github", "/.github/workflows/l.yml"}) {
       const auto* rec = by_to[repo + to];
       ASSERT_NE(rec, nullptr) << mode << ": no rename record to " << to;
       ASSERT_TRUE(rec->has_decision()) << mode << ": " << rec->ShortDebugString();

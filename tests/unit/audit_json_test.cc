@@ -139,6 +139,9 @@ TEST(AuditJson, EveryKindByteForByte) {
       {"refused",
        R"("refused":{"syscall":"syscall 1","nr":-2,"arg0":"18446744073709551612",)"
        R"("error":"error 4"}})"},
+      {"link",
+       R"("link":{"from":"from 1","to":"to 2","flags":4000000003,"result":"-4000000000000",)"
+       R"("error":"error 5","path_truncated":true}})"},
   };
   const auto* oneof = audit::Record::descriptor()->FindOneofByName("event");
   ASSERT_EQ(static_cast<size_t>(oneof->field_count()), expected.size()) << "a kind without a line here";

@@ -139,6 +139,30 @@ TEST(Decode, RenameUsesBothSlots) {
   EXPECT_EQ(r.rename().result(), 0);
 }
 
+TEST(Decode, LinkIsItsOwnRecord) {
+  auto ev = std::make_unique<corral_rename_event>();
+  std::memset(ev.get(), 0, sizeof(*ev));
+  std::string from = "/src/a.txt\0"s;
+  std::string to = "/dst/b.txt\0"s;
+  std::memcpy(ev->data, from.data(), from.size());
+  std::memcpy(ev->data + CORRAL_SLOT_SIZE, to.data(), to.size());
+  ev->from = {0, static_cast<uint16_t>(from.size()), 0, 0};
+  ev->to = {0, static_cast<uint16_t>(to.size()), 0, 0};
+  ev->flags = 0x1000;  // AT_EMPTY_PATH
+  ev->ret = -1;
+  size_t size = offsetof(corral_rename_event, data) + CORRAL_SLOT_SIZE + to.size();
+  header(ev->hdr, CORRAL_EV_LINK, size);
+  audit::Record r;
+  std::string err;
+  ASSERT_TRUE(decode_event(bytes_of(*ev, size), r, err)) << err;
+  ASSERT_TRUE(r.has_link());
+  EXPECT_EQ(r.link().from(), "/src/a.txt");
+  EXPECT_EQ(r.link().to(), "/dst/b.txt");
+  EXPECT_EQ(r.link().flags(), 0x1000u);
+  EXPECT_EQ(r.link().result(), -1);
+  EXPECT_EQ(r.link().error(), "EPERM");
+}
+
 TEST(Decode, ConnectFamilies) {
   corral_connect_event ev{};
   header(ev.hdr, CORRAL_EV_CONNECT, sizeof(ev));

@@ -272,6 +272,10 @@ std::vector<std::pair<std::string, audit::Record>> samples() {
     m.mutable_rename()->set_to("/p/.github/workflows/ci.yml");
     decide(m, "missed", "ci-config", "moved into a protected path");
     out.emplace_back("rename missed", m);
+    auto l = base();
+    l.mutable_link()->set_from("/tmp/a");
+    l.mutable_link()->set_to("/tmp/c");
+    out.emplace_back("link", l);
   }
   {
     auto r = base();
