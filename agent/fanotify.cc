@@ -35,6 +35,9 @@ constexpr uint64_t kPermMask = FAN_OPEN_PERM;
 // looks at its stop request between batches; the fd stays readable when more
 // wait.
 constexpr size_t kBatch = 1024;
+// How long an opener shown "running" is asked again for its syscall (see
+// FileAccess::intent).
+constexpr auto kRunningFor = std::chrono::milliseconds(2);
 
 // Answering threads of all guards polling at once: fewer than the CPUs, so
 // that the openers always have one; none on a single CPU, where polling
@@ -84,8 +87,17 @@ const FileAccess::Intent& FileAccess::intent() const {
   Intent& in = intent_.emplace();
 #if defined(__x86_64__)
   std::string text;
+  const std::string file = "/proc/" + std::to_string(tid) + "/syscall";
+  // The opener queues its event, then goes to sleep for the answer: a
+  // guard that polls can read the event first, and the kernel shows
+  // "running" until the opener is asleep, a few instructions on. Asked
+  // again until then; past kRunningFor (the opener preempted on its way)
+  // the intent stays unknown, which counts as a write.
+  const auto deadline = std::chrono::steady_clock::now() + kRunningFor;
   try {
-    text = read_small_file(AT_FDCWD, "/proc/" + std::to_string(tid) + "/syscall", "syscall");
+    while ((text = read_small_file(AT_FDCWD, file, "syscall")).starts_with("running") &&
+           std::chrono::steady_clock::now() < deadline)
+      ::sched_yield();
   } catch (const std::exception& e) {
     spdlog::debug("fanotify: write intent of tid {} unknown: {}", tid, e.what());
     return in;

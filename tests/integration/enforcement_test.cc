@@ -646,6 +646,33 @@ TEST(Enforcement, ShadowProtectedPathsAllowWritesAndRecordThem) {
   protected_paths_case("shadow");
 }
 
+// A read of a protected file is allowed while other session processes
+// open files too. Answering any of them wakes every waiting opener for a
+// moment, and the kernel shows a woken one's syscall as "running": read
+// then, its intent was unknown and counted as a write (a read of
+// .git/config refused, now and then, beside a parallel build).
+TEST(Enforcement, ReadsOfAProtectedFileAmongOtherOpensAreNotTakenForWrites) {
+  CORRAL_REQUIRE_ROOT();
+  TempDir dir;
+  const std::string repo = make_repo(dir.path() + "/repo");
+  const std::string policy = dir.path() + "/policy.yaml";
+  write_file(policy,
+             "version: 1\n"
+             "protected:\n"
+             "  - id: git-config\n"
+             "    paths: [\"**/.git/config\"]\n");
+  InDir cwd(repo);
+  auto r = run_corral({"--allow-root", "--policy", policy},
+                      {"/bin/sh", "-c",
+                       "touch other; for k in 1 2 3; do (i=0; while [ $i -lt 1000 ]; do : <other; "
+                       "i=$((i+1)); done) & done; failed=0; i=0; while [ $i -lt 1500 ]; do "
+                       "true <.git/config || failed=$((failed+1)); i=$((i+1)); done; wait; "
+                       "echo $failed >failed"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(read_file(repo + "/failed"), "0\n") << "reads of .git/config refused";
+  EXPECT_TRUE(open_decisions(r).empty()) << dump(open_decisions(r));
+}
+
 // rules/README.md: protected files "may not write, create or delete". A
 // hook can be planted, and a protected file emptied or removed, without
 // opening anything under .git for writing: written elsewhere then renamed,
