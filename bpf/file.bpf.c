@@ -192,9 +192,13 @@ static __always_inline void link_syscall(struct syscall_args *a, long ret)
 	bool at = a->nr == CORRAL_NR_LINKAT;
 	__u32 flags = at ? a->args[4] : 0;
 	int from_dfd = at ? (int)a->args[0] : AT_FDCWD;
-	rename_exit(a, ret, CORRAL_EV_LINK, from_dfd, (const char *)a->args[at ? 1 : 0],
-		    (flags & AT_EMPTY_PATH) ? from_dfd : -1, at ? (int)a->args[2] : AT_FDCWD,
-		    (const char *)a->args[at ? 3 : 1], flags);
+	const char *from = (const char *)a->args[at ? 1 : 0];
+	/* AT_EMPTY_PATH names the fd's file only when the path is empty */
+	char first = 1;
+	if ((flags & AT_EMPTY_PATH) && bpf_probe_read_user(&first, 1, from) != 0)
+		first = 1;
+	rename_exit(a, ret, CORRAL_EV_LINK, from_dfd, from, first ? -1 : from_dfd,
+		    at ? (int)a->args[2] : AT_FDCWD, (const char *)a->args[at ? 3 : 1], flags);
 }
 
 /* ---- truncate, ftruncate ---- */

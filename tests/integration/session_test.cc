@@ -350,6 +350,9 @@ TEST(Session, EveryFileSyscallOfEachFamily) {
                            "link r_renameat2 l_linkat 0", "unlink r_rename", "unlink r_renameat",
                            "unlink d_unlinkat/", "unlink d_rmdir/"})
     EXPECT_TRUE(seen.count(want)) << want << "\n" << r.stderr_text;
+  // the file of the fd, whether the link was allowed or not
+  EXPECT_EQ(seen.count("link r_renameat2 l_empty 4096") + seen.count("link r_renameat2 l_empty 4096 failed"),
+            1u);
 }
 
 // A busy process outside the session, running throughout, leaves no trace.
