@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -159,6 +160,11 @@ FanotifyGuard::FanotifyGuard(pid_t ns_pid, Decider decider)
   std::string proc = "/proc/" + std::to_string(ns_pid);
   proc_dir_.reset(::open(proc.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!proc_dir_) throw errno_error("failed to open " + proc);
+  // Our own fd table, held open: an event descriptor's name is a
+  // readlinkat of its number there, not a walk of /proc/self/fd/N at every
+  // event (3.0 µs instead of 3.9 here).
+  own_fds_.reset(::open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!own_fds_) throw errno_error("failed to open /proc/self/fd");
 
   struct stat ours, theirs;
   if (::stat("/proc/self/ns/mnt", &ours) != 0)
@@ -384,10 +390,11 @@ bool permissions_elsewhere(decltype(statfs::f_type) type) {
 bool FanotifyGuard::fill_access(int event_fd, pid_t tid, FileAccess& a) {
   a = FileAccess(tid);
   char link[PATH_MAX + 32];
-  std::string self = "/proc/self/fd/" + std::to_string(event_fd);
-  ssize_t n = ::readlink(self.c_str(), link, sizeof(link) - 1);
+  char number[16];
+  std::snprintf(number, sizeof(number), "%d", event_fd);
+  ssize_t n = ::readlinkat(own_fds_.get(), number, link, sizeof(link) - 1);
   if (n < 0 || static_cast<size_t>(n) >= sizeof(link) - 1) {
-    spdlog::warn("fanotify: failed to read the path of an opened file ({}): {}", self,
+    spdlog::warn("fanotify: failed to read the path of an opened file (/proc/self/fd/{}): {}", number,
                  n < 0 ? std::strerror(errno) : "too long");
     return false;
   }

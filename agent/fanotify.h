@@ -231,6 +231,7 @@ class FanotifyGuard {
 
   pid_t ns_pid_;
   UniqueFd proc_dir_;  // /proc/<ns_pid>: pins the process, not a reused pid
+  UniqueFd own_fds_;   // /proc/self/fd
   UniqueFd group_;
   Decider decider_;
   std::set<int> marked_;  // ids of the mounts marked so far (for rescan's count)
