@@ -464,7 +464,7 @@ int cli_main(int argc, char** argv) {
   tail_cmd->add_option("--audit", to.path, "the audit log")->capture_default_str();
   tail_cmd->add_option("--session", to.session, "only this session (id or prefix)");
   tail_cmd->add_option("--kind", to.kind,
-                       "only this kind: exec, open, connect, unlink, rename, decision, ...");
+                       "only this kind: exec, open, connect, unlink, rename, link, decision, ...");
   tail_cmd->add_flag("--json", to.json, "the log's JSON lines");
   tail_cmd->add_option("-n,--last", to.last, "start with this many records")->capture_default_str();
   tail_cmd->add_flag("--from-start", to.from_start, "start at the log's first record");

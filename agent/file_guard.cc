@@ -21,7 +21,7 @@ namespace {
 
 constexpr size_t kWalkLimit = 100000;
 // Entries of a folder moved in looked at for protected paths (see
-// FileGuard::protected_within): a few milliseconds.
+// FileGuard::protected_within): a few milliseconds on the records' thread.
 constexpr size_t kMovedInWalkLimit = 4096;
 
 using Identity = std::pair<dev_t, ino_t>;
@@ -65,6 +65,11 @@ std::shared_ptr<const PathMatchers> PathMatcherCache::get(const rules::Policy& p
 struct FileGuard::Rules {
   std::shared_ptr<const PathMatchers> m;
   std::map<Identity, const rules::PathRule*> secret_ids, protected_ids;
+  // Literal folder names in the protected globs (".github", "workflows",
+  // "hooks"...: a component with more after it), each with its first rule:
+  // a folder moved in under one of these names is looked through (see
+  // protected_within).
+  std::map<std::string, const rules::PathRule*, std::less<>> protected_folders;
 };
 
 std::vector<std::pair<std::string, size_t>> find_existing(const std::vector<std::string>& globs,
@@ -172,7 +177,7 @@ std::vector<std::string> protected_mount_points(const rules::Policy& policy,
 
 std::unique_ptr<FileGuard::Rules> FileGuard::build(std::shared_ptr<const PathMatchers> matchers,
                                                    const ExistingFiles* existing) const {
-  auto r = std::make_unique<Rules>(Rules{std::move(matchers), {}, {}});
+  auto r = std::make_unique<Rules>(Rules{std::move(matchers), {}, {}, {}});
   const rules::Policy& policy = *r->m->policy;
   ExistingFiles scanned;
   if (!existing) existing = &(scanned = scan_existing(policy, agent_.home, cwd_));
@@ -191,6 +196,15 @@ std::unique_ptr<FileGuard::Rules> FileGuard::build(std::shared_ptr<const PathMat
   };
   index(policy.secrets, existing->secrets, r->secret_ids);
   index(policy.protected_paths, existing->protect, r->protected_ids);
+  for (const auto& rule : policy.protected_paths) {
+    if (rule.mode == rules::Mode::kOff) continue;
+    for (const auto& glob : rule.globs)
+      for (size_t at = 0, end; (end = glob.find('/', at)) != std::string::npos; at = end + 1) {
+        std::string_view part = std::string_view(glob).substr(at, end - at);
+        if (!part.empty() && part != "~" && !has_wildcard(part))
+          r->protected_folders.emplace(std::string(part), &rule);
+      }
+  }
   return r;
 }
 
@@ -288,35 +302,49 @@ void FileGuard::decide_record(audit::Record& r, const rules::PathRule& rule, con
 // mode).
 void FileGuard::annotate_moved_in(audit::Record& r, const std::string& to,
                                   const std::string* also) const {
-  const rules::PathRule* rule = protected_within(to);
-  if (!rule && also) rule = protected_within(*also);
-  if (!rule) return;
-  bool enforce = rule->mode == rules::Mode::kEnforce;
-  decide_record(r, *rule, enforce ? "missed" : "would_deny",
-                r.has_link() ? "linked into a protected path: a link is not asked about, and the "
-                               "path was not there to be made read-only when the session started"
-                             : "moved into a protected path: a rename is not asked about, and the "
-                               "path was not there to be made read-only when the session started");
+  const rules::PathRule* unchecked = nullptr;
+  const rules::PathRule* rule = protected_within(to, unchecked);
+  if (!rule && also) rule = protected_within(*also, unchecked);
+  if (rule) {
+    bool enforce = rule->mode == rules::Mode::kEnforce;
+    decide_record(r, *rule, enforce ? "missed" : "would_deny",
+                  r.has_link() ? "linked into a protected path: a link is not asked about, and the "
+                                 "path was not there to be made read-only when the session started"
+                               : "moved into a protected path: a rename is not asked about, and "
+                                 "the path was not there to be made read-only when the session "
+                                 "started");
+    return;
+  }
+  // Named like a protected folder, and too large (or changing too fast) to
+  // be looked through: told under the rule that names such a folder.
+  if (unchecked)
+    decide_record(r, *unchecked, unchecked->mode == rules::Mode::kEnforce ? "missed" : "would_deny",
+                  "moved in under a protected folder's name, and not looked through whole (more "
+                  "than 4096 entries, or it changed meanwhile)");
 }
 
-const rules::PathRule* FileGuard::protected_within(const std::string& path) const {
+const rules::PathRule* FileGuard::protected_within(const std::string& path,
+                                                   const rules::PathRule*& unchecked) const {
   if (const auto* rule = rules_->m->protect.match(path).rule) return rule;
-  if (path.empty() || path[0] != '/') return nullptr;
-  // A folder moved in brings its tree: looked at as the session sees it
-  // (its /tmp is its own), through its root. Bounded: this runs on the
-  // records' thread.
+  // A folder moved in brings its tree. Looked through only when its name
+  // is a literal part of a protected glob (`mv stage .github`), not at
+  // every rename of a folder (a package manager's staging): this runs on
+  // the records' thread. As the session sees it (its /tmp is its own),
+  // through its root; bounded, and a tree not looked through whole counts
+  // as unchecked.
+  std::string_view name = std::string_view(path).substr(path.rfind('/') + 1);
+  auto folder = rules_->protected_folders.find(name);
+  if (path.empty() || path[0] != '/' || folder == rules_->protected_folders.end()) return nullptr;
   std::error_code ec;
   const fs::path root = session_root_ + path;
   if (!fs::is_directory(fs::symlink_status(root, ec))) return nullptr;
   size_t seen = 0;
-  for (fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
-       !ec && it != end && seen < kMovedInWalkLimit; it.increment(ec), seen++) {
+  fs::recursive_directory_iterator it(root, fs::directory_options::none, ec), end;
+  for (; !ec && it != end && seen < kMovedInWalkLimit; it.increment(ec), seen++) {
     std::string inside = path + "/" + it->path().lexically_relative(root).string();
     if (const auto* rule = rules_->m->protect.match(inside).rule) return rule;
   }
-  if (seen >= kMovedInWalkLimit)
-    spdlog::warn("file guard: {} moved in has more than {} entries; looked at the first only", path,
-                 kMovedInWalkLimit);
+  if (ec || it != end) unchecked = folder->second;
   return nullptr;
 }
 
@@ -337,7 +365,10 @@ Verdict FileGuard::decide(const FileAccess& a) {
       protect = it->second, protect_by_id = true;
     else
       protect = rules_->m->protect.match(a.path).rule;
-    if (protect && a.write()) {
+    // Through a read-only mount (every protected path that existed at the
+    // start is one) a write open fails with EROFS before fanotify asks: an
+    // open asked about there is not a write, whatever the intent reads.
+    if (protect && !a.read_only_mount() && a.write()) {
       rule = protect;
       what = protect_by_id ? (a.write_known() ? "write to a protected path (by identity)"
                                               : "possible write to a protected path (by identity)")

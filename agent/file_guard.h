@@ -119,8 +119,11 @@ class FileGuard {
                                const ExistingFiles* existing = nullptr) const;
   // A rename or link record that gave `to` (and `also`, exchanged) a file.
   void annotate_moved_in(audit::Record& record, const std::string& to, const std::string* also) const;
-  // The protected rule matching `path` or, for a folder, a path in it.
-  const rules::PathRule* protected_within(const std::string& path) const;
+  // The protected rule matching `path` or, for a folder named like a folder
+  // in a protected glob, a path in it; `unchecked` set to that glob's rule
+  // when such a folder could not be looked through whole.
+  const rules::PathRule* protected_within(const std::string& path,
+                                          const rules::PathRule*& unchecked) const;
   void decide_record(audit::Record& record, const rules::PathRule& rule, const char* action,
                      const char* reason) const;
 

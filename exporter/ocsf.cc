@@ -444,7 +444,7 @@ Event finding(const audit::Record& r, Event ev) {
   std::string rule = d.rule().empty() ? fmt::format("#{}", d.rule_index()) : d.rule();
   std::string title =
       fmt::format("{} {} by rule {}", kind,
-                  deny ? "denied" : in_force ? "missed" : "would be denied", rule);
+                  deny ? "denied" : in_force ? d.action() : "would be denied", rule);
   json analytic = {{"name", rule}, {"type_id", 1}, {"type", "Rule"}};
   if (!d.rule().empty()) analytic["uid"] = d.rule();
 

@@ -721,6 +721,8 @@ TEST(Enforcement, AMoveIntoAProtectedPathMadeLaterIsTold) {
     write_file(policy,
                "version: 1\n"
                "protected:\n"
+               "  - id: other\n"
+               "    paths: [\"**/.nothing-here\"]\n"
                "  - id: ci\n"
                "    mode: " + mode + "\n"
                "    paths: [\"**/.github/workflows/**\"]\n");
@@ -736,10 +738,12 @@ TEST(Enforcement, AMoveIntoAProtectedPathMadeLaterIsTold) {
                              "echo evil > l.yml\n"
                              "t link ln l.yml .github/workflows/l.yml\n"
                              "echo notes > notes.txt\n"
-                             "t other mv notes.txt notes2.txt\n"});
+                             "t other mv notes.txt notes2.txt\n"
+                             "mkdir -p big sub3 && (cd big && seq 5000 | xargs touch)\n"
+                             "t big mv big sub3/.github\n"});
     EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
     auto st = read_status(status);
-    for (auto name : {"file", "folder", "link", "other"}) EXPECT_EQ(st[name], "0") << mode << " " << name;
+    for (auto name : {"file", "folder", "link", "other", "big"}) EXPECT_EQ(st[name], "0") << mode << " " << name;
     std::map<std::string, const audit::Record*> by_to;
     for (const auto* rec : select(r, [](const audit::Record& x) { return x.has_rename(); }))
       by_to[rec->rename().to()] = rec;
@@ -752,8 +756,15 @@ TEST(Enforcement, AMoveIntoAProtectedPathMadeLaterIsTold) {
       EXPECT_EQ(rec->decision().action(), mode == "enforce" ? "missed" : "would_deny");
       EXPECT_EQ(rec->decision().rule(), "ci");
       EXPECT_EQ(rec->decision().mode(), mode);
-      EXPECT_EQ(rec->decision().rule_index(), 0u);
+      EXPECT_EQ(rec->decision().rule_index(), 1u);
     }
+    // named like a protected folder, too large to be looked through
+    const auto* big = by_to[repo + "/sub3/.github"];
+    ASSERT_NE(big, nullptr) << mode;
+    ASSERT_TRUE(big->has_decision()) << mode << ": " << big->ShortDebugString();
+    EXPECT_EQ(big->decision().action(), mode == "enforce" ? "missed" : "would_deny");
+    EXPECT_EQ(big->decision().rule(), "ci");
+    EXPECT_NE(big->decision().reason().find("not looked through whole"), std::string::npos);
     const auto* other = by_to[repo + "/notes2.txt"];
     ASSERT_NE(other, nullptr) << mode;
     EXPECT_FALSE(other->has_decision()) << other->ShortDebugString();
