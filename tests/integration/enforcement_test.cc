@@ -650,7 +650,9 @@ TEST(Enforcement, ShadowProtectedPathsAllowWritesAndRecordThem) {
 // open files too. Answering any of them wakes every waiting opener for a
 // moment, and the kernel shows a woken one's syscall as "running": read
 // then, its intent was unknown and counted as a write (a read of
-// .git/config refused, now and then, beside a parallel build).
+// .git/config refused, now and then, beside a parallel build). The intent
+// is read again while "running"; and .git/config, there at the start, is a
+// read-only mount, where no open fanotify asks about is a write.
 TEST(Enforcement, ReadsOfAProtectedFileAmongOtherOpensAreNotTakenForWrites) {
   CORRAL_REQUIRE_ROOT();
   TempDir dir;
