@@ -46,13 +46,14 @@ int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
 constexpr int kFileSyscalls[] = {__NR_open,     __NR_openat,   __NR_openat2,  __NR_creat,
                                  __NR_unlink,   __NR_unlinkat, __NR_rmdir,    __NR_rename,
                                  __NR_renameat, __NR_renameat2, __NR_link,    __NR_linkat,
-                                 __NR_truncate, __NR_ftruncate};
+                                 __NR_symlink,  __NR_symlinkat, __NR_truncate, __NR_ftruncate};
 static_assert(CORRAL_NR_OPEN == __NR_open && CORRAL_NR_OPENAT == __NR_openat &&
               CORRAL_NR_OPENAT2 == __NR_openat2 && CORRAL_NR_CREAT == __NR_creat &&
               CORRAL_NR_UNLINK == __NR_unlink && CORRAL_NR_UNLINKAT == __NR_unlinkat &&
               CORRAL_NR_RMDIR == __NR_rmdir && CORRAL_NR_RENAME == __NR_rename &&
               CORRAL_NR_RENAMEAT == __NR_renameat && CORRAL_NR_RENAMEAT2 == __NR_renameat2 &&
               CORRAL_NR_LINK == __NR_link && CORRAL_NR_LINKAT == __NR_linkat &&
+              CORRAL_NR_SYMLINK == __NR_symlink && CORRAL_NR_SYMLINKAT == __NR_symlinkat &&
               CORRAL_NR_TRUNCATE == __NR_truncate && CORRAL_NR_FTRUNCATE == __NR_ftruncate &&
               CORRAL_NR_CONNECT == __NR_connect, "events.h and <sys/syscall.h> disagree");
 

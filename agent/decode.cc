@@ -181,7 +181,8 @@ bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::strin
       return true;
     }
     case CORRAL_EV_RENAME:
-    case CORRAL_EV_LINK: {
+    case CORRAL_EV_LINK:
+    case CORRAL_EV_SYMLINK: {
       corral_rename_event e;
       constexpr size_t data_off = offsetof(corral_rename_event, data);
       if (!read_fixed(bytes, data_off, e, error)) return false;
@@ -194,10 +195,15 @@ bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::strin
         r->set_path_truncated(from.truncated || to.truncated);
         set_result(r, e.ret);
       };
-      if (e.hdr.type == CORRAL_EV_LINK)
-        fill(out.mutable_link());
-      else
+      if (hdr.type == CORRAL_EV_RENAME) {
         fill(out.mutable_rename());
+      } else {
+        auto* l = out.mutable_link();
+        // a symlink's target is its text, relative to the link's folder
+        if (hdr.type == CORRAL_EV_SYMLINK) from.path = std::move(from.requested);
+        fill(l);
+        l->set_symbolic(hdr.type == CORRAL_EV_SYMLINK);
+      }
       return true;
     }
     case CORRAL_EV_TRUNCATE: {

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * File activity of session processes: opens (with flags and result) and the
- * ways test output gets hidden (unlink, rmdir, rename, truncate), and hard
- * links (a file's new name, like a rename's). Events are
+ * ways test output gets hidden (unlink, rmdir, rename, truncate), and links,
+ * hard and symbolic (a new name, like a rename's). Events are
  * built at syscall exit, when the result is known and an opened file can be
  * resolved from its fd.
  */
@@ -201,6 +201,15 @@ static __always_inline void link_syscall(struct syscall_args *a, long ret)
 		    at ? (int)a->args[2] : AT_FDCWD, (const char *)a->args[at ? 3 : 1], flags);
 }
 
+/* The target is kept as written (the decoder reads from's user string);
+ * the link's own name is resolved like any new name. */
+static __always_inline void symlink_syscall(struct syscall_args *a, long ret)
+{
+	bool at = a->nr == CORRAL_NR_SYMLINKAT;
+	rename_exit(a, ret, CORRAL_EV_SYMLINK, AT_FDCWD, (const char *)a->args[0], -1,
+		    at ? (int)a->args[1] : AT_FDCWD, (const char *)a->args[at ? 2 : 1], 0);
+}
+
 /* ---- truncate, ftruncate ---- */
 
 static __always_inline void truncate_exit(struct syscall_args *a, long ret, const char *name,
@@ -249,6 +258,10 @@ ON_SYSCALL_EXIT(file)
 	case CORRAL_NR_LINK:
 	case CORRAL_NR_LINKAT:
 		link_syscall(a, ret);
+		break;
+	case CORRAL_NR_SYMLINK:
+	case CORRAL_NR_SYMLINKAT:
+		symlink_syscall(a, ret);
 		break;
 	case CORRAL_NR_TRUNCATE:
 	case CORRAL_NR_FTRUNCATE:

@@ -38,6 +38,9 @@ std::string describe(const audit::Record& r) {
       return fmt::format("rename   {} => {} {}", r.rename().from(), r.rename().to(),
                          outcome(r.rename().result(), r.rename().error()));
     case audit::Record::kLink:
+      if (r.link().symbolic())
+        return fmt::format("symlink  {} -> {} {}", r.link().to(), r.link().from(),
+                           outcome(r.link().result(), r.link().error()));
       return fmt::format("link     {} => {} {}", r.link().from(), r.link().to(),
                          outcome(r.link().result(), r.link().error()));
     case audit::Record::kTruncate:

@@ -49,7 +49,9 @@ constexpr const char* kFileActivities[] = {"Unknown", "Create", "Read",
                                            "Update",  "Delete", "Rename"};
 constexpr const char* kNetworkActivities[] = {"Unknown", "Open", "Close",
                                               "Reset",   "Fail", "Refuse"};
-constexpr const char* kFileTypes[] = {"Unknown", "Regular File", "Folder"};
+// OCSF file type_id 0..7
+constexpr const char* kFileTypes[] = {"Unknown",      "Regular File", "Folder",     "Character Device",
+                                      "Block Device", "Local Socket", "Named Pipe", "Symbolic Link"};
 
 // One record as an event of `cls`, before what every event carries.
 struct Event {
@@ -197,7 +199,7 @@ Event link_event(const audit::Record& r) {
   const auto& n = r.link();
   Event e{&kFileActivity, 1, "Create"};
   e.body["actor"] = actor(r);
-  e.body["file"] = file(n.to(), 0);
+  e.body["file"] = file(n.to(), n.symbolic() ? 7 : 0);  // 7: Symbolic Link
   set_status(e.body, n.result(), n.error());
   return e;
 }

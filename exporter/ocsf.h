@@ -7,7 +7,8 @@
 //                  may write, else Read)
 //   unlink         File System Activity 1001 (Delete)
 //   rename         File System Activity 1001 (Rename; the new path is file_result)
-//   link           File System Activity 1001 (Create of the new name)
+//   link           File System Activity 1001 (Create of the new name; a
+//                  symbolic link's file type Symbolic Link)
 //   truncate       File System Activity 1001 (Update)
 //   connect        Network Activity 4001 (Open, Refuse, or Fail)
 //   session_start  Process Activity 1007 (Launch of the agent's main process)

@@ -46,6 +46,8 @@
 #define CORRAL_NR_RENAMEAT2 316
 #define CORRAL_NR_LINK 86
 #define CORRAL_NR_LINKAT 265
+#define CORRAL_NR_SYMLINK 88
+#define CORRAL_NR_SYMLINKAT 266
 #define CORRAL_NR_TRUNCATE 76
 #define CORRAL_NR_FTRUNCATE 77
 #define CORRAL_NR_CONNECT 42
@@ -59,7 +61,8 @@ enum corral_event_type {
 	CORRAL_EV_RENAME = 6,
 	CORRAL_EV_TRUNCATE = 7,
 	CORRAL_EV_EGRESS = 8,
-	CORRAL_EV_LINK = 9, /* laid out as corral_rename_event */
+	CORRAL_EV_LINK = 9,    /* laid out as corral_rename_event */
+	CORRAL_EV_SYMLINK = 10, /* laid out as corral_rename_event */
 };
 
 /* corral_path.flags */
@@ -150,7 +153,8 @@ struct corral_unlink_event {
 };
 
 /* rename, renameat, renameat2; and link, linkat (CORRAL_EV_LINK: from is
- * the file, to its new name, flags linkat's) */
+ * the file, to its new name, flags linkat's); symlink, symlinkat
+ * (CORRAL_EV_SYMLINK: from's user string is the target as written) */
 struct corral_rename_event {
 	struct corral_event_header hdr;
 	struct corral_path from;   /* slot 0 */

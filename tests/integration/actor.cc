@@ -21,8 +21,8 @@
 //   actor file-syscalls         in the cwd, each raw syscall of the file
 //                               families once: open creat openat openat2
 //                               truncate ftruncate rename renameat renameat2
-//                               link linkat (by name, by fd) unlink unlinkat
-//                               (file, dir) rmdir
+//                               link linkat (by name, by fd) symlink symlinkat
+//                               unlink unlinkat (file, dir) rmdir
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -72,6 +72,8 @@ int main(int argc, char** argv) {
     int file = open("r_renameat2", O_RDONLY);
     sys(SYS_linkat, file, "", AT_FDCWD, "l_empty", AT_EMPTY_PATH);
     close(file);
+    sys(SYS_symlink, "r_renameat2", "s_symlink");
+    sys(SYS_symlinkat, "../elsewhere", AT_FDCWD, "s_symlinkat");
     sys(SYS_unlink, "r_rename");
     sys(SYS_unlinkat, AT_FDCWD, "r_renameat", 0);
     mkdir("d_unlinkat", 0755);

@@ -710,9 +710,9 @@ TEST(Enforcement, ProtectedPathsCannotBeChangedWithoutAnOpen) {
 
 // A protected path that did not exist when the session started is not a
 // read-only mount, and a rename is not a permission event: a file or a
-// folder moved there gets there, and so does a hard link. Its rename or
-// link record says the rule missed it (would_deny in shadow mode); a rename
-// elsewhere carries no decision.
+// folder moved there gets there, and so does a hard or symbolic link. Its
+// rename or link record says the rule missed it (would_deny in shadow
+// mode); a rename elsewhere carries no decision.
 TEST(Enforcement, AMoveIntoAProtectedPathMadeLaterIsTold) {
   CORRAL_REQUIRE_ROOT();
   for (std::string mode : {"enforce", "shadow"}) {
@@ -739,19 +739,22 @@ TEST(Enforcement, AMoveIntoAProtectedPathMadeLaterIsTold) {
                              "t folder mv stage sub/.github\n"
                              "echo evil > l.yml\n"
                              "t link ln l.yml .github/workflows/l.yml\n"
+                             "t symlink ln -s ../../l.yml .github/workflows/s.yml\n"
                              "echo notes > notes.txt\n"
                              "t other mv notes.txt notes2.txt\n"
                              "mkdir -p big sub3 && (cd big && seq 5000 | xargs touch)\n"
                              "t big mv big sub3/.github\n"});
     EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
     auto st = read_status(status);
-    for (auto name : {"file", "folder", "link", "other", "big"}) EXPECT_EQ(st[name], "0") << mode << " " << name;
+    for (auto name : {"file", "folder", "link", "symlink", "other", "big"})
+      EXPECT_EQ(st[name], "0") << mode << " " << name;
     std::map<std::string, const audit::Record*> by_to;
     for (const auto* rec : select(r, [](const audit::Record& x) { return x.has_rename(); }))
       by_to[rec->rename().to()] = rec;
     for (const auto* rec : select(r, [](const audit::Record& x) { return x.has_link(); }))
       by_to[rec->link().to()] = rec;
-    for (auto to : {"/.github/workflows/ci.yml", "/sub/.github", "/.github/workflows/l.yml"}) {
+    for (auto to : {"/.github/workflows/ci.yml", "/sub/.github", "/.github/workflows/l.yml",
+                    "/.github/workflows/s.yml"}) {
       const auto* rec = by_to[repo + to];
       ASSERT_NE(rec, nullptr) << mode << ": no rename record to " << to;
       ASSERT_TRUE(rec->has_decision()) << mode << ": " << rec->ShortDebugString();

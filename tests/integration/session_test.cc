@@ -339,7 +339,9 @@ TEST(Session, EveryFileSyscallOfEachFamily) {
       seen.insert("unlink " + rec.unlink().path().substr(d.size()) +
                   (rec.unlink().directory() ? "/" : ""));
     // by fd (AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH: told whatever the result
-    if (rec.has_link() && rec.link().from().starts_with(d))
+    if (rec.has_link() && rec.link().symbolic() && rec.link().result() == 0)
+      seen.insert("symlink " + rec.link().to().substr(d.size()) + " -> " + rec.link().from());
+    else if (rec.has_link() && rec.link().from().starts_with(d))
       seen.insert("link " + rec.link().from().substr(d.size()) + " " + rec.link().to().substr(d.size()) +
                   " " + std::to_string(rec.link().flags()) + (rec.link().result() == 0 ? "" : " failed"));
   }
@@ -347,7 +349,8 @@ TEST(Session, EveryFileSyscallOfEachFamily) {
                            "open f_openat2 64 384", "truncate f_open 3", "truncate f_creat 2 fd",
                            "rename f_open r_rename 0", "rename f_creat r_renameat 0",
                            "rename f_openat r_renameat2 1", "link r_renameat2 l_link 0",
-                           "link r_renameat2 l_linkat 0", "unlink r_rename", "unlink r_renameat",
+                           "link r_renameat2 l_linkat 0", "symlink s_symlink -> r_renameat2",
+                           "symlink s_symlinkat -> ../elsewhere", "unlink r_rename", "unlink r_renameat",
                            "unlink d_unlinkat/", "unlink d_rmdir/"})
     EXPECT_TRUE(seen.count(want)) << want << "\n" << r.stderr_text;
   // the file of the fd, whether the link was allowed or not

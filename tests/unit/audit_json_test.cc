@@ -141,7 +141,7 @@ TEST(AuditJson, EveryKindByteForByte) {
        R"("error":"error 4"}})"},
       {"link",
        R"("link":{"from":"from 1","to":"to 2","flags":4000000003,"result":"-4000000000000",)"
-       R"("error":"error 5","path_truncated":true}})"},
+       R"("error":"error 5","path_truncated":true,"symbolic":true}})"},
   };
   const auto* oneof = audit::Record::descriptor()->FindOneofByName("event");
   ASSERT_EQ(static_cast<size_t>(oneof->field_count()), expected.size()) << "a kind without a line here";

@@ -156,11 +156,34 @@ TEST(Decode, LinkIsItsOwnRecord) {
   std::string err;
   ASSERT_TRUE(decode_event(bytes_of(*ev, size), r, err)) << err;
   ASSERT_TRUE(r.has_link());
+  EXPECT_FALSE(r.link().symbolic());
   EXPECT_EQ(r.link().from(), "/src/a.txt");
   EXPECT_EQ(r.link().to(), "/dst/b.txt");
   EXPECT_EQ(r.link().flags(), 0x1000u);
   EXPECT_EQ(r.link().result(), -1);
   EXPECT_EQ(r.link().error(), "EPERM");
+}
+
+// A symbolic link's target is its text: not joined to the cwd the kernel
+// program walked for it.
+TEST(Decode, SymlinkKeepsItsTargetAsWritten) {
+  auto ev = std::make_unique<corral_rename_event>();
+  std::memset(ev.get(), 0, sizeof(*ev));
+  std::string from = "work\0"s + "../evil.sh\0"s;
+  std::string to = "/repo/.git/hooks/pre-commit\0"s;
+  std::memcpy(ev->data, from.data(), from.size());
+  std::memcpy(ev->data + CORRAL_SLOT_SIZE, to.data(), to.size());
+  ev->from = {5, 11, CORRAL_PATH_BASE_CWD, 1};
+  ev->to = {0, static_cast<uint16_t>(to.size()), 0, 0};
+  size_t size = offsetof(corral_rename_event, data) + CORRAL_SLOT_SIZE + to.size();
+  header(ev->hdr, CORRAL_EV_SYMLINK, size);
+  audit::Record r;
+  std::string err;
+  ASSERT_TRUE(decode_event(bytes_of(*ev, size), r, err)) << err;
+  ASSERT_TRUE(r.has_link());
+  EXPECT_TRUE(r.link().symbolic());
+  EXPECT_EQ(r.link().from(), "../evil.sh");
+  EXPECT_EQ(r.link().to(), "/repo/.git/hooks/pre-commit");
 }
 
 TEST(Decode, ConnectFamilies) {

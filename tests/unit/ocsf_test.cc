@@ -276,6 +276,9 @@ std::vector<std::pair<std::string, audit::Record>> samples() {
     l.mutable_link()->set_from("/tmp/a");
     l.mutable_link()->set_to("/tmp/c");
     out.emplace_back("link", l);
+    l.mutable_link()->set_from("../evil.sh");
+    l.mutable_link()->set_symbolic(true);
+    out.emplace_back("symlink", l);
   }
   {
     auto r = base();
