@@ -200,7 +200,7 @@ bool decode_event(std::span<const uint8_t> bytes, audit::Record& out, std::strin
       } else {
         auto* l = out.mutable_link();
         // a symlink's target is its text, relative to the link's folder
-        if (hdr.type == CORRAL_EV_SYMLINK) from.path = std::move(from.requested);
+        if (hdr.type == CORRAL_EV_SYMLINK) from = {std::move(from.requested), {}, false};
         fill(l);
         l->set_symbolic(hdr.type == CORRAL_EV_SYMLINK);
       }

@@ -1,5 +1,6 @@
 #include "file_guard.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -11,6 +12,7 @@
 #include <map>
 
 #include "decode.h"
+#include "errno_error.h"
 #include "mnt.h"
 #include "path.h"
 
@@ -50,6 +52,25 @@ bool agent_may_write(const FileAccess& f, const Credentials& who) {
 
 }  // namespace
 
+std::vector<rules::PathRule> PathMatchers::folder_rules(const std::vector<rules::PathRule>& rules) {
+  std::vector<rules::PathRule> out;
+  for (const auto& rule : rules) {
+    if (rule.mode == rules::Mode::kOff) continue;
+    rules::PathRule folders = rule;
+    folders.globs.clear();
+    for (const auto& glob : rule.globs)
+      for (size_t end = glob.find('/', 1); end != std::string::npos; end = glob.find('/', end + 1)) {
+        std::string prefix = glob.substr(0, end);
+        std::string_view last = std::string_view(prefix).substr(prefix.rfind('/') + 1);
+        // "**" alone would make every folder one; "~" is the home itself
+        if (last.empty() || last == "**" || prefix == "~" || rules::check_glob(prefix)) continue;
+        folders.globs.push_back(std::move(prefix));
+      }
+    if (!folders.globs.empty()) out.push_back(std::move(folders));
+  }
+  return out;
+}
+
 std::shared_ptr<const PathMatchers> PathMatcherCache::get(const rules::Policy& policy,
                                                           uint32_t generation,
                                                           const std::string& home) {
@@ -65,11 +86,6 @@ std::shared_ptr<const PathMatchers> PathMatcherCache::get(const rules::Policy& p
 struct FileGuard::Rules {
   std::shared_ptr<const PathMatchers> m;
   std::map<Identity, const rules::PathRule*> secret_ids, protected_ids;
-  // Literal folder names in the protected globs (".github", "workflows",
-  // "hooks"...: a component with more after it), each with its first rule:
-  // a folder moved in under one of these names is looked through (see
-  // protected_within).
-  std::map<std::string, const rules::PathRule*, std::less<>> protected_folders;
 };
 
 std::vector<std::pair<std::string, size_t>> find_existing(const std::vector<std::string>& globs,
@@ -177,7 +193,7 @@ std::vector<std::string> protected_mount_points(const rules::Policy& policy,
 
 std::unique_ptr<FileGuard::Rules> FileGuard::build(std::shared_ptr<const PathMatchers> matchers,
                                                    const ExistingFiles* existing) const {
-  auto r = std::make_unique<Rules>(Rules{std::move(matchers), {}, {}, {}});
+  auto r = std::make_unique<Rules>(Rules{std::move(matchers), {}, {}});
   const rules::Policy& policy = *r->m->policy;
   ExistingFiles scanned;
   if (!existing) existing = &(scanned = scan_existing(policy, agent_.home, cwd_));
@@ -196,15 +212,6 @@ std::unique_ptr<FileGuard::Rules> FileGuard::build(std::shared_ptr<const PathMat
   };
   index(policy.secrets, existing->secrets, r->secret_ids);
   index(policy.protected_paths, existing->protect, r->protected_ids);
-  for (const auto& rule : policy.protected_paths) {
-    if (rule.mode == rules::Mode::kOff) continue;
-    for (const auto& glob : rule.globs)
-      for (size_t at = 0, end; (end = glob.find('/', at)) != std::string::npos; at = end + 1) {
-        std::string_view part = std::string_view(glob).substr(at, end - at);
-        if (!part.empty() && part != "~" && !has_wildcard(part))
-          r->protected_folders.emplace(std::string(part), &rule);
-      }
-  }
   return r;
 }
 
@@ -214,8 +221,13 @@ FileGuard::FileGuard(boost::asio::io_context& io, pid_t ns_pid, const Credential
     : io_(io),
       agent_(agent),
       cwd_(std::move(cwd)),
-      session_root_("/proc/" + std::to_string(ns_pid) + "/root"),
       outbox_(std::make_shared<Outbox>()) {
+  // Held, not named by pid: a session's last records are read after its
+  // processes are gone, and a pid can be reused.
+  std::string root = "/proc/" + std::to_string(ns_pid) + "/root";
+  session_root_fd_.reset(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!session_root_fd_) throw errno_error("failed to open " + root);
+  session_root_ = "/proc/self/fd/" + std::to_string(session_root_fd_.get());
   outbox_->emit = std::move(emit);
   rules_ = build(std::move(matchers), existing);
   guard_ = std::make_unique<FanotifyGuard>(ns_pid, [this](const FileAccess& a) { return decide(a); });
@@ -270,7 +282,8 @@ void FileGuard::annotate(audit::Record& r) const {
   if (r.has_link()) {
     const auto& ln = r.link();
     if (ln.result() == 0 && ln.error().empty()) return annotate_moved_in(r, ln.to(), nullptr);
-    paths[0] = &ln.from(), paths[1] = &ln.to(), error = &ln.error();
+    paths[0] = &ln.to(), error = &ln.error();
+    if (!ln.symbolic()) paths[1] = &ln.from();  // a symlink's target is text
   }
   if (!error || *error != "EROFS") return;
   for (const std::string* path : paths) {
@@ -319,32 +332,36 @@ void FileGuard::annotate_moved_in(audit::Record& r, const std::string& to,
   // be looked through: told under the rule that names such a folder.
   if (unchecked)
     decide_record(r, *unchecked, unchecked->mode == rules::Mode::kEnforce ? "missed" : "would_deny",
-                  "moved in under a protected folder's name, and not looked through whole (more "
-                  "than 4096 entries, or it changed meanwhile)");
+                  "put at a protected folder's path, and not looked through whole (a symlink, "
+                  "more than 4096 entries, or gone or changed meanwhile)");
 }
 
 const rules::PathRule* FileGuard::protected_within(const std::string& path,
                                                    const rules::PathRule*& unchecked) const {
   if (const auto* rule = rules_->m->protect.match(path).rule) return rule;
-  // A folder moved in brings its tree. Looked through only when its name
-  // is a literal part of a protected glob (`mv stage .github`), not at
-  // every rename of a folder (a package manager's staging): this runs on
-  // the records' thread. As the session sees it (its /tmp is its own),
-  // through its root; bounded, and a tree not looked through whole counts
-  // as unchecked.
-  std::string_view name = std::string_view(path).substr(path.rfind('/') + 1);
-  auto folder = rules_->protected_folders.find(name);
-  if (path.empty() || path[0] != '/' || folder == rules_->protected_folders.end()) return nullptr;
+  // A folder moved in brings its tree. Looked through only when its path
+  // is a folder of a protected glob (`mv stage .github`), not at every
+  // rename of a folder (a package manager's staging): this runs on the
+  // records' thread. As the session sees it (its /tmp is its own), through
+  // its root; bounded. A symlink put there (its target's tree is reached
+  // through it) and a tree not looked through whole count as unchecked.
+  const rules::PathRule* folder = rules_->m->protect_folders.match(path).rule;
+  if (!folder || path.empty() || path[0] != '/') return nullptr;
   std::error_code ec;
   const fs::path root = session_root_ + path;
-  if (!fs::is_directory(fs::symlink_status(root, ec))) return nullptr;
+  auto status = fs::symlink_status(root, ec);
+  if (ec || fs::is_symlink(status)) {
+    unchecked = folder;
+    return nullptr;
+  }
+  if (!fs::is_directory(status)) return nullptr;
   size_t seen = 0;
-  fs::recursive_directory_iterator it(root, fs::directory_options::none, ec), end;
+  fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
   for (; !ec && it != end && seen < kMovedInWalkLimit; it.increment(ec), seen++) {
     std::string inside = path + "/" + it->path().lexically_relative(root).string();
     if (const auto* rule = rules_->m->protect.match(inside).rule) return rule;
   }
-  if (ec || it != end) unchecked = folder->second;
+  if (ec || it != end) unchecked = folder;
   return nullptr;
 }
 
@@ -366,9 +383,11 @@ Verdict FileGuard::decide(const FileAccess& a) {
     else
       protect = rules_->m->protect.match(a.path).rule;
     // Through a read-only mount (every protected path that existed at the
-    // start is one) a write open fails with EROFS before fanotify asks: an
-    // open asked about there is not a write, whatever the intent reads.
-    if (protect && !a.read_only_mount() && a.write()) {
+    // start is one) a write open of a file or folder fails with EROFS
+    // before fanotify asks: an open asked about there is not a write,
+    // whatever the intent reads. Not so for devices, FIFOs and sockets.
+    bool ro_file = (S_ISREG(a.mode) || S_ISDIR(a.mode)) && a.read_only_mount();
+    if (protect && !ro_file && a.write()) {
       rule = protect;
       what = protect_by_id ? (a.write_known() ? "write to a protected path (by identity)"
                                               : "possible write to a protected path (by identity)")

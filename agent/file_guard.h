@@ -19,6 +19,7 @@
 
 #include "audit.pb.h"
 #include "fanotify.h"
+#include "glob.h"
 #include "matcher.h"
 #include "process.h"
 
@@ -43,12 +44,18 @@ struct PathMatchers {
   uint32_t generation;
   rules::PathMatcher secrets;
   rules::PathMatcher protect;
+  // The folders of the protected globs ("**/.github" and
+  // "**/.github/workflows" of "**/.github/workflows/**"), by rule.
+  rules::PathMatcher protect_folders;
 
   PathMatchers(const rules::Policy& p, uint32_t generation, const std::string& home)
       : policy(std::make_shared<const rules::Policy>(p)),
         generation(generation),
         secrets(policy->secrets, home),
-        protect(policy->protected_paths, home) {}
+        protect(policy->protected_paths, home),
+        protect_folders(folder_rules(policy->protected_paths), home) {}
+
+  static std::vector<rules::PathRule> folder_rules(const std::vector<rules::PathRule>& rules);
 };
 
 // One supervisor's matchers, by home, for its policy in force.
@@ -119,9 +126,9 @@ class FileGuard {
                                const ExistingFiles* existing = nullptr) const;
   // A rename or link record that gave `to` (and `also`, exchanged) a file.
   void annotate_moved_in(audit::Record& record, const std::string& to, const std::string* also) const;
-  // The protected rule matching `path` or, for a folder named like a folder
-  // in a protected glob, a path in it; `unchecked` set to that glob's rule
-  // when such a folder could not be looked through whole.
+  // The protected rule matching `path` or, for a folder at the path of a
+  // folder of a protected glob, a path in it; `unchecked` set to that glob's
+  // rule when such a folder could not be looked through whole.
   const rules::PathRule* protected_within(const std::string& path,
                                           const rules::PathRule*& unchecked) const;
   void decide_record(audit::Record& record, const rules::PathRule& rule, const char* action,
@@ -130,7 +137,8 @@ class FileGuard {
   boost::asio::io_context& io_;
   Credentials agent_;
   std::string cwd_;
-  std::string session_root_;  // /proc/<ns_pid>/root: paths as the session sees them
+  UniqueFd session_root_fd_;  // the session's root: paths as the session sees them
+  std::string session_root_;  // /proc/self/fd/<session_root_fd_>
   std::shared_ptr<Outbox> outbox_;
   // Read by the guard's thread in decide(), replaced only inside
   // FanotifyGuard::reset_cache(), which excludes decisions.

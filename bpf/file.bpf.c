@@ -159,7 +159,8 @@ static __always_inline void unlink_syscall(struct syscall_args *a, long ret)
 
 /* ---- rename, renameat, renameat2; link, linkat ---- */
 
-/* `from_fd` >= 0: the file is that fd's (linkat's AT_EMPTY_PATH). */
+/* `from_fd` >= 0: the file is that fd's (linkat's AT_EMPTY_PATH); a
+ * symlink's `from` is text, its user string alone. */
 static __always_inline void rename_exit(struct syscall_args *a, long ret, __u32 type, int from_dfd,
 					const char *from, int from_fd, int to_dfd, const char *to,
 					__u32 flags)
@@ -173,7 +174,15 @@ static __always_inline void rename_exit(struct syscall_args *a, long ret, __u32 
 	e->to_dfd = to_dfd;
 	e->ret = ret;
 	e->flags = flags;
-	fill_path(offsetof(struct corral_rename_event, data), &e->from, from_dfd, (__u64)from, from_fd);
+	if (type == CORRAL_EV_SYMLINK) {
+		e->from.flags = 0;
+		e->from.components_len = 0;
+		e->from.depth = 0;
+		read_user_string(s, offsetof(struct corral_rename_event, data), &e->from, from);
+	} else {
+		fill_path(offsetof(struct corral_rename_event, data), &e->from, from_dfd, (__u64)from,
+			  from_fd);
+	}
 	fill_path(offsetof(struct corral_rename_event, data) + CORRAL_SLOT_SIZE, &e->to, to_dfd, (__u64)to, -1);
 	emit(e, offsetof(struct corral_rename_event, data) + CORRAL_SLOT_SIZE + slot_used(&e->to));
 }
@@ -201,8 +210,8 @@ static __always_inline void link_syscall(struct syscall_args *a, long ret)
 		    at ? (int)a->args[2] : AT_FDCWD, (const char *)a->args[at ? 3 : 1], flags);
 }
 
-/* The target is kept as written (the decoder reads from's user string);
- * the link's own name is resolved like any new name. */
+/* The target is kept as written, not walked; the link's own name is
+ * resolved like any new name. */
 static __always_inline void symlink_syscall(struct syscall_args *a, long ret)
 {
 	bool at = a->nr == CORRAL_NR_SYMLINKAT;

@@ -72,6 +72,10 @@ int main(int argc, char** argv) {
     int file = open("r_renameat2", O_RDONLY);
     sys(SYS_linkat, file, "", AT_FDCWD, "l_empty", AT_EMPTY_PATH);
     close(file);
+    // with a path, AT_EMPTY_PATH changes nothing: the path names the file
+    int dir = open(".", O_RDONLY | O_DIRECTORY);
+    sys(SYS_linkat, dir, "r_renameat2", AT_FDCWD, "l_named", AT_EMPTY_PATH);
+    close(dir);
     sys(SYS_symlink, "r_renameat2", "s_symlink");
     sys(SYS_symlinkat, "../elsewhere", AT_FDCWD, "s_symlinkat");
     sys(SYS_unlink, "r_rename");

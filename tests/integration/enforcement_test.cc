@@ -743,10 +743,12 @@ TEST(Enforcement, AMoveIntoAProtectedPathMadeLaterIsTold) {
                              "echo notes > notes.txt\n"
                              "t other mv notes.txt notes2.txt\n"
                              "mkdir -p big sub3 && (cd big && seq 5000 | xargs touch)\n"
-                             "t big mv big sub3/.github\n"});
+                             "t big mv big sub3/.github\n"
+                             "mkdir -p stage2/workflows sub4 && echo evil > stage2/workflows/x.yml\n"
+                             "t symfolder ln -s ../stage2 sub4/.github\n"});
     EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
     auto st = read_status(status);
-    for (auto name : {"file", "folder", "link", "symlink", "other", "big"})
+    for (auto name : {"file", "folder", "link", "symlink", "other", "big", "symfolder"})
       EXPECT_EQ(st[name], "0") << mode << " " << name;
     std::map<std::string, const audit::Record*> by_to;
     for (const auto* rec : select(r, [](const audit::Record& x) { return x.has_rename(); }))
@@ -763,13 +765,16 @@ TEST(Enforcement, AMoveIntoAProtectedPathMadeLaterIsTold) {
       EXPECT_EQ(rec->decision().mode(), mode);
       EXPECT_EQ(rec->decision().rule_index(), 1u);
     }
-    // named like a protected folder, too large to be looked through
-    const auto* big = by_to[repo + "/sub3/.github"];
-    ASSERT_NE(big, nullptr) << mode;
-    ASSERT_TRUE(big->has_decision()) << mode << ": " << big->ShortDebugString();
-    EXPECT_EQ(big->decision().action(), mode == "enforce" ? "missed" : "would_deny");
-    EXPECT_EQ(big->decision().rule(), "ci");
-    EXPECT_NE(big->decision().reason().find("not looked through whole"), std::string::npos);
+    // at a protected folder's path: too large to be looked through, or a
+    // symlink (its target's tree is reached through it)
+    for (auto to : {"/sub3/.github", "/sub4/.github"}) {
+      const auto* rec = by_to[repo + to];
+      ASSERT_NE(rec, nullptr) << mode << " " << to;
+      ASSERT_TRUE(rec->has_decision()) << mode << ": " << rec->ShortDebugString();
+      EXPECT_EQ(rec->decision().action(), mode == "enforce" ? "missed" : "would_deny");
+      EXPECT_EQ(rec->decision().rule(), "ci");
+      EXPECT_NE(rec->decision().reason().find("not looked through whole"), std::string::npos);
+    }
     const auto* other = by_to[repo + "/notes2.txt"];
     ASSERT_NE(other, nullptr) << mode;
     EXPECT_FALSE(other->has_decision()) << other->ShortDebugString();

@@ -349,7 +349,8 @@ TEST(Session, EveryFileSyscallOfEachFamily) {
                            "open f_openat2 64 384", "truncate f_open 3", "truncate f_creat 2 fd",
                            "rename f_open r_rename 0", "rename f_creat r_renameat 0",
                            "rename f_openat r_renameat2 1", "link r_renameat2 l_link 0",
-                           "link r_renameat2 l_linkat 0", "symlink s_symlink -> r_renameat2",
+                           "link r_renameat2 l_linkat 0", "link r_renameat2 l_named 4096",
+                           "symlink s_symlink -> r_renameat2",
                            "symlink s_symlinkat -> ../elsewhere", "unlink r_rename", "unlink r_renameat",
                            "unlink d_unlinkat/", "unlink d_rmdir/"})
     EXPECT_TRUE(seen.count(want)) << want << "\n" << r.stderr_text;
