@@ -328,8 +328,8 @@ void FileGuard::annotate_moved_in(audit::Record& r, const std::string& to,
                                  "started");
     return;
   }
-  // Named like a protected folder, and too large (or changing too fast) to
-  // be looked through: told under the rule that names such a folder.
+  // At a protected folder's path, and not looked through: told under the
+  // rule that names that folder.
   if (unchecked)
     decide_record(r, *unchecked, unchecked->mode == rules::Mode::kEnforce ? "missed" : "would_deny",
                   "put at a protected folder's path, and not looked through whole (a symlink, "
