@@ -1,12 +1,16 @@
 #include "file_guard.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>  // RENAME_EXCHANGE
 #include <filesystem>
 #include <map>
@@ -317,6 +321,14 @@ void FileGuard::annotate_moved_in(audit::Record& r, const std::string& to,
                                   const std::string* also) const {
   const rules::PathRule* unchecked = nullptr;
   const rules::PathRule* rule = protected_within(to, unchecked);
+  if (!rule) {
+    // The record's new name is its folder argument resolved and the rest as
+    // written: a symlink in the rest (`ln -s .github/workflows wf; mv x wf/`)
+    // hides where the file went. Looked at again as the kernel resolves it
+    // now; one gone already is told as written.
+    std::string real = resolved_in_session(to);
+    if (!real.empty() && real != to) rule = protected_within(real, unchecked);
+  }
   if (!rule && also) rule = protected_within(*also, unchecked);
   if (rule) {
     bool enforce = rule->mode == rules::Mode::kEnforce;
@@ -334,6 +346,24 @@ void FileGuard::annotate_moved_in(audit::Record& r, const std::string& to,
     decide_record(r, *unchecked, unchecked->mode == rules::Mode::kEnforce ? "missed" : "would_deny",
                   "put at a protected folder's path, and not looked through whole (a symlink, "
                   "more than 4096 entries, or gone or changed meanwhile)");
+}
+
+std::string FileGuard::resolved_in_session(const std::string& path) const {
+  size_t slash = path.rfind('/');
+  if (path.empty() || path[0] != '/' || slash == std::string::npos) return {};
+  std::string folder = "." + path.substr(0, slash);  // relative to the root
+  struct open_how how = {};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  UniqueFd fd(static_cast<int>(
+      ::syscall(SYS_openat2, session_root_fd_.get(), folder.c_str(), &how, sizeof(how))));
+  if (!fd) return {};
+  char buf[PATH_MAX];
+  std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+  ssize_t n = ::readlink(self.c_str(), buf, sizeof(buf));
+  if (n <= 0 || static_cast<size_t>(n) >= sizeof(buf) || buf[0] != '/') return {};
+  std::string real(buf, static_cast<size_t>(n));
+  return (real == "/" ? "" : real) + path.substr(slash);
 }
 
 const rules::PathRule* FileGuard::protected_within(const std::string& path,

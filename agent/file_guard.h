@@ -126,6 +126,9 @@ class FileGuard {
                                const ExistingFiles* existing = nullptr) const;
   // A rename or link record that gave `to` (and `also`, exchanged) a file.
   void annotate_moved_in(audit::Record& record, const std::string& to, const std::string* also) const;
+  // `path` with its folder resolved in the session now (symlinks, ".."), as
+  // the session names it; empty when that folder cannot be resolved.
+  std::string resolved_in_session(const std::string& path) const;
   // The protected rule matching `path` or, for a folder at the path of a
   // folder of a protected glob, a path in it; `unchecked` set to that glob's
   // rule when such a folder could not be looked through whole.

@@ -745,18 +745,23 @@ TEST(Enforcement, AMoveIntoAProtectedPathMadeLaterIsTold) {
                              "mkdir -p big sub3 && (cd big && seq 5000 | xargs touch)\n"
                              "t big mv big sub3/.github\n"
                              "mkdir -p stage2/workflows sub4 && echo evil > stage2/workflows/x.yml\n"
-                             "t symfolder ln -s ../stage2 sub4/.github\n"});
+                             "t symfolder ln -s ../stage2 sub4/.github\n"
+                             "echo evil > a.yml; ln -s .github/workflows wf\n"
+                             "t alias mv a.yml wf/a.yml\n"
+                             // the records are read while the session's root is whole
+                             "sleep 0.3\n"});
     EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
     auto st = read_status(status);
-    for (auto name : {"file", "folder", "link", "symlink", "other", "big", "symfolder"})
+    for (auto name : {"file", "folder", "link", "symlink", "other", "big", "symfolder", "alias"})
       EXPECT_EQ(st[name], "0") << mode << " " << name;
     std::map<std::string, const audit::Record*> by_to;
     for (const auto* rec : select(r, [](const audit::Record& x) { return x.has_rename(); }))
       by_to[rec->rename().to()] = rec;
     for (const auto* rec : select(r, [](const audit::Record& x) { return x.has_link(); }))
       by_to[rec->link().to()] = rec;
+    // (through a symlink: the record names wf/a.yml, the file is in workflows)
     for (auto to : {"/.github/workflows/ci.yml", "/sub/.github", "/.github/workflows/l.yml",
-                    "/.github/workflows/s.yml"}) {
+                    "/.github/workflows/s.yml", "/wf/a.yml"}) {
       const auto* rec = by_to[repo + to];
       ASSERT_NE(rec, nullptr) << mode << ": no rename record to " << to;
       ASSERT_TRUE(rec->has_decision()) << mode << ": " << rec->ShortDebugString();
